@@ -1,0 +1,23 @@
+/**
+ * The `ps3` subcommands: name, one-line summary, and the module that runs it. Each module
+ * exports `run(args: string[]): Promise<number>` (the exit code) and is loaded on demand,
+ * so `ps3 --help` starts fast and no GPU is touched before a command needs one.
+ *
+ * @module
+ */
+
+/** A subcommand's entry. */
+export interface Command {
+  /** One-line summary for `ps3 --help`. */
+  summary: string;
+  /** Loads the module that runs it. */
+  load: () => Promise<{ run: (args: string[]) => Promise<number> }>;
+}
+
+/** Every subcommand, in the order `ps3 --help` lists them. */
+export const COMMANDS: Record<string, Command> = {
+  info: {
+    summary: "Show the GPU adapter ps3 runs on and its limits",
+    load: () => import("./info.ts"),
+  },
+};

@@ -1,0 +1,148 @@
+/**
+ * A pool of storage buffers keyed by rounded size, with byte counters.
+ *
+ * Tensors take their memory from here and give it back on dispose; a training step that
+ * disposes what it creates therefore reuses the same buffers every step and its memory stays
+ * flat. Sizes are rounded up to one of four steps per power of two (at most 25% slack).
+ *
+ * @module
+ */
+
+/** Byte counters of a {@linkcode BufferPool}. */
+export interface PoolStats {
+  /** Bytes of every buffer the pool holds, in use or free. */
+  allocatedBytes: number;
+  /** Bytes of buffers handed out and not yet released. */
+  inUseBytes: number;
+  /** Highest `inUseBytes` since creation or the last {@linkcode BufferPool.resetPeak}. */
+  peakInUseBytes: number;
+  /** Number of buffers handed out and not yet released. */
+  liveBuffers: number;
+}
+
+/** Usage flags of every pooled tensor buffer. */
+export const TENSOR_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC |
+  GPUBufferUsage.COPY_DST;
+
+/**
+ * Rounds a byte size up to its pool bucket: a multiple of 256 with at most four buckets per
+ * power of two.
+ *
+ * @param bytes Requested size in bytes.
+ * @returns The bucket size in bytes.
+ * @example
+ * ```ts
+ * bucketSize(1000); // 1024
+ * bucketSize(1300); // 1536
+ * ```
+ */
+export function bucketSize(bytes: number): number {
+  const b = Math.max(256, Math.ceil(bytes / 256) * 256);
+  const top = 2 ** Math.floor(Math.log2(b));
+  if (top === b) return b;
+  const step = Math.max(256, top / 4);
+  return Math.ceil(b / step) * step;
+}
+
+/** Hands out GPU buffers of bucketed sizes and takes them back for reuse. */
+export class BufferPool {
+  readonly #device: GPUDevice;
+  readonly #maxBytes: number;
+  readonly #free = new Map<number, GPUBuffer[]>();
+  #allocated = 0;
+  #inUse = 0;
+  #peak = 0;
+  #live = 0;
+
+  /**
+   * @param device The device buffers are created on.
+   * @param maxBytes Largest buffer the device allows.
+   */
+  constructor(device: GPUDevice, maxBytes: number) {
+    this.#device = device;
+    this.#maxBytes = maxBytes;
+  }
+
+  /**
+   * Returns a buffer of at least `bytes` bytes (contents undefined).
+   *
+   * @param bytes Size needed.
+   * @param label Debug label for a newly created buffer.
+   * @returns A buffer whose `size` is the bucket size.
+   */
+  acquire(bytes: number, label = "tensor"): GPUBuffer {
+    const size = bucketSize(bytes);
+    if (size > this.#maxBytes) {
+      throw new RangeError(
+        `Cannot allocate a buffer of ${fmtBytes(bytes)}: the device allows at most ` +
+          fmtBytes(this.#maxBytes),
+      );
+    }
+    let buf = this.#free.get(size)?.pop();
+    if (!buf) {
+      buf = this.#device.createBuffer({ size, usage: TENSOR_USAGE, label });
+      this.#allocated += size;
+    }
+    this.#inUse += size;
+    this.#live++;
+    if (this.#inUse > this.#peak) this.#peak = this.#inUse;
+    return buf;
+  }
+
+  /**
+   * Takes a buffer back. Work already recorded that reads it still runs first, because the
+   * queue executes in order.
+   *
+   * @param buf A buffer from {@linkcode BufferPool.acquire}.
+   */
+  release(buf: GPUBuffer): void {
+    const list = this.#free.get(buf.size);
+    if (list) list.push(buf);
+    else this.#free.set(buf.size, [buf]);
+    this.#inUse -= buf.size;
+    this.#live--;
+  }
+
+  /** Destroys every free buffer, returning their memory to the device. */
+  trim(): void {
+    for (const list of this.#free.values()) {
+      for (const b of list) {
+        this.#allocated -= b.size;
+        b.destroy();
+      }
+    }
+    this.#free.clear();
+  }
+
+  /** Starts a new peak measurement at the current in-use bytes. */
+  resetPeak(): void {
+    this.#peak = this.#inUse;
+  }
+
+  /** @returns The current byte counters. */
+  stats(): PoolStats {
+    return {
+      allocatedBytes: this.#allocated,
+      inUseBytes: this.#inUse,
+      peakInUseBytes: this.#peak,
+      liveBuffers: this.#live,
+    };
+  }
+}
+
+/**
+ * Formats a byte count for messages, e.g. "128.0 MiB".
+ *
+ * @param bytes A byte count.
+ * @returns A human-readable size.
+ */
+export function fmtBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = bytes;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
+}

@@ -1,0 +1,148 @@
+/**
+ * Acquires the one WebGPU device a process uses and describes it.
+ *
+ * One device is shared per process (and per test file): on Deno a destroyed device frees
+ * its memory only when garbage-collected, so creating many devices leaks. The adapter may be
+ * any vendor's; on a machine without a GPU it is Mesa's llvmpipe (software), preferably
+ * through its Vulkan driver (lavapipe), which this module selects when it is installed and
+ * the user has not chosen a backend with `DENO_WEBGPU_BACKEND`.
+ *
+ * @module
+ */
+
+/** What the runtime knows about the device it runs on. */
+export interface DeviceInfo {
+  /** Adapter description, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  description: string;
+  /** Vendor string or id reported by the adapter. */
+  vendor: string;
+  /** The wgpu backend in use, as chosen by `DENO_WEBGPU_BACKEND` (or "default"). */
+  backend: string;
+  /** True for a CPU (software) adapter such as llvmpipe. */
+  isSoftware: boolean;
+  /** Whether the device was created with `shader-f16`. */
+  hasF16: boolean;
+  /** Whether the device was created with `timestamp-query`. */
+  hasTimestamps: boolean;
+  /** Largest storage buffer binding in bytes. */
+  maxBindingBytes: number;
+  /** Largest buffer in bytes. */
+  maxBufferBytes: number;
+  /** Storage buffer binding offsets must be multiples of this. */
+  bindingOffsetAlignment: number;
+  /** Largest number of workgroups per dispatch dimension. */
+  maxWorkgroupsPerDimension: number;
+  /**
+   * Most iterations one loop may make in one invocation, counted over all its entries.
+   * Mesa's llvmpipe silently stops every loop after 65535 trips (its loop limiter's counter
+   * is set once per invocation), so kernels split longer work; unbounded on real GPUs.
+   */
+  maxLoopTrips: number;
+}
+
+/** Options for {@linkcode acquireDevice}. */
+export interface AcquireOptions {
+  /** Request `shader-f16` when the adapter has it (default true). */
+  f16?: boolean;
+  /** Prefer a high-performance adapter (default true). */
+  highPerformance?: boolean;
+}
+
+let current: Promise<{ device: GPUDevice; info: DeviceInfo }> | null = null;
+
+const VULKAN_ICDS = [
+  "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json",
+  "/usr/share/vulkan/icd.d/lvp_icd.aarch64.json",
+  "/usr/share/vulkan/icd.d/lvp_icd.json",
+];
+
+function chooseBackend(): string {
+  const chosen = Deno.env.get("DENO_WEBGPU_BACKEND");
+  if (chosen) return chosen;
+  // Mesa's GL path crashes at process exit in some runs; its Vulkan driver does not and has
+  // shader-f16. Prefer it when installed; a real GPU driver is found either way.
+  for (const path of VULKAN_ICDS) {
+    try {
+      Deno.statSync(path);
+      Deno.env.set("DENO_WEBGPU_BACKEND", "vulkan");
+      return "vulkan";
+    } catch {
+      // not installed here
+    }
+  }
+  return "default";
+}
+
+async function create(options: AcquireOptions): Promise<{ device: GPUDevice; info: DeviceInfo }> {
+  if (typeof navigator === "undefined" || !navigator.gpu) {
+    throw new Error("Cannot acquire a GPU device: this runtime has no WebGPU (navigator.gpu)");
+  }
+  const backend = chooseBackend();
+  if (!Deno.env.get("XDG_RUNTIME_DIR")) Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
+  const adapter = await navigator.gpu.requestAdapter({
+    powerPreference: options.highPerformance === false ? "low-power" : "high-performance",
+  });
+  if (!adapter) {
+    throw new Error(
+      `Cannot acquire a GPU device: no WebGPU adapter was found (backend "${backend}"). ` +
+        "On a machine without a GPU install Mesa's software driver: " +
+        "apt-get install mesa-vulkan-drivers libvulkan1",
+    );
+  }
+  const features: GPUFeatureName[] = [];
+  const wantF16 = options.f16 !== false && adapter.features.has("shader-f16");
+  if (wantF16) features.push("shader-f16");
+  if (adapter.features.has("timestamp-query")) features.push("timestamp-query");
+  const l = adapter.limits;
+  const device = await adapter.requestDevice({
+    label: "ps3",
+    requiredFeatures: features,
+    requiredLimits: {
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+    },
+  });
+  const ai = adapter.info;
+  const description = ai.description || ai.device || "unknown adapter";
+  const info: DeviceInfo = {
+    description,
+    vendor: ai.vendor,
+    backend,
+    isSoftware: ai.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/i.test(description),
+    hasF16: wantF16,
+    hasTimestamps: features.includes("timestamp-query"),
+    maxBindingBytes: device.limits.maxStorageBufferBindingSize,
+    maxBufferBytes: device.limits.maxBufferSize,
+    bindingOffsetAlignment: device.limits.minStorageBufferOffsetAlignment,
+    maxWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
+    maxLoopTrips: /llvmpipe|lavapipe/i.test(description) ? 65535 : Infinity,
+  };
+  return { device, info };
+}
+
+/**
+ * Returns the process-wide device, creating it on first use.
+ *
+ * @param options Feature preferences; only honoured by the first call.
+ * @returns The device and its description.
+ * @example
+ * ```ts
+ * const { info } = await acquireDevice();
+ * console.log(info.description);
+ * ```
+ */
+export function acquireDevice(
+  options: AcquireOptions = {},
+): Promise<{ device: GPUDevice; info: DeviceInfo }> {
+  if (!current) {
+    current = create(options);
+    current.catch(() => current = null);
+  }
+  return current;
+}

@@ -1,0 +1,228 @@
+/**
+ * Creating tensors: uninitialised, filled, from host data, random; copies and in-place
+ * accumulation (the two ops the autograd tape needs).
+ *
+ * @module
+ */
+
+import fillSrc from "../../wgsl/fill.wgsl" with { type: "text" };
+import addIntoSrc from "../../wgsl/add_into.wgsl" with { type: "text" };
+import { defineKernel, grid } from "../gpu/kernel.ts";
+import { gpu } from "../gpu/runtime.ts";
+import { installTapeOps, record } from "../autograd/tape.ts";
+import { type DType, DTYPE_BYTES, fmtShape, numel, Storage, Tensor } from "../autograd/tensor.ts";
+import { Rng } from "../util/rng.ts";
+
+const fillKernels = {
+  f32: defineKernel({
+    name: "fill_f32",
+    source: fillSrc,
+    bindings: ["write"],
+    params: ["n:u32", "value:f32"],
+    defines: { T: "f32" },
+  }),
+  i32: defineKernel({
+    name: "fill_i32",
+    source: fillSrc,
+    bindings: ["write"],
+    params: ["n:u32", "value:f32"],
+    defines: { T: "i32" },
+  }),
+  u32: defineKernel({
+    name: "fill_u32",
+    source: fillSrc,
+    bindings: ["write"],
+    params: ["n:u32", "value:f32"],
+    defines: { T: "u32" },
+  }),
+};
+
+const addIntoKernel = defineKernel({
+  name: "add_into",
+  source: addIntoSrc,
+  bindings: ["read", "write"],
+  params: ["n:u32", "alpha:f32"],
+});
+
+/**
+ * A tensor with undefined contents, from the buffer pool.
+ *
+ * @param shape Dimensions.
+ * @param dtype Element type (default f32).
+ * @returns The tensor.
+ */
+export function empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
+  const bytes = Math.max(numel(shape) * DTYPE_BYTES[dtype], 4);
+  const storage = new Storage(gpu().pool.acquire(bytes), true);
+  return new Tensor(storage, shape, dtype);
+}
+
+/**
+ * A tensor filled with one value.
+ *
+ * @param shape Dimensions.
+ * @param value The value.
+ * @param dtype f32 (default), i32 or u32.
+ * @returns The tensor.
+ */
+export function full(shape: readonly number[], value: number, dtype: DType = "f32"): Tensor {
+  if (dtype === "f16") throw new TypeError("full() does not create f16 tensors");
+  const t = empty(shape, dtype);
+  fillInto(t, value);
+  return t;
+}
+
+/**
+ * Overwrites every element of a tensor with one value (in place, no autograd).
+ *
+ * @param t The tensor.
+ * @param value The value.
+ */
+export function fillInto(t: Tensor, value: number): void {
+  if (t.dtype === "f16") throw new TypeError("fillInto() does not fill f16 tensors");
+  if (t.size > 0) {
+    gpu().dispatch(fillKernels[t.dtype], [t], { n: t.size, value }, grid(t.size, 256));
+  }
+}
+
+/**
+ * @param shape Dimensions.
+ * @returns A tensor of zeros (f32).
+ */
+export function zeros(shape: readonly number[]): Tensor {
+  return full(shape, 0);
+}
+
+/**
+ * @param shape Dimensions.
+ * @returns A tensor of ones (f32).
+ */
+export function ones(shape: readonly number[]): Tensor {
+  return full(shape, 1);
+}
+
+/**
+ * Uploads host data.
+ *
+ * @param data Values in row-major order.
+ * @param shape Dimensions (default 1-d).
+ * @param dtype Element type; inferred from the array type when omitted.
+ * @returns The tensor.
+ * @example
+ * ```ts
+ * const x = tensor([1, 2, 3, 4], [2, 2]);
+ * ```
+ */
+export function tensor(
+  data: ArrayLike<number>,
+  shape: readonly number[] = [data.length],
+  dtype?: DType,
+): Tensor {
+  const dt: DType = dtype ??
+    (data instanceof Int32Array ? "i32" : data instanceof Uint32Array ? "u32" : "f32");
+  if (numel(shape) !== data.length) {
+    throw new RangeError(
+      `Cannot make a tensor of shape ${fmtShape(shape)} from ${data.length} values`,
+    );
+  }
+  const t = empty(shape, dt);
+  const host = dt === "f32"
+    ? Float32Array.from(data)
+    : dt === "i32"
+    ? Int32Array.from(data)
+    : dt === "u32"
+    ? Uint32Array.from(data)
+    : (() => {
+      throw new TypeError("tensor() does not upload f16 data");
+    })();
+  gpu().upload(t, host);
+  return t;
+}
+
+/**
+ * Standard normal values from a seeded host generator (for initialisation and tests).
+ *
+ * @param shape Dimensions.
+ * @param rng Generator (or a seed).
+ * @param std Standard deviation (default 1).
+ * @returns The tensor.
+ */
+export function randn(shape: readonly number[], rng: Rng | number = 0, std = 1): Tensor {
+  const r = typeof rng === "number" ? new Rng(rng) : rng;
+  const a = new Float32Array(numel(shape));
+  for (let i = 0; i < a.length; i++) a[i] = r.normal() * std;
+  return tensor(a, shape);
+}
+
+/**
+ * Uniform values in [lo, hi) from a seeded host generator.
+ *
+ * @param shape Dimensions.
+ * @param lo Lower bound.
+ * @param hi Upper bound.
+ * @param rng Generator (or a seed).
+ * @returns The tensor.
+ */
+export function uniform(
+  shape: readonly number[],
+  lo: number,
+  hi: number,
+  rng: Rng | number = 0,
+): Tensor {
+  const r = typeof rng === "number" ? new Rng(rng) : rng;
+  const a = new Float32Array(numel(shape));
+  for (let i = 0; i < a.length; i++) a[i] = r.uniform(lo, hi);
+  return tensor(a, shape);
+}
+
+/**
+ * A copy in a new buffer; the gradient passes through.
+ *
+ * @param x Input.
+ * @returns The copy.
+ */
+export function clone(x: Tensor): Tensor {
+  x.assertAlive();
+  const y = empty(x.shape, x.dtype);
+  gpu().copy(x, y, Math.ceil(x.byteLength / 4) * 4);
+  record("clone", [x], [y], ([g]) => [g!]);
+  return y;
+}
+
+/**
+ * In place `dst += alpha * src` (no autograd): gradient accumulation and updates.
+ *
+ * @param dst Destination (f32).
+ * @param src Same shape as dst.
+ * @param alpha Scale of src (default 1).
+ */
+export function addInto(dst: Tensor, src: Tensor, alpha = 1): void {
+  dst.assertAlive();
+  src.assertAlive();
+  if (dst.size !== src.size || dst.dtype !== "f32" || src.dtype !== "f32") {
+    throw new RangeError(`Cannot add ${src.describe()} into ${dst.describe()}`);
+  }
+  if (dst.size > 0) {
+    gpu().dispatch(addIntoKernel, [src, dst], { n: dst.size, alpha }, grid(dst.size, 256));
+  }
+}
+
+/**
+ * A detached view: same data, no gradient history.
+ *
+ * @param x Input.
+ * @returns The view.
+ */
+export function detach(x: Tensor): Tensor {
+  return x.view(x.shape);
+}
+
+installTapeOps({
+  addInto: (dst, src) => addInto(dst, src),
+  onesLike: (t) => ones(t.shape),
+  clone: (t) => {
+    const y = empty(t.shape, t.dtype);
+    gpu().copy(t, y, Math.ceil(t.byteLength / 4) * 4);
+    return y;
+  },
+});

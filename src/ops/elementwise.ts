@@ -1,0 +1,419 @@
+/**
+ * Elementwise ops as a table of one-line WGSL snippets: unary ops (GELU, sigmoid, exp, ...),
+ * binary ops with NumPy broadcasting (add, mul, BCE, ...), and their gradients.
+ *
+ * Unary snippets see `v` (input), `a`, `b` (op constants); their derivatives also see `out`
+ * (forward output) and `g` (output gradient). Binary snippets see `u`, `v`.
+ *
+ * @module
+ */
+
+import unarySrc from "../../wgsl/unary.wgsl" with { type: "text" };
+import unaryBackwardSrc from "../../wgsl/unary_backward.wgsl" with { type: "text" };
+import binarySrc from "../../wgsl/binary.wgsl" with { type: "text" };
+import binaryBackwardSrc from "../../wgsl/binary_backward.wgsl" with { type: "text" };
+import { defineKernel, grid, type Kernel } from "../gpu/kernel.ts";
+import { gpu } from "../gpu/runtime.ts";
+import { record } from "../autograd/tape.ts";
+import { fmtShape, type Tensor } from "../autograd/tensor.ts";
+import { empty } from "./creation.ts";
+import { sumTo } from "./reduce.ts";
+
+/** WGSL helpers shared by the snippets. */
+const FUNCS = `
+const SQRT1_2: f32 = 0.70710678118654752;
+const INV_SQRT_2PI: f32 = 0.39894228040143268;
+// erf with |error| < 1.2e-7 (Numerical Recipes erfc, Chebyshev fit).
+fn erf_(x: f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+    t * (-0.82215223 + t * 0.17087277)))))))));
+  return select(r - 1.0, 1.0 - r, x >= 0.0);
+}
+fn tanh_(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
+fn sigmoid_(x: f32) -> f32 {
+  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
+  let e = exp(x);
+  return e / (1.0 + e);
+}
+fn softplus_(x: f32) -> f32 { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
+const GELU_K: f32 = 0.7978845608028654;
+fn gelu_tanh_inner(v: f32) -> f32 { return GELU_K * (v + 0.044715 * v * v * v); }
+`;
+
+/** A unary op: forward expression and derivative expression (`dx` given `g`). */
+interface UnaryDef {
+  expr: string;
+  deriv: string;
+}
+
+const UNARY = {
+  neg: { expr: "-v", deriv: "-g" },
+  exp: { expr: "exp(v)", deriv: "g * out" },
+  log: { expr: "log(v)", deriv: "g / v" },
+  sqrt: { expr: "sqrt(v)", deriv: "g * 0.5 / out" },
+  square: { expr: "v * v", deriv: "g * 2.0 * v" },
+  abs: { expr: "abs(v)", deriv: "g * sign(v)" },
+  sigmoid: { expr: "sigmoid_(v)", deriv: "g * out * (1.0 - out)" },
+  logSigmoid: { expr: "-softplus_(-v)", deriv: "g * (1.0 - sigmoid_(v))" },
+  tanh: { expr: "tanh_(v)", deriv: "g * (1.0 - out * out)" },
+  relu: { expr: "max(v, 0.0)", deriv: "select(0.0, g, v > 0.0)" },
+  gelu: {
+    expr: "0.5 * v * (1.0 + erf_(v * SQRT1_2))",
+    deriv: "g * (0.5 * (1.0 + erf_(v * SQRT1_2)) + v * INV_SQRT_2PI * exp(-0.5 * v * v))",
+  },
+  geluTanh: {
+    expr: "0.5 * v * (1.0 + tanh_(gelu_tanh_inner(v)))",
+    deriv: "g * (0.5 * (1.0 + tanh_(gelu_tanh_inner(v))) + 0.5 * v * " +
+      "(1.0 - tanh_(gelu_tanh_inner(v)) * tanh_(gelu_tanh_inner(v))) * GELU_K * " +
+      "(1.0 + 3.0 * 0.044715 * v * v))",
+  },
+  /** a * v + b */
+  affine: { expr: "a * v + b", deriv: "g * a" },
+  /** clamp to [a, b]; gradient passes where a <= v <= b (PyTorch's rule). */
+  clamp: { expr: "clamp(v, a, b)", deriv: "select(0.0, g, v >= a && v <= b)" },
+} satisfies Record<string, UnaryDef>;
+
+/** Names of the unary ops. */
+export type UnaryOp = keyof typeof UNARY;
+
+const BINARY = {
+  add: { expr: "u + v", du: "g", dv: "g" },
+  sub: { expr: "u - v", du: "g", dv: "-g" },
+  mul: { expr: "u * v", du: "g * v", dv: "g * u" },
+  div: { expr: "u / v", du: "g / v", dv: "-g * u / (v * v)" },
+  maximum: { expr: "max(u, v)", du: "select(0.0, g, u >= v)", dv: "select(0.0, g, v > u)" },
+  /** Elementwise binary cross-entropy of probability u against target v, with PyTorch's
+   * clamp of each log at -100 and its gradient rule. */
+  bce: {
+    expr: "-(v * max(log(u), -100.0) + (1.0 - v) * max(log(1.0 - u), -100.0))",
+    du: "g * (u - v) / max((1.0 - u) * u, 1e-12)",
+    dv: "g * (max(log(1.0 - u), -100.0) - max(log(u), -100.0))",
+  },
+  /** 1 where u == v else 0 (no gradient). */
+  equal: { expr: "select(0.0, 1.0, u == v)", du: "0.0", dv: "0.0" },
+  /** 1 where u > v else 0 (no gradient). */
+  greater: { expr: "select(0.0, 1.0, u > v)", du: "0.0", dv: "0.0" },
+} satisfies Record<string, { expr: string; du: string; dv: string }>;
+
+/** Names of the binary ops. */
+export type BinaryOp = keyof typeof BINARY;
+
+const kernels = new Map<string, Kernel>();
+
+function kernel(key: string, make: () => Kernel): Kernel {
+  let k = kernels.get(key);
+  if (!k) {
+    k = make();
+    kernels.set(key, k);
+  }
+  return k;
+}
+
+function checkF32(op: string, ...ts: Tensor[]): void {
+  for (const t of ts) {
+    t.assertAlive();
+    if (t.dtype !== "f32") throw new TypeError(`${op}() takes f32 tensors, got ${t.describe()}`);
+  }
+}
+
+/**
+ * Applies a unary op from the table.
+ *
+ * @param op Op name.
+ * @param x Input.
+ * @param a First op constant (affine scale, clamp low).
+ * @param b Second op constant (affine shift, clamp high).
+ * @returns f(x), same shape.
+ */
+export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
+  checkF32(op, x);
+  const def: UnaryDef = UNARY[op];
+  const fwd = kernel(`u:${op}`, () =>
+    defineKernel({
+      name: `${op}_forward`,
+      source: unarySrc,
+      bindings: ["read", "write"],
+      params: ["n:u32", "a:f32", "b:f32"],
+      defines: { FUNCS, EXPR: def.expr },
+    }));
+  const y = empty(x.shape);
+  gpu().dispatch(fwd, [x, y], { n: x.size, a, b }, grid(x.size, 256));
+  record(op, [x], [y], ([g]) => {
+    const bwd = kernel(`ub:${op}`, () =>
+      defineKernel({
+        name: `${op}_backward`,
+        source: unaryBackwardSrc,
+        bindings: ["read", "read", "read", "write"],
+        params: ["n:u32", "a:f32", "b:f32"],
+        defines: { FUNCS, DERIV: def.deriv },
+      }));
+    const dx = empty(x.shape);
+    gpu().dispatch(bwd, [x, y, g!, dx], { n: x.size, a, b }, grid(x.size, 256));
+    return [dx];
+  });
+  return y;
+}
+
+/**
+ * The broadcast shape of two shapes (NumPy rules).
+ *
+ * @param a First shape.
+ * @param b Second shape.
+ * @returns The shape both broadcast to.
+ */
+export function broadcastShape(a: readonly number[], b: readonly number[]): number[] {
+  const n = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i] ?? 1;
+    const db = b[b.length - n + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new RangeError(`Cannot broadcast shapes ${fmtShape(a)} and ${fmtShape(b)}`);
+    }
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}
+
+/** Element strides of `shape` laid against the 6-d padded output `out` (0 = broadcast). */
+function paddedStrides(shape: readonly number[], out: readonly number[]): number[] {
+  const strides = new Array(6).fill(0);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    const j = 6 - (shape.length - i);
+    strides[j] = shape[i] === 1 && out[j] !== 1 ? 0 : s;
+    s *= shape[i]!;
+  }
+  return strides;
+}
+
+const BINARY_PARAMS = [
+  "n:u32",
+  ...[0, 1, 2, 3, 4, 5].map((i) => `d${i}:u32`),
+  ...[0, 1, 2, 3, 4, 5].map((i) => `sp${i}:u32`),
+  ...[0, 1, 2, 3, 4, 5].map((i) => `sq${i}:u32`),
+];
+
+function dispatchBroadcast(
+  k: Kernel,
+  p: Tensor,
+  q: Tensor,
+  g: Tensor | null,
+  shape: readonly number[],
+): Tensor {
+  if (shape.length > 6) {
+    throw new RangeError(`Broadcasting supports rank <= 6, got ${shape.length}`);
+  }
+  const out6 = [...new Array(6 - shape.length).fill(1), ...shape];
+  const sp = paddedStrides(p.shape, out6);
+  const sq = paddedStrides(q.shape, out6);
+  const z = empty(shape);
+  const params: Record<string, number> = { n: z.size };
+  for (let i = 0; i < 6; i++) {
+    params[`d${i}`] = out6[i]!;
+    params[`sp${i}`] = sp[i]!;
+    params[`sq${i}`] = sq[i]!;
+  }
+  gpu().dispatch(k, g ? [p, q, g, z] : [p, q, z], params, grid(z.size, 256));
+  return z;
+}
+
+/**
+ * Applies a binary op from the table with broadcasting.
+ *
+ * @param op Op name.
+ * @param u First operand.
+ * @param v Second operand.
+ * @returns f(u, v) in the broadcast shape.
+ */
+export function binary(op: BinaryOp, u: Tensor, v: Tensor): Tensor {
+  checkF32(op, u, v);
+  const def = BINARY[op];
+  const shape = broadcastShape(u.shape, v.shape);
+  const fwd = kernel(`b:${op}`, () =>
+    defineKernel({
+      name: `${op}_forward`,
+      source: binarySrc,
+      bindings: ["read", "read", "write"],
+      params: BINARY_PARAMS,
+      defines: { FUNCS, EXPR: def.expr },
+    }));
+  const z = dispatchBroadcast(fwd, u, v, null, shape);
+  if (op === "equal" || op === "greater") return z;
+  record(op, [u, v], [z], ([g]) => {
+    const partial = (which: "u" | "v", expr: string, target: Tensor) => {
+      if (!target.requiresGrad) return null;
+      if (expr === "g") return sumTo(g!, target.shape);
+      const k = kernel(`bb:${op}:${which}`, () =>
+        defineKernel({
+          name: `${op}_backward_${which}`,
+          source: binaryBackwardSrc,
+          bindings: ["read", "read", "read", "write"],
+          params: BINARY_PARAMS,
+          defines: { FUNCS, EXPR: expr },
+        }));
+      const full = dispatchBroadcast(k, u, v, g!, shape);
+      if (sameShape(full.shape, target.shape)) return full;
+      const reduced = sumTo(full, target.shape);
+      full.dispose();
+      return reduced;
+    };
+    return [partial("u", def.du, u), partial("v", def.dv, v)];
+  });
+  return z;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * Broadcasts a tensor to a larger shape (a copy; NumPy rules). The gradient sums back.
+ *
+ * @param x Input.
+ * @param shape Target shape.
+ * @returns x repeated along its size-1 and missing leading dims.
+ */
+export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
+  checkF32("broadcastTo", x);
+  const full = broadcastShape(x.shape, shape);
+  if (!sameShape(full, shape)) {
+    throw new RangeError(`Cannot broadcast ${fmtShape(x.shape)} to ${fmtShape(shape)}`);
+  }
+  const k = kernel("b:copy", () =>
+    defineKernel({
+      name: "broadcast_copy",
+      source: binarySrc,
+      bindings: ["read", "read", "write"],
+      params: BINARY_PARAMS,
+      defines: { FUNCS: "", EXPR: "u" },
+    }));
+  const y = dispatchBroadcast(k, x, x, null, shape);
+  record("broadcastTo", [x], [y], ([g]) => [sumTo(g!, x.shape)]);
+  return y;
+}
+
+/**
+ * `u + v` with broadcasting.
+ *
+ * @param u First operand.
+ * @param v Second operand.
+ * @returns The sum.
+ */
+export const add = (u: Tensor, v: Tensor): Tensor => binary("add", u, v);
+/**
+ * `u - v` with broadcasting.
+ *
+ * @param u First operand.
+ * @param v Second operand.
+ * @returns The difference.
+ */
+export const sub = (u: Tensor, v: Tensor): Tensor => binary("sub", u, v);
+/**
+ * `u * v` with broadcasting.
+ *
+ * @param u First operand.
+ * @param v Second operand.
+ * @returns The product.
+ */
+export const mul = (u: Tensor, v: Tensor): Tensor => binary("mul", u, v);
+/**
+ * `u / v` with broadcasting.
+ *
+ * @param u First operand.
+ * @param v Second operand.
+ * @returns The quotient.
+ */
+export const div = (u: Tensor, v: Tensor): Tensor => binary("div", u, v);
+/**
+ * Elementwise maximum with broadcasting.
+ *
+ * @param u First operand.
+ * @param v Second operand.
+ * @returns max(u, v).
+ */
+export const maximum = (u: Tensor, v: Tensor): Tensor => binary("maximum", u, v);
+/**
+ * Binary cross-entropy of probabilities against targets, elementwise (PyTorch's clamp).
+ *
+ * @param p Probabilities in (0, 1).
+ * @param t Targets in [0, 1].
+ * @returns The per-element losses.
+ */
+export const bce = (p: Tensor, t: Tensor): Tensor => binary("bce", p, t);
+/**
+ * @param x Input.
+ * @returns -x.
+ */
+export const neg = (x: Tensor): Tensor => unary("neg", x);
+/**
+ * @param x Input.
+ * @returns e^x.
+ */
+export const exp = (x: Tensor): Tensor => unary("exp", x);
+/**
+ * @param x Input.
+ * @returns ln x.
+ */
+export const log = (x: Tensor): Tensor => unary("log", x);
+/**
+ * @param x Input.
+ * @returns √x.
+ */
+export const sqrt = (x: Tensor): Tensor => unary("sqrt", x);
+/**
+ * @param x Input.
+ * @returns x².
+ */
+export const square = (x: Tensor): Tensor => unary("square", x);
+/**
+ * @param x Input.
+ * @returns 1 / (1 + e^-x).
+ */
+export const sigmoid = (x: Tensor): Tensor => unary("sigmoid", x);
+/**
+ * @param x Input.
+ * @returns log(sigmoid(x)), computed stably.
+ */
+export const logSigmoid = (x: Tensor): Tensor => unary("logSigmoid", x);
+/**
+ * @param x Input.
+ * @returns tanh x.
+ */
+export const tanh = (x: Tensor): Tensor => unary("tanh", x);
+/**
+ * @param x Input.
+ * @returns max(x, 0).
+ */
+export const relu = (x: Tensor): Tensor => unary("relu", x);
+/**
+ * Exact GELU, `0.5 x (1 + erf(x / √2))`.
+ *
+ * @param x Input.
+ * @returns GELU(x).
+ */
+export const gelu = (x: Tensor): Tensor => unary("gelu", x);
+/**
+ * GELU with the tanh approximation.
+ *
+ * @param x Input.
+ * @returns GELU_tanh(x).
+ */
+export const geluTanh = (x: Tensor): Tensor => unary("geluTanh", x);
+/**
+ * @param x Input.
+ * @param a Scale.
+ * @param b Shift (default 0).
+ * @returns a·x + b.
+ */
+export const affine = (x: Tensor, a: number, b = 0): Tensor => unary("affine", x, a, b);
+/**
+ * @param x Input.
+ * @param lo Lower bound.
+ * @param hi Upper bound.
+ * @returns x clamped to [lo, hi]; the gradient passes inside the bounds.
+ */
+export const clamp = (x: Tensor, lo: number, hi: number): Tensor => unary("clamp", x, lo, hi);
