@@ -288,6 +288,22 @@ export class Runtime {
     this.#throwErrors();
   }
 
+  /**
+   * Throws when a dispatch would make more loop iterations per invocation than the adapter
+   * runs (see {@linkcode DeviceInfo.maxLoopTrips}); kernels call it with their worst case.
+   *
+   * @param kernel Kernel name, for the message.
+   * @param trips Loop iterations one invocation makes, summed over its loops.
+   */
+  assertLoopTrips(kernel: string, trips: number): void {
+    if (trips > this.info.maxLoopTrips) {
+      throw new RangeError(
+        `Kernel "${kernel}" needs ${trips} loop iterations per invocation; this adapter ` +
+          `(${this.info.description}) stops loops after ${this.info.maxLoopTrips}`,
+      );
+    }
+  }
+
   /** @returns The buffer pool's byte counters. */
   memory(): PoolStats {
     return this.pool.stats();
