@@ -16,6 +16,8 @@ export interface Command {
 
 /** Every subcommand, in the order `ps3 --help` lists them. */
 export const COMMANDS: Record<string, Command> = {
+  // Entries are added by each capability as it lands; keep this order: train, data,
+  // interchange, inspection, tooling.
   info: {
     summary: "Show the GPU adapter ps3 runs on and its limits",
     load: () => import("./info.ts"),
