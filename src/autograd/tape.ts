@@ -77,14 +77,17 @@ export function withGrad<T>(fn: () => T): T {
  * @param inputs Inputs, in backward order.
  * @param outputs Outputs.
  * @param backward Gradient rule.
+ * @param always Record even when no input requires a gradient (for blocks whose parameters
+ *   are reached through a closure, such as recomputed blocks).
  */
 export function record(
   op: string,
   inputs: readonly Tensor[],
   outputs: readonly Tensor[],
   backward: (grads: readonly (Tensor | null)[]) => readonly (Tensor | null)[],
+  always = false,
 ): void {
-  if (!recording || !inputs.some((t) => t.requiresGrad)) return;
+  if (!recording || (!always && !inputs.some((t) => t.requiresGrad))) return;
   const node: GradNode = { op, inputs, outputs, backward };
   outputs.forEach((t, index) => {
     t.requiresGrad = true;
@@ -165,6 +168,11 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: Tensor | rea
       };
       rootList.forEach((r, i) => {
         r.assertAlive();
+        if (r.graphReleased) {
+          throw new Error(
+            `backward(): the graph of ${r.describe()} was freed by an earlier backward pass`,
+          );
+        }
         if (!r.requiresGrad) return;
         const given = gradList?.[i];
         if (gradList && !given) throw new Error(`backward(): no gradient for ${r.describe()}`);
@@ -177,6 +185,7 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: Tensor | rea
         for (const t of node.outputs) {
           pending.delete(t);
           t.node = null;
+          t.graphReleased = true;
         }
         const fn = node.backward;
         node.backward = null;

@@ -94,6 +94,8 @@ export class Tensor implements GpuBinding {
   grad: Tensor | null = null;
   /** The op that produced this tensor and the output index, while a graph is recorded. */
   node: { node: GradNode; index: number } | null = null;
+  /** Set when a backward pass freed the graph that produced this tensor. */
+  graphReleased = false;
   #disposed = false;
 
   /**
