@@ -6,7 +6,7 @@
 // strides rs0..rs3), in elements; y [n, parts]. Params: n = number of outputs, parts,
 // count = r0*r1*r2*r3, scale (multiplies the result; 1/count for a mean), one = 1.0.
 // MODE: 0 sum (two-level: blocks of 64 summed, then the block sums; error ~(64 + n/64) ulp
-// at worst, where a plain loop gives n ulp), 1 max.
+// at worst, where a plain loop gives n ulp), 1 max, 2 sum of squares (blocked likewise).
 // Dispatch: grid(n * parts, 64) workgroups of 64 threads.
 // Bindings: 0 x (read), 1 y (write), 2 params.
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -47,7 +47,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
     if ({{MODE}} == 1) {
       acc = max(acc, v);
     } else {
-      blk += v;
+      blk += select(v, v * v, {{MODE}} == 2);
       if (((i - start) & 63u) == 63u) {
         acc += blk;
         blk = 0.0;
@@ -67,6 +67,6 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
       }
     }
   }
-  if ({{MODE}} == 0) { acc += blk; }
+  if ({{MODE}} != 1) { acc += blk; }
   y[t] = acc * params.scale;
 }

@@ -16,9 +16,9 @@ import { binary, broadcastTo, unary } from "./elementwise.ts";
 /** Reduced elements per thread: well inside llvmpipe's 65535-trip loop limit. */
 const CHUNK = 16384;
 
-const kernels: Kernel[] = [0, 1].map((mode) =>
+const kernels: Kernel[] = [0, 1, 2].map((mode) =>
   defineKernel({
-    name: mode === 0 ? "reduce_sum" : "reduce_max",
+    name: ["reduce_sum", "reduce_max", "reduce_sum_squares"][mode]!,
     source: reduceSrc,
     bindings: ["read", "write"],
     params: [
@@ -93,7 +93,7 @@ function plan(shape: readonly number[], axes: readonly number[]) {
 function reduceRaw(
   x: Tensor,
   axes: readonly number[],
-  mode: 0 | 1,
+  mode: 0 | 1 | 2,
   scale: number,
   outShape: readonly number[],
 ): Tensor {
@@ -120,7 +120,7 @@ function reduceRaw(
   });
   gpu().dispatch(kernels[mode]!, [x, first], p, grid(y.size * parts, 64));
   if (parts > 1) {
-    const rest = reduceRaw(first, [1], mode, scale, outShape);
+    const rest = reduceRaw(first, [1], mode === 1 ? 1 : 0, scale, outShape);
     gpu().copy(rest, y, y.byteLength);
     rest.dispose();
     first.dispose();
@@ -237,4 +237,16 @@ export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
   const y = reduceRaw(x, axes, 0, 1, shape);
   record("sumTo", [x], [y], ([g]) => [broadcastTo(g!, x.shape)]);
   return y;
+}
+
+/**
+ * Sum of squares of all elements, without autograd and without a squared copy (gradient
+ * norms over large buffers).
+ *
+ * @param x Input (any shape).
+ * @returns A scalar tensor.
+ */
+export function sumSquares(x: Tensor): Tensor {
+  x.assertAlive();
+  return reduceRaw(x, [...Array(x.rank).keys()], 2, 1, []);
 }

@@ -1,0 +1,240 @@
+/**
+ * The parameter table: every trainable tensor of a model, by its Hugging Face name, laid out
+ * in a few large buffers. Gradients and the optimizer's two moments use the same layout in
+ * buffers of their own, so zero-grad is one fill per buffer and the AdamW update is one
+ * pass per buffer and parameter group.
+ *
+ * Parameters are ordered by group (so each group is a contiguous range of each buffer) and
+ * start at 256-byte boundaries (the strictest storage-binding alignment of real GPUs), so
+ * each parameter is a plain tensor view that kernels bind directly.
+ *
+ * @module
+ */
+
+import { gpu } from "../gpu/runtime.ts";
+import { fmtBytes } from "../gpu/buffer_pool.ts";
+import { fmtShape, numel, Storage, Tensor } from "../autograd/tensor.ts";
+import { keep } from "../autograd/scope.ts";
+import { fillInto } from "../ops/creation.ts";
+
+/** How the optimizer treats a parameter. */
+export interface ParamGroupSpec {
+  /** Whether weight decay applies (not for biases, norms, 1-d params, logit scale). */
+  decay: boolean;
+  /** Learning-rate group: "base", or "selection" for PS3's token-selection parameters. */
+  lrGroup: "base" | "selection";
+}
+
+/** A parameter declaration. */
+export interface ParamSpec extends ParamGroupSpec {
+  /** Hugging Face checkpoint name, e.g. "vision_model.trunk.blocks.0.attn.qkv.weight". */
+  name: string;
+  /** Shape (as in the checkpoint). */
+  shape: readonly number[];
+  /** Fills the initial values (host side; called once per parameter). */
+  init: (out: Float32Array) => void;
+}
+
+/** A parameter of a built table: spec, value view, gradient view, position. */
+export interface Param {
+  /** The declaration. */
+  readonly spec: ParamSpec;
+  /** The trainable tensor (a view into a table buffer; `requiresGrad` set). */
+  readonly value: Tensor;
+  /** Its gradient (a view into the gradient buffer, also `value.grad`). */
+  readonly grad: Tensor;
+  /** Index of the buffer holding it. */
+  readonly chunk: number;
+  /** Element offset inside that buffer. */
+  readonly offset: number;
+}
+
+/** A contiguous element range of one buffer whose parameters share a group. */
+export interface ParamRange extends ParamGroupSpec {
+  /** Buffer index. */
+  chunk: number;
+  /** First element. */
+  start: number;
+  /** One past the last element. */
+  end: number;
+}
+
+const ALIGN_ELEMS = 64; // 256 bytes of f32
+
+/** Parameters, gradients and AdamW moments of one model. */
+export class ParamTable {
+  /** Parameters in table order (grouped), each with value and gradient views. */
+  readonly params: Param[];
+  /** Element ranges of equal group, for the optimizer. */
+  readonly ranges: ParamRange[];
+  /** Number of f32 elements in each buffer. */
+  readonly chunkSizes: number[];
+  /** Value buffers. */
+  readonly values: Tensor[];
+  /** Gradient buffers (same layout). */
+  readonly grads: Tensor[];
+  readonly #byName = new Map<string, Param>();
+  #moments: { m: Tensor[]; v: Tensor[] } | null = null;
+
+  /**
+   * Lays out and uploads the parameters.
+   *
+   * @param specs Declarations (names must be unique).
+   * @param options Largest buffer in bytes (default: the device's binding limit, at most
+   *   1 GiB); a parameter larger than that gets a buffer of its own.
+   */
+  constructor(specs: readonly ParamSpec[], options: { chunkBytes?: number | undefined } = {}) {
+    const rt = gpu();
+    const limit = options.chunkBytes ??
+      Math.min(rt.info.maxBindingBytes, rt.info.maxBufferBytes, 1 << 30);
+    const chunkElems = Math.floor(limit / 4 / ALIGN_ELEMS) * ALIGN_ELEMS;
+    const seen = new Set<string>();
+    for (const s of specs) {
+      if (seen.has(s.name)) throw new Error(`Parameter "${s.name}" is declared twice`);
+      seen.add(s.name);
+    }
+    const groupKey = (s: ParamGroupSpec) => `${s.lrGroup}:${s.decay}`;
+    const order = [...specs].sort((a, b) => groupKey(a).localeCompare(groupKey(b)));
+    // Place parameters: first fit in the current chunk, a new chunk otherwise.
+    const placed: { spec: ParamSpec; chunk: number; offset: number }[] = [];
+    const sizes: number[] = [];
+    for (const spec of order) {
+      const n = numel(spec.shape);
+      const padded = Math.ceil(Math.max(n, 1) / ALIGN_ELEMS) * ALIGN_ELEMS;
+      let c = sizes.length - 1;
+      if (c < 0 || sizes[c]! + padded > chunkElems) {
+        sizes.push(0);
+        c++;
+      }
+      placed.push({ spec, chunk: c, offset: sizes[c]! });
+      sizes[c]! += padded;
+    }
+    this.chunkSizes = sizes;
+    const alloc = (label: string) =>
+      sizes.map((n) => {
+        const buf = rt.device.createBuffer({
+          size: Math.max(n, ALIGN_ELEMS) * 4,
+          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+          label,
+        });
+        return keep(new Tensor(new Storage(buf, false), [n], "f32", 0, label));
+      });
+    this.values = alloc("params");
+    this.grads = alloc("grads");
+    for (const g of this.grads) fillInto(g, 0);
+    this.params = placed.map(({ spec, chunk, offset }) => {
+      const value = keep(this.values[chunk]!.window(offset, spec.shape));
+      const grad = keep(this.grads[chunk]!.window(offset, spec.shape));
+      value.name = spec.name;
+      grad.name = `${spec.name}.grad`;
+      value.requiresGrad = true;
+      value.grad = grad;
+      const host = new Float32Array(numel(spec.shape));
+      spec.init(host);
+      rt.upload(value, host);
+      const p: Param = { spec, value, grad, chunk, offset };
+      this.#byName.set(spec.name, p);
+      return p;
+    });
+    this.ranges = [];
+    for (const p of this.params) {
+      const n = numel(p.spec.shape);
+      const last = this.ranges[this.ranges.length - 1];
+      if (
+        last && last.chunk === p.chunk && last.decay === p.spec.decay &&
+        last.lrGroup === p.spec.lrGroup
+      ) {
+        last.end = p.offset + n;
+      } else {
+        this.ranges.push({
+          chunk: p.chunk,
+          start: p.offset,
+          end: p.offset + n,
+          decay: p.spec.decay,
+          lrGroup: p.spec.lrGroup,
+        });
+      }
+    }
+  }
+
+  /**
+   * @param name Hugging Face name.
+   * @returns The parameter.
+   * @throws {Error} When no parameter has that name.
+   */
+  get(name: string): Param {
+    const p = this.#byName.get(name);
+    if (!p) throw new Error(`No parameter named "${name}"`);
+    return p;
+  }
+
+  /**
+   * @param name Hugging Face name.
+   * @returns Whether the table has it.
+   */
+  has(name: string): boolean {
+    return this.#byName.has(name);
+  }
+
+  /** Number of trainable elements. */
+  get count(): number {
+    return this.params.reduce((n, p) => n + numel(p.spec.shape), 0);
+  }
+
+  /** Sets every gradient to zero (one fill per buffer). */
+  zeroGrad(): void {
+    for (const g of this.grads) fillInto(g, 0);
+  }
+
+  /**
+   * AdamW's first and second moments, created (zeroed) on first use, same layout.
+   *
+   * @returns The moment buffers.
+   */
+  moments(): { m: Tensor[]; v: Tensor[] } {
+    if (!this.#moments) {
+      const rt = gpu();
+      const mk = (label: string) =>
+        this.chunkSizes.map((n) => {
+          const buf = rt.device.createBuffer({
+            size: Math.max(n, ALIGN_ELEMS) * 4,
+            usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+            label,
+          });
+          const t = keep(new Tensor(new Storage(buf, false), [n], "f32", 0, label));
+          fillInto(t, 0);
+          return t;
+        });
+      this.#moments = { m: mk("adam_m"), v: mk("adam_v") };
+    }
+    return this.#moments;
+  }
+
+  /**
+   * Replaces a parameter's values (e.g. from a checkpoint).
+   *
+   * @param name Hugging Face name.
+   * @param data Values (f32, the parameter's element count).
+   */
+  load(name: string, data: Float32Array): void {
+    const p = this.get(name);
+    if (data.length !== p.value.size) {
+      throw new RangeError(
+        `Cannot load ${data.length} values into "${name}" of shape ${fmtShape(p.spec.shape)}`,
+      );
+    }
+    gpu().upload(p.value, data);
+  }
+
+  /** @returns Bytes of values, gradients and (when created) moments. */
+  bytes(): number {
+    const one = this.chunkSizes.reduce((a, n) => a + n, 0) * 4;
+    return one * (this.#moments ? 4 : 2);
+  }
+
+  /** @returns A one-line summary: parameter count and memory. */
+  describe(): string {
+    return `${this.params.length} tensors, ${this.count.toLocaleString("en-US")} parameters, ` +
+      `${fmtBytes(this.bytes())} on the GPU`;
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * AdamW over a {@linkcode ParamTable}: PyTorch's update rule, per-group learning rates and
+ * weight decay, optional global-norm gradient clipping computed on the GPU (no readback),
+ * and a skipped step when the gradients are not finite.
+ *
+ * @module
+ */
+
+import adamwSrc from "../../wgsl/adamw.wgsl" with { type: "text" };
+import clipSrc from "../../wgsl/grad_clip_factor.wgsl" with { type: "text" };
+import { defineKernel, grid } from "../gpu/kernel.ts";
+import { gpu } from "../gpu/runtime.ts";
+import { keep } from "../autograd/scope.ts";
+import type { Tensor } from "../autograd/tensor.ts";
+import { empty } from "../ops/creation.ts";
+import { sumSquares } from "../ops/reduce.ts";
+import { concat1d } from "./_concat.ts";
+import type { ParamTable } from "../nn/params.ts";
+
+const adamwKernel = defineKernel({
+  name: "adamw",
+  source: adamwSrc,
+  bindings: ["write", "read", "write", "write", "read"],
+  params: ["n:u32", "lr:f32", "b1:f32", "b2:f32", "eps:f32", "wd:f32", "bc1:f32", "bc2:f32"],
+});
+
+const clipKernel = defineKernel({
+  name: "grad_clip_factor",
+  source: clipSrc,
+  bindings: ["read", "write"],
+  params: ["count:u32", "max_norm:f32"],
+});
+
+/** AdamW hyper-parameters. */
+export interface AdamWOptions {
+  /** Adam beta1 (reference 0.9). */
+  beta1: number;
+  /** Adam beta2 (reference 0.95). */
+  beta2: number;
+  /** Adam epsilon (PyTorch default 1e-8). */
+  eps: number;
+  /** Decoupled weight decay of the decay group (reference 3e-4). */
+  weightDecay: number;
+  /** Global gradient-norm bound; 0 = no clipping. */
+  clipNorm: number;
+}
+
+/** AdamW state and update for one parameter table. */
+export class AdamW {
+  /** Hyper-parameters. */
+  readonly options: AdamWOptions;
+  /** Steps taken (for the bias corrections); saved in checkpoints. */
+  step = 0;
+  readonly #table: ParamTable;
+  /** [clip factor, gradient norm] of the last step, on the GPU. */
+  readonly stats: Tensor;
+
+  /**
+   * @param table The parameters.
+   * @param options Hyper-parameters.
+   */
+  constructor(table: ParamTable, options: AdamWOptions) {
+    this.#table = table;
+    this.options = options;
+    table.moments();
+    this.stats = keep(empty([2]));
+  }
+
+  /**
+   * One update with the gradients currently in the table (recorded, not awaited).
+   *
+   * @param lr Learning rate per group for this step.
+   * @returns The [clip factor, gradient norm] tensor of this step (read it when logging).
+   */
+  update(lr: { base: number; selection: number }): Tensor {
+    const rt = gpu();
+    const t = this.#table;
+    const { m, v } = t.moments();
+    // Global gradient norm: one sum of squares per buffer, combined on the GPU.
+    const partials = t.grads.map((g) => sumSquares(g));
+    const sq = concat1d(partials);
+    for (const p of partials) p.dispose();
+    rt.dispatch(clipKernel, [sq, this.stats], {
+      count: t.grads.length,
+      max_norm: this.options.clipNorm,
+    }, [1]);
+    sq.dispose();
+    this.step++;
+    const { beta1, beta2, eps, weightDecay } = this.options;
+    const bc1 = 1 - beta1 ** this.step, bc2 = 1 - beta2 ** this.step;
+    const maxElems = Math.floor(rt.info.maxBindingBytes / 4 / 64) * 64;
+    for (const r of t.ranges) {
+      for (let s = r.start; s < r.end; s += maxElems) {
+        const n = Math.min(maxElems, r.end - s);
+        const views = [t.values, t.grads, m, v].map((b) => b[r.chunk]!.window(s, [n]));
+        rt.dispatch(adamwKernel, [views[0]!, views[1]!, views[2]!, views[3]!, this.stats], {
+          n,
+          lr: lr[r.lrGroup],
+          b1: beta1,
+          b2: beta2,
+          eps,
+          wd: r.decay ? weightDecay : 0,
+          bc1,
+          bc2,
+        }, grid(n, 256));
+        for (const w of views) w.dispose();
+      }
+    }
+    return this.stats;
+  }
+}
