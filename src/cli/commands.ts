@@ -18,6 +18,10 @@ export interface Command {
 export const COMMANDS: Record<string, Command> = {
   // Entries are added by each capability as it lands; keep this order: train, data,
   // interchange, inspection, tooling.
+  bench: {
+    summary: "Benchmark the kernels on the model's shapes (the performance record)",
+    load: () => import("./bench.ts"),
+  },
   info: {
     summary: "Show the GPU adapter ps3 runs on and its limits",
     load: () => import("./info.ts"),
