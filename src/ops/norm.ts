@@ -1,0 +1,325 @@
+/**
+ * Normalisation ops with hand-written backward kernels: LayerNorm over the last axis
+ * (`torch.nn.LayerNorm`), channel LayerNorm on NCHW maps (timm `LayerNorm2d`), and L2
+ * normalisation (`F.normalize`).
+ *
+ * Every kernel sees its input as `[O, C, I]`, the normalised axis C in the middle: element
+ * (o, c, i) lies at `o*C*I + c*I + i`. Normalising the last axis is I = 1; the channels of
+ * `[B, C, H, W]` are O = B, I = H*W; so one code path serves both layouts. A row is one
+ * (o, i) pair, handled by one thread.
+ *
+ * @module
+ */
+
+import forwardSrc from "../../wgsl/layer_norm_forward.wgsl" with { type: "text" };
+import backwardInputSrc from "../../wgsl/layer_norm_backward_input.wgsl" with { type: "text" };
+import backwardParamsSrc from "../../wgsl/layer_norm_backward_params.wgsl" with {
+  type: "text",
+};
+import l2ForwardSrc from "../../wgsl/l2_normalize_forward.wgsl" with { type: "text" };
+import l2BackwardSrc from "../../wgsl/l2_normalize_backward.wgsl" with { type: "text" };
+import { defineKernel, grid, type Kernel } from "../gpu/kernel.ts";
+import { gpu } from "../gpu/runtime.ts";
+import { record } from "../autograd/tape.ts";
+import { fmtShape, type Tensor } from "../autograd/tensor.ts";
+import { empty } from "./creation.ts";
+import { sum } from "./reduce.ts";
+
+/**
+ * Rows summed by one thread in the first pass of the weight and bias gradients; more rows
+ * are split into chunks whose partial sums a second pass adds (llvmpipe stops loops after
+ * 65535 trips, and there are no float atomics).
+ */
+export const LAYER_NORM_CHUNK_ROWS = 256;
+
+/** A tensor seen as `[outer, size, inner]` around one axis. */
+export interface AxisLayout {
+  /** Product of the dims before the axis (O). */
+  outer: number;
+  /** The axis length (C). */
+  size: number;
+  /** Product of the dims after the axis (I). */
+  inner: number;
+}
+
+/**
+ * Splits a shape around one axis.
+ *
+ * @param shape Dimensions.
+ * @param axis The axis; negative counts from the end.
+ * @returns The sizes before, of and after the axis.
+ * @example
+ * ```ts
+ * axisLayout([2, 5, 3, 4], 1); // { outer: 2, size: 5, inner: 12 }
+ * ```
+ */
+export function axisLayout(shape: readonly number[], axis: number): AxisLayout {
+  const k = axis < 0 ? axis + shape.length : axis;
+  if (!Number.isInteger(k) || k < 0 || k >= shape.length) {
+    throw new RangeError(`Axis ${axis} is out of range for shape ${fmtShape(shape)}`);
+  }
+  const prod = (dims: readonly number[]) => dims.reduce((p, d) => p * d, 1);
+  return { outer: prod(shape.slice(0, k)), size: shape[k]!, inner: prod(shape.slice(k + 1)) };
+}
+
+/** Options of {@linkcode layerNorm}. */
+export interface LayerNormOptions {
+  /** Added to the variance before the square root (default 1e-5, PyTorch's). */
+  eps?: number | undefined;
+}
+
+/** Options of {@linkcode layerNormChannels}. */
+export interface LayerNormChannelsOptions {
+  /** Added to the variance before the square root (default 1e-6, timm LayerNorm2d's). */
+  eps?: number | undefined;
+}
+
+/** Options of {@linkcode normalize}. */
+export interface NormalizeOptions {
+  /** Lower bound of the denominator (default 1e-12, PyTorch's). */
+  eps?: number | undefined;
+  /** The axis normalised (default -1, the last). */
+  axis?: number | undefined;
+}
+
+const kernels = new Map<string, Kernel>();
+
+function kernel(key: string, make: () => Kernel): Kernel {
+  let k = kernels.get(key);
+  if (!k) {
+    k = make();
+    kernels.set(key, k);
+  }
+  return k;
+}
+
+function checkF32(op: string, ts: readonly Tensor[]): void {
+  for (const t of ts) {
+    t.assertAlive();
+    if (t.dtype !== "f32") throw new TypeError(`${op}() takes f32 tensors, got ${t.describe()}`);
+  }
+}
+
+function checkEps(op: string, eps: number): void {
+  if (!Number.isFinite(eps) || eps < 0) {
+    throw new RangeError(`${op}() needs a finite eps >= 0, got ${eps}`);
+  }
+}
+
+/** LayerNorm over the middle axis of x seen as [O, C, I]; records the backward. */
+function layerNormAxis(
+  op: string,
+  x: Tensor,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  eps: number,
+  layout: AxisLayout,
+): Tensor {
+  const { outer, size: C, inner } = layout;
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  checkF32(op, inputs);
+  checkEps(op, eps);
+  for (const [what, p] of [["weight", weight], ["bias", bias]] as const) {
+    if (p && (p.rank !== 1 || p.shape[0] !== C)) {
+      throw new RangeError(
+        `${op}() ${what} must be [${C}] for input ${fmtShape(x.shape)}, got ${fmtShape(p.shape)}`,
+      );
+    }
+  }
+  const rows = outer * inner;
+  const rt = gpu();
+  const hasW = weight !== null, hasB = bias !== null;
+  const fwd = kernel(`f:${hasW}:${hasB}`, () =>
+    defineKernel({
+      name: "layer_norm_forward",
+      source: forwardSrc,
+      bindings: ["read", "read", "read", "write", "write", "write"],
+      params: ["rows:u32", "C:u32", "I:u32", "eps:f32"],
+      defines: { HAS_WEIGHT: String(hasW), HAS_BIAS: String(hasB) },
+    }));
+  const y = empty(x.shape);
+  const mean = empty([rows]);
+  const rstd = empty([rows]);
+  mean.name = `${op}.mean`;
+  rstd.name = `${op}.rstd`;
+  if (rows > 0 && C > 0) {
+    rt.assertLoopTrips("layer_norm_forward", 3 * C);
+    rt.dispatch(
+      fwd,
+      [x, weight ?? x, bias ?? x, y, mean, rstd],
+      { rows, C, I: inner, eps },
+      grid(rows, 64),
+    );
+  }
+  record(op, inputs, [y], ([g]) => {
+    const dims = { rows, C, I: inner };
+    let dx: Tensor | null = null;
+    if (x.requiresGrad) {
+      const k = kernel(`bi:${hasW}`, () =>
+        defineKernel({
+          name: "layer_norm_backward_input",
+          source: backwardInputSrc,
+          bindings: ["read", "read", "read", "read", "read", "write"],
+          params: ["rows:u32", "C:u32", "I:u32"],
+          defines: { HAS_WEIGHT: String(hasW) },
+        }));
+      dx = empty(x.shape);
+      if (rows > 0 && C > 0) {
+        rt.assertLoopTrips("layer_norm_backward_input", 2 * C);
+        rt.dispatch(k, [x, weight ?? x, g!, mean, rstd, dx], dims, grid(rows, 64));
+      }
+    }
+    let dw: Tensor | null = null, db: Tensor | null = null;
+    if (weight?.requiresGrad || bias?.requiresGrad) {
+      [dw, db] = layerNormParamGrads(x, g!, mean, rstd, dims);
+    }
+    const grads: (Tensor | null)[] = [dx];
+    if (weight) grads.push(weight.requiresGrad ? dw : null);
+    if (bias) grads.push(bias.requiresGrad ? db : null);
+    return grads;
+  });
+  // Without a recorded backward nothing reads the statistics again.
+  if (!y.node) {
+    mean.dispose();
+    rstd.dispose();
+  }
+  return y;
+}
+
+/** Column sums over all rows of g * xhat and g, in one pass or chunked in two. */
+function layerNormParamGrads(
+  x: Tensor,
+  g: Tensor,
+  mean: Tensor,
+  rstd: Tensor,
+  dims: { rows: number; C: number; I: number },
+): [Tensor, Tensor] {
+  const rt = gpu();
+  const k = kernel("bp", () =>
+    defineKernel({
+      name: "layer_norm_backward_params",
+      source: backwardParamsSrc,
+      bindings: ["read", "read", "read", "read", "write", "write"],
+      params: ["rows:u32", "C:u32", "I:u32", "chunks:u32"],
+      defines: { CHUNK: LAYER_NORM_CHUNK_ROWS },
+    }));
+  const chunks = Math.max(1, Math.ceil(dims.rows / LAYER_NORM_CHUNK_ROWS));
+  const pw = empty([chunks, dims.C]);
+  const pb = empty([chunks, dims.C]);
+  rt.assertLoopTrips("layer_norm_backward_params", LAYER_NORM_CHUNK_ROWS);
+  rt.dispatch(k, [x, g, mean, rstd, pw, pb], { ...dims, chunks }, grid(chunks * dims.C, 64));
+  if (chunks === 1) return [pw.view([dims.C]), pb.view([dims.C])];
+  return [sum(pw, 0), sum(pb, 0)];
+}
+
+/**
+ * Layer normalisation over the last axis (`torch.nn.LayerNorm(C)`): each row is shifted by
+ * its mean and scaled by `rstd = 1 / sqrt(var + eps)` (biased variance, computed in two
+ * passes), then multiplied by `weight` and shifted by `bias`. The per-row mean and rstd are
+ * kept (as tensors named `layerNorm.mean` / `layerNorm.rstd`) for the backward.
+ *
+ * @param x Input `[..., C]`.
+ * @param weight Scale `[C]`, or null for none.
+ * @param bias Shift `[C]`, or null for none.
+ * @param options eps.
+ * @returns The normalised tensor, shaped like x.
+ * @example
+ * ```ts
+ * const y = layerNorm(tokens, ln.weight, ln.bias, { eps: 1e-6 }); // tokens [B, N, C]
+ * ```
+ */
+export function layerNorm(
+  x: Tensor,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  options: LayerNormOptions = {},
+): Tensor {
+  x.assertAlive();
+  const layout = axisLayout(x.shape, -1);
+  return layerNormAxis("layerNorm", x, weight, bias, options.eps ?? 1e-5, layout);
+}
+
+/**
+ * Channel layer normalisation of an NCHW map (timm `LayerNorm2d`): at every (b, h, w) the C
+ * channel values are normalised as by {@linkcode layerNorm}, then scaled and shifted per
+ * channel. Same kernels as {@linkcode layerNorm}, addressing channels with stride H*W.
+ *
+ * @param x Input `[B, C, H, W]`.
+ * @param weight Scale `[C]`, or null for none.
+ * @param bias Shift `[C]`, or null for none.
+ * @param options eps.
+ * @returns The normalised map, `[B, C, H, W]`.
+ * @example
+ * ```ts
+ * const y = layerNormChannels(map, norm.weight, norm.bias); // eps 1e-6
+ * ```
+ */
+export function layerNormChannels(
+  x: Tensor,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  options: LayerNormChannelsOptions = {},
+): Tensor {
+  x.assertAlive();
+  if (x.rank !== 4) {
+    throw new RangeError(
+      `layerNormChannels() needs a [B, C, H, W] input, got ${fmtShape(x.shape)}`,
+    );
+  }
+  const layout = axisLayout(x.shape, 1);
+  return layerNormAxis("layerNormChannels", x, weight, bias, options.eps ?? 1e-6, layout);
+}
+
+/**
+ * L2 normalisation along an axis (`F.normalize(x, p=2, dim=axis, eps)`):
+ * `x / max(||x||_2, eps)`. Below eps the denominator is the constant eps, and the gradient
+ * is `g / eps` (PyTorch's `clamp_min` rule).
+ *
+ * @param x Input.
+ * @param options eps and axis.
+ * @returns The normalised tensor, shaped like x.
+ * @example
+ * ```ts
+ * const features = normalize(pooled); // unit rows of [B, C]
+ * ```
+ */
+export function normalize(x: Tensor, options: NormalizeOptions = {}): Tensor {
+  const { eps = 1e-12, axis = -1 } = options;
+  checkF32("normalize", [x]);
+  checkEps("normalize", eps);
+  const { outer, size: C, inner } = axisLayout(x.shape, axis);
+  const rows = outer * inner;
+  const rt = gpu();
+  const dims = { rows, C, I: inner, eps };
+  const fwd = kernel("l2f", () =>
+    defineKernel({
+      name: "l2_normalize_forward",
+      source: l2ForwardSrc,
+      bindings: ["read", "write", "write"],
+      params: ["rows:u32", "C:u32", "I:u32", "eps:f32"],
+    }));
+  const y = empty(x.shape);
+  const norm = empty([rows]);
+  norm.name = "normalize.norm";
+  if (rows > 0 && C > 0) {
+    rt.assertLoopTrips("l2_normalize_forward", 2 * C);
+    rt.dispatch(fwd, [x, y, norm], dims, grid(rows, 64));
+  }
+  record("normalize", [x], [y], ([g]) => {
+    const bwd = kernel("l2b", () =>
+      defineKernel({
+        name: "l2_normalize_backward",
+        source: l2BackwardSrc,
+        bindings: ["read", "read", "read", "write"],
+        params: ["rows:u32", "C:u32", "I:u32", "eps:f32"],
+      }));
+    const dx = empty(x.shape);
+    if (rows > 0 && C > 0) {
+      rt.assertLoopTrips("l2_normalize_backward", 2 * C);
+      rt.dispatch(bwd, [y, g!, norm, dx], dims, grid(rows, 64));
+    }
+    return [dx];
+  });
+  if (!y.node) norm.dispose();
+  return y;
+}
