@@ -1,0 +1,214 @@
+import { throws } from "node:assert";
+import { type Arr, arr, assertClose, checkOp, randArr, Rng, roundF32, rt } from "../harness.ts";
+import { embedding, gatherRows, scatterValue } from "../../src/ops/gather.ts";
+import { topkIndices } from "../../src/ops/topk.ts";
+import { topkIndicesRef } from "../../src/reference/topk.ts";
+import { tensor } from "../../src/ops/creation.ts";
+import { backward } from "../../src/autograd/tape.ts";
+import { tidy } from "../../src/autograd/scope.ts";
+import { embeddingRef, gatherRowsRef, scatterValueRef } from "../../src/reference/gather.ts";
+
+const rng = new Rng(21);
+
+// Gathers copy f32 words exactly; each gradient element is one copied weight or a sum of a
+// few (<= 4 here, f32 rounding <= 4e-7 on |w| <= 1), compared with float64 finite differences
+// of a linear function (rounding ~1e-10).
+const COPY = { atol: 0, rtol: 0, gradAtol: 1e-9, gradRtol: 0 };
+const SUMS = { atol: 0, rtol: 0, gradAtol: 1e-6, gradRtol: 0 };
+
+/** Distinct random indices in [0, n) per row: what top-k produces. */
+function uniqueRows(batch: number, perB: number, n: number): Int32Array {
+  const out = new Int32Array(batch * perB);
+  for (let b = 0; b < batch; b++) {
+    const perm = rng.shuffle([...Array(n).keys()]);
+    out.set(perm.slice(0, perB), b * perB);
+  }
+  return out;
+}
+
+function idxArr(data: Int32Array, shape: number[]): Arr {
+  return arr(shape, data);
+}
+
+const GATHER_CASES: { table: number[]; batch: number; perB: number; window?: number }[] = [
+  { table: [13, 5], batch: 3, perB: 4 },
+  { table: [7, 3], batch: 4, perB: 7 },
+  { table: [1, 6], batch: 2, perB: 1 },
+  { table: [3, 11, 7], batch: 3, perB: 5 },
+  { table: [1, 9, 2], batch: 1, perB: 9 },
+  // 12-byte rows: windows must start on 256-byte boundaries, so 64 rows per window.
+  { table: [150, 3], batch: 3, perB: 40, window: 800 },
+  { table: [2, 70, 3], batch: 2, perB: 33, window: 800 },
+];
+
+for (const c of GATHER_CASES) {
+  const kind = c.table.length === 2 ? "shared" : "per-sample";
+  const win = c.window ? ` in ${c.window}-byte windows` : "";
+  Deno.test(`gatherRows() ${kind} table [${c.table}] with idx [${c.batch}, ${c.perB}]${win} matches float64 and FD`, async () => {
+    const n = c.table[c.table.length - 2]!;
+    const ids = uniqueRows(c.batch, c.perB, n);
+    await checkOp(
+      "gatherRows",
+      [randArr(c.table, rng)],
+      ([t]) => gatherRows(t!, tensor(ids, [c.batch, c.perB], "i32"), { maxWindowBytes: c.window }),
+      ([t]) => gatherRowsRef(t!, idxArr(ids, [c.batch, c.perB])),
+      kind === "shared" ? SUMS : COPY,
+    );
+  });
+}
+
+Deno.test("gatherRows() of topkIndices() rows from a 72900-row table matches float64 in both directions", async () => {
+  const [batch, n, c, k] = [2, 72900, 4, 2134]; // PS3-4K's last scale
+  const table = roundF32(randArr([n, c], rng));
+  const scores = Float32Array.from({ length: batch * n }, () => rng.next());
+  const w = roundF32(randArr([batch, k, c], rng));
+  const ids = topkIndicesRef(arr([batch, n], scores), k);
+  const expected = new Float64Array(n * c);
+  for (let p = 0; p < batch * k; p++) {
+    for (let j = 0; j < c; j++) expected[ids.data[p]! * c + j]! += w.data[p * c + j]!;
+  }
+  const { y, g } = tidy(() => {
+    const t = tensor(Float32Array.from(table.data), [n, c]);
+    t.requiresGrad = true;
+    const y = gatherRows(t, topkIndices(tensor(scores, [batch, n]), k));
+    backward(y, tensor(Float32Array.from(w.data), w.shape));
+    return { y, g: t.grad! };
+  });
+  const [yh, gh] = await rt.read([y, g]);
+  assertClose(new Float32Array(yh!), gatherRowsRef(table, ids).data, {
+    atol: 0,
+    rtol: 0,
+    label: "forward",
+  });
+  // A table row gets at most one weight per sample: one f32 rounding of a sum below 2.
+  assertClose(new Float32Array(gh!), expected, { atol: 2.5e-7, rtol: 0, label: "gradient" });
+  y.dispose();
+  g.dispose();
+});
+
+Deno.test("gatherRows() gives zero rows and no gradient for indices outside the table", async () => {
+  const ids = Int32Array.from([0, -1, 4, 5, 2, 100, -7, 3]);
+  for (const table of [[5, 3], [2, 5, 3]]) {
+    await checkOp(
+      "gatherRows-range",
+      [randArr(table, rng)],
+      ([t]) => gatherRows(t!, tensor(ids, [2, 4], "i32")),
+      ([t]) => gatherRowsRef(t!, idxArr(ids, [2, 4])),
+      SUMS,
+    );
+  }
+});
+
+Deno.test("embedding() with repeated ids matches float64 and FD", async () => {
+  const ids = Int32Array.from({ length: 21 }, () => rng.int(9));
+  ids[3] = ids[4] = ids[17] = 8; // at least one id used three times
+  await checkOp(
+    "embedding",
+    [randArr([9, 6], rng)],
+    ([t]) => embedding(t!, tensor(ids, [3, 7], "i32")),
+    ([t]) => embeddingRef(t!, idxArr(ids, [3, 7])),
+    // up to 21 weights summed in f32: error < 21 * 6e-8.
+    { ...SUMS, gradAtol: 2e-6 },
+  );
+});
+
+Deno.test("embedding() bound in 48-row windows matches float64 and FD", async () => {
+  const ids = Int32Array.from({ length: 40 }, () => rng.int(200));
+  ids[0] = 0;
+  ids[1] = 199;
+  ids[2] = ids[3] = 47; // last row of the first window, twice
+  ids[4] = ids[5] = 48; // first row of the second window, twice
+  ids[6] = -1; // out of range: zero row
+  ids[7] = 200;
+  await checkOp(
+    "embedding-windows",
+    [randArr([200, 4], rng)],
+    // 16-byte rows: 16-row alignment, so at most 48 rows fit 1000 bytes: 5 windows.
+    ([t]) => embedding(t!, tensor(ids, [5, 8], "i32"), { maxWindowBytes: 1000 }),
+    ([t]) => embeddingRef(t!, idxArr(ids, [5, 8])),
+    SUMS,
+  );
+});
+
+Deno.test("embedding() gradient for 2048 tokens over a 32000-row table matches float64 and is bit-reproducible", async () => {
+  const [v, c, m] = [32000, 16, 2048];
+  const table = roundF32(randArr([v, c], rng));
+  const ids = Int32Array.from({ length: m }, () => rng.int(300) * 100 + rng.int(3)); // repeats
+  const w = roundF32(randArr([m, c], rng));
+  const expected = new Float64Array(v * c);
+  for (let p = 0; p < m; p++) {
+    for (let j = 0; j < c; j++) expected[ids[p]! * c + j]! += w.data[p * c + j]!;
+  }
+  const run = () =>
+    tidy(() => {
+      const t = tensor(Float32Array.from(table.data), [v, c]);
+      t.requiresGrad = true;
+      const y = embedding(t, tensor(ids, [2, 1024], "i32"));
+      backward(y, tensor(Float32Array.from(w.data), [2, 1024, c]));
+      return { y, g: t.grad! };
+    });
+  const a = run();
+  const b = run();
+  const [ya, ga, gb] = await rt.read([a.y, a.g, b.g]);
+  assertClose(new Float32Array(ya!), embeddingRef(table, idxArr(ids, [2, 1024])).data, {
+    atol: 0,
+    rtol: 0,
+    label: "forward",
+  });
+  // Each id occurs ~7 times: f32 sums of <= ~20 weights, error < 2e-6.
+  assertClose(new Float32Array(ga!), expected, { atol: 2e-6, rtol: 0, label: "gradient" });
+  assertClose(new Float32Array(ga!), new Float32Array(gb!), { atol: 0, rtol: 0, label: "rerun" });
+  for (const t of [a.y, a.g, b.y, b.g]) t.dispose();
+});
+
+Deno.test({
+  name: "embedding() backward refuses more tokens than llvmpipe's loop limit",
+  ignore: !Number.isFinite(rt.info.maxLoopTrips),
+  fn: () => {
+    tidy(() => {
+      const t = tensor(new Float32Array(10 * 2), [10, 2]);
+      t.requiresGrad = true;
+      const y = embedding(t, tensor(new Int32Array(70000), [70000], "i32"));
+      throws(() => backward(y, tensor(new Float32Array(140000), [70000, 2])), {
+        name: "RangeError",
+        message: /embedding_rank/,
+      });
+    });
+  },
+});
+
+Deno.test("scatterValue() overwrites indexed entries; the gradient skips them", async () => {
+  const ids = Int32Array.from([3, 3, 0, 9, 5, 11, -1, 2, 1, 1, 6, 4]); // repeats, out of range
+  await checkOp(
+    "scatterValue",
+    [randArr([3, 10], rng)],
+    ([x]) => scatterValue(x!, tensor(ids, [3, 4], "i32"), { value: -1 }),
+    ([x]) => scatterValueRef(x!, idxArr(ids, [3, 4]), -1),
+    COPY,
+  );
+});
+
+Deno.test("gather ops reject wrong index types and shapes", () => {
+  tidy(() => {
+    const t = tensor(new Float32Array(12), [4, 3]);
+    const f = tensor(new Float32Array(4), [2, 2]);
+    const i = tensor(new Int32Array(4), [2, 2], "i32");
+    throws(() => gatherRows(t, f), { name: "TypeError", message: /must be i32/ });
+    throws(() => gatherRows(tensor(new Float32Array(36), [3, 4, 3]), i), {
+      name: "RangeError",
+      message: /cannot gather/,
+    });
+    throws(() => embedding(tensor(new Float32Array(12), [12]), i), {
+      name: "RangeError",
+      message: /must be \[V, C\]/,
+    });
+    throws(() => scatterValue(t, tensor(new Int32Array(3), [3, 1], "i32"), { value: 0 }), {
+      name: "RangeError",
+      message: /cannot scatter/,
+    });
+    throws(() => embedding(t, i, { maxWindowBytes: 8 }), {
+      name: "RangeError",
+      message: /cannot bind rows/,
+    });
+  });
+});
