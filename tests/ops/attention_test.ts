@@ -1,0 +1,194 @@
+import { assertClose, checkOp, randArr, Rng, roundF32, rt } from "../harness.ts";
+import { attention } from "../../src/ops/attention.ts";
+import { attentionRef } from "../../src/reference/attention.ts";
+import { type Arr, arr } from "../../src/reference/array.ts";
+import { tensor } from "../../src/ops/creation.ts";
+import { noGrad } from "../../src/autograd/tape.ts";
+import { tidy } from "../../src/autograd/scope.ts";
+import type { Tensor } from "../../src/autograd/tensor.ts";
+
+const rng = new Rng(5);
+
+interface Case {
+  b: number;
+  nq: number;
+  nk: number;
+  nc: number;
+  heads: number;
+  d: number;
+  /** Key mask: random zeros ("some"), or sample 0 fully masked ("empty"). */
+  mask?: "some" | "empty";
+  scale?: number;
+  /** Only the cache takes gradients (q, k and v are constants). */
+  cacheGradsOnly?: boolean;
+}
+
+/** A key mask [B, Nt] with about a third zeros and at least one 1 per sample. */
+function randMask(b: number, nt: number, empty: boolean): Arr {
+  const m = arr([b, nt]);
+  for (let s = 0; s < b; s++) {
+    if (empty && s === 0) continue;
+    for (let j = 0; j < nt; j++) m.data[s * nt + j] = rng.uniform(0, 1) < 0.35 ? 0 : 1;
+    m.data[s * nt + rng.int(nt)] = 1;
+  }
+  return m;
+}
+
+/** Inputs [q, k, v, (cache k, cache v), (mask)] for checkOp and the index of the mask. */
+function inputsOf(c: Case): { xs: Arr[]; maskAt: number } {
+  const w = c.heads * c.d;
+  const xs = [
+    randArr([c.b, c.nq, w], rng),
+    randArr([c.b, c.nk, w], rng),
+    randArr([c.b, c.nk, w], rng),
+  ];
+  if (c.nc > 0) xs.push(randArr([c.b, c.nc, w], rng), randArr([c.b, c.nc, w], rng));
+  const maskAt = c.mask ? xs.length : -1;
+  if (c.mask) xs.push(randMask(c.b, c.nc + c.nk, c.mask === "empty"));
+  return { xs, maskAt };
+}
+
+const CASES: Case[] = [
+  { b: 1, nq: 1, nk: 1, nc: 0, heads: 1, d: 1 },
+  { b: 2, nq: 7, nk: 13, nc: 0, heads: 2, d: 8 },
+  { b: 1, nq: 7, nk: 13, nc: 5, heads: 3, d: 5 },
+  { b: 2, nq: 1, nk: 13, nc: 0, heads: 3, d: 16, mask: "some" },
+  { b: 2, nq: 7, nk: 0, nc: 5, heads: 2, d: 8 },
+  { b: 2, nq: 7, nk: 0, nc: 5, heads: 1, d: 5, mask: "some" },
+  { b: 2, nq: 7, nk: 13, nc: 5, heads: 2, d: 5, mask: "some" },
+  { b: 2, nq: 7, nk: 13, nc: 5, heads: 3, d: 16, mask: "some", scale: 0.4 },
+  { b: 1, nq: 7, nk: 1, nc: 5, heads: 1, d: 72, scale: 0.3 },
+  { b: 1, nq: 1, nk: 13, nc: 5, heads: 2, d: 72, mask: "some" },
+  { b: 2, nq: 7, nk: 13, nc: 5, heads: 3, d: 1, scale: 2.5 },
+  { b: 1, nq: 7, nk: 13, nc: 5, heads: 2, d: 16, mask: "some", scale: 2 },
+  { b: 2, nq: 7, nk: 13, nc: 5, heads: 2, d: 8, mask: "empty" },
+  { b: 2, nq: 7, nk: 13, nc: 5, heads: 2, d: 8, cacheGradsOnly: true },
+];
+
+function label(c: Case): string {
+  return `B=${c.b} Nq=${c.nq} Nk=${c.nk} Nc=${c.nc} H=${c.heads} D=${c.d}` +
+    (c.mask === "some" ? " masked" : c.mask === "empty" ? " with a fully masked sample" : "") +
+    (c.scale === undefined ? "" : ` scale=${c.scale}`) +
+    (c.cacheGradsOnly ? ", gradients to the cache only" : "");
+}
+
+for (const c of CASES) {
+  Deno.test(`attention() ${label(c)} matches float64 and FD`, async () => {
+    const { xs, maskAt } = inputsOf(c);
+    const opts = <T>(ys: T[]) => ({
+      heads: c.heads,
+      scale: c.scale,
+      cache: c.nc > 0 ? { k: ys[3]!, v: ys[4]! } : undefined,
+      keyMask: maskAt >= 0 ? ys[maskAt]! : undefined,
+    });
+    await checkOp(
+      "attention",
+      xs,
+      (ts) => attention(ts[0]!, ts[1]!, ts[2]!, opts(ts)),
+      (as) => attentionRef(as[0]!, as[1]!, as[2]!, opts(as)),
+      // f32 rounding of sums of <= 18 terms and of exp() (WGSL allows 3 + 2|x| ulp): measured
+      // worst |error| 2e-7 forward, 7e-7 for gradients (the peaked scale=2 case, gradients
+      // up to 2) on llvmpipe; the central difference (float64, h = 1e-5) adds ~1e-10.
+      { atol: 5e-7, rtol: 2e-6, gradAtol: 2e-6, gradRtol: 1e-5 },
+      [...(c.cacheGradsOnly ? [0, 1, 2] : []), ...(maskAt >= 0 ? [maskAt] : [])],
+    );
+  });
+}
+
+Deno.test("attention() without gradients keeps no logsumexp buffer", () => {
+  const q = tensor(new Float32Array(2 * 3 * 8), [2, 3, 8]);
+  const before = rt.memory().inUseBytes;
+  const y = noGrad(() => attention(q, q, q, { heads: 2 }));
+  assertClose([rt.memory().inUseBytes - before], [y.storage.buffer.size], {
+    atol: 0,
+    rtol: 0,
+    label: "bytes held after the op",
+  });
+  y.dispose();
+  q.dispose();
+});
+
+Deno.test("attention() rejects mismatched shapes, heads, masks and empty key sets", () => {
+  tidy(() => {
+    const x = (shape: number[]) => tensor(new Float32Array(shape.reduce((p, d) => p * d)), shape);
+    const q = x([2, 3, 12]), k = x([2, 5, 12]), c = x([2, 4, 12]);
+    const expectThrow = (fn: () => Tensor, type: ErrorConstructor, text: string) => {
+      let err: unknown = null;
+      try {
+        fn();
+      } catch (e) {
+        err = e;
+      }
+      if (!(err instanceof type) || !err.message.includes(text)) {
+        throw new Error(`Expected ${type.name} mentioning "${text}", got ${err}`);
+      }
+    };
+    expectThrow(() => attention(q, k, x([2, 4, 12]), { heads: 3 }), RangeError, "one shape");
+    expectThrow(() => attention(q, x([1, 5, 12]), k, { heads: 3 }), RangeError, "[2, N, 12]");
+    expectThrow(() => attention(q, k, k, { heads: 5 }), RangeError, "into 5 heads");
+    expectThrow(
+      () => attention(q, k, k, { heads: 3, cache: { k: c, v: x([2, 3, 12]) } }),
+      RangeError,
+      "cache.k and cache.v",
+    );
+    expectThrow(
+      () => attention(q, k, k, { heads: 3, cache: { k: c, v: c }, keyMask: x([2, 5]) }),
+      RangeError,
+      "[2, 9]",
+    );
+    const none = x([2, 0, 12]);
+    expectThrow(() => attention(q, none, none, { heads: 3 }), RangeError, "at least one key");
+    const ints = tensor(new Int32Array(2 * 5 * 12), [2, 5, 12], "i32");
+    expectThrow(() => attention(q, ints, k, { heads: 3 }), TypeError, "f32");
+  });
+});
+
+Deno.test({
+  name: "attention() refuses more keys than llvmpipe's loop limit instead of truncating",
+  ignore: !Number.isFinite(rt.info.maxLoopTrips),
+  fn() {
+    tidy(() => {
+      const n = rt.info.maxLoopTrips + 1;
+      const q = tensor(new Float32Array(4), [1, 1, 4]);
+      const k = tensor(new Float32Array(n * 4), [1, n, 4]);
+      let err: unknown = null;
+      try {
+        attention(q, k, k, { heads: 1 });
+      } catch (e) {
+        err = e;
+      }
+      if (!(err instanceof RangeError) || !err.message.includes("loop iterations")) {
+        throw new Error(`Expected the loop-trip guard's RangeError, got ${err}`);
+      }
+    });
+  },
+});
+
+// One PS3-1.5K high-res block at batch 1: 2560 selected tokens attend to the 729 cached
+// low-res tokens and to each other, 16 heads of D = 72 (SO400M).
+Deno.test("attention() forward at one high-res block's size (Nq=Nk=2560, Nc=729, H=16, D=72)", async () => {
+  const c = { b: 1, nq: 2560, nk: 2560, nc: 729, heads: 16, d: 72 };
+  const w = c.heads * c.d;
+  const big = (n: number) => roundF32(randArr([c.b, n, w], rng));
+  const q = big(c.nq), k = big(c.nk), v = big(c.nk), ck = big(c.nc), cv = big(c.nc);
+  const up = (a: Arr) => tensor(Float32Array.from(a.data), a.shape);
+  const t0 = performance.now();
+  const y = await tidy(() =>
+    noGrad(() =>
+      attention(up(q), up(k), up(v), { heads: c.heads, cache: { k: up(ck), v: up(cv) } })
+    )
+  ).read();
+  const ms = performance.now() - t0;
+  console.log(`attention forward ${label(c)}: ${ms.toFixed(0)} ms on ${rt.info.description}`);
+  // Query rows are independent: check 12 random rows against the float64 reference.
+  const picks = Array.from({ length: 12 }, () => rng.int(c.nq));
+  const qs = arr([1, picks.length, w]);
+  const got = new Float64Array(picks.length * w);
+  picks.forEach((i, r) => {
+    qs.data.set(q.data.subarray(i * w, (i + 1) * w), r * w);
+    got.set(y.subarray(i * w, (i + 1) * w), r * w);
+  });
+  const want = attentionRef(qs, k, v, { heads: c.heads, cache: { k: ck, v: cv } });
+  // Outputs average 3289 values |v| <= 1; measured worst |error| 1e-7 (f32 running sums).
+  assertClose(got, want.data, { atol: 5e-7, rtol: 2e-6, label: "sampled rows" });
+});
