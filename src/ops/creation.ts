@@ -80,8 +80,32 @@ export function full(shape: readonly number[], value: number, dtype: DType = "f3
  */
 export function fillInto(t: Tensor, value: number): void {
   if (t.dtype === "f16") throw new TypeError("fillInto() does not fill f16 tensors");
-  if (t.size > 0) {
-    gpu().dispatch(fillKernels[t.dtype], [t], { n: t.size, value }, grid(t.size, 256));
+  const k = fillKernels[t.dtype];
+  forWindows([t], (n, [w]) => gpu().dispatch(k, [w!], { n, value }, grid(n, 256)));
+}
+
+/**
+ * Runs a flat elementwise dispatch over same-sized tensors in windows no larger than the
+ * device's storage-binding limit (128 MiB on llvmpipe), so parameter and gradient buffers
+ * larger than one binding (the 147 MB token table of the real text tower) still work.
+ * Windows start at 256-byte boundaries; tensors must start on one too when split.
+ *
+ * @param ts Tensors of equal element count and 4-byte elements.
+ * @param fn Records the dispatch for one window: element count and the window views.
+ */
+export function forWindows(ts: readonly Tensor[], fn: (n: number, views: Tensor[]) => void): void {
+  const size = ts[0]!.size;
+  if (size === 0) return;
+  const step = Math.floor(gpu().info.maxBindingBytes / 4 / 64) * 64;
+  if (size <= step) {
+    fn(size, [...ts]);
+    return;
+  }
+  for (let start = 0; start < size; start += step) {
+    const n = Math.min(step, size - start);
+    const views = ts.map((t) => t.window(start, [n]));
+    fn(n, views);
+    for (const v of views) v.dispose();
   }
 }
 
@@ -202,9 +226,10 @@ export function addInto(dst: Tensor, src: Tensor, alpha = 1): void {
   if (dst.size !== src.size || dst.dtype !== "f32" || src.dtype !== "f32") {
     throw new RangeError(`Cannot add ${src.describe()} into ${dst.describe()}`);
   }
-  if (dst.size > 0) {
-    gpu().dispatch(addIntoKernel, [src, dst], { n: dst.size, alpha }, grid(dst.size, 256));
-  }
+  forWindows(
+    [src, dst],
+    (n, [s, d]) => gpu().dispatch(addIntoKernel, [s!, d!], { n, alpha }, grid(n, 256)),
+  );
 }
 
 /**

@@ -74,6 +74,10 @@ const UNARY = {
   affine: { expr: "a * v + b", deriv: "g * a" },
   /** clamp to [a, b]; gradient passes where a <= v <= b (PyTorch's rule). */
   clamp: { expr: "clamp(v, a, b)", deriv: "select(0.0, g, v >= a && v <= b)" },
+  /** 1 where v > a else 0 (a mask; no gradient). */
+  greaterThan: { expr: "select(0.0, 1.0, v > a)", deriv: "0.0" },
+  /** 1 where v == a else 0 (a mask; no gradient). */
+  equalTo: { expr: "select(0.0, 1.0, v == a)", deriv: "0.0" },
 } satisfies Record<string, UnaryDef>;
 
 /** Names of the unary ops. */
@@ -141,6 +145,7 @@ export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
     }));
   const y = empty(x.shape);
   gpu().dispatch(fwd, [x, y], { n: x.size, a, b }, grid(x.size, 256));
+  if (op === "greaterThan" || op === "equalTo") return y;
   record(op, [x], [y], ([g]) => {
     const bwd = kernel(`ub:${op}`, () =>
       defineKernel({

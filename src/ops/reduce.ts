@@ -10,7 +10,7 @@ import { defineKernel, grid, type Kernel } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
 import { fmtShape, type Tensor } from "../autograd/tensor.ts";
-import { empty } from "./creation.ts";
+import { empty, forWindows } from "./creation.ts";
 import { binary, broadcastTo, unary } from "./elementwise.ts";
 
 /** Reduced elements per thread: well inside llvmpipe's 65535-trip loop limit. */
@@ -248,5 +248,14 @@ export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
  */
 export function sumSquares(x: Tensor): Tensor {
   x.assertAlive();
-  return reduceRaw(x, [...Array(x.rank).keys()], 2, 1, []);
+  const parts: Tensor[] = [];
+  forWindows([x], (n, [w]) => parts.push(reduceRaw(w!.view([n]), [0], 2, 1, [1])));
+  if (parts.length === 1) return parts[0]!.view([]);
+  const all = empty([parts.length]);
+  parts.forEach((p, i) =>
+    gpu().copy(p, { buffer: all.buffer, byteOffset: all.byteOffset + 4 * i, byteLength: 4 })
+  );
+  const total = reduceRaw(all, [0], 0, 1, []);
+  for (const p of [...parts, all]) p.dispose();
+  return total;
 }

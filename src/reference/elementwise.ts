@@ -56,6 +56,8 @@ export const UNARY_REF: Record<string, (v: number, a: number, b: number) => numb
   geluTanh: (v) => 0.5 * v * (1 + Math.tanh(K * (v + 0.044715 * v ** 3))),
   affine: (v, a, b) => a * v + b,
   clamp: (v, a, b) => Math.min(Math.max(v, a), b),
+  greaterThan: (v, a) => (v > a ? 1 : 0),
+  equalTo: (v, a) => (v === a ? 1 : 0),
 };
 
 /**

@@ -1,4 +1,5 @@
-import { checkOp, randArr, Rng } from "../harness.ts";
+import { assertClose, checkOp, randArr, Rng } from "../harness.ts";
+import { tensor } from "../../src/ops/creation.ts";
 import { binary, broadcastTo, unary, type UnaryOp } from "../../src/ops/elementwise.ts";
 import { binaryRef, broadcastToRef, unaryRef } from "../../src/reference/elementwise.ts";
 
@@ -20,6 +21,15 @@ const UNARY_CASES: { op: UnaryOp; lo: number; hi: number; a?: number; b?: number
   { op: "affine", lo: -3, hi: 3, a: 2.5, b: -0.75 },
   { op: "clamp", lo: -3, hi: 3, a: -1, b: 1.5 },
 ];
+
+for (const op of ["greaterThan", "equalTo"] as const) {
+  Deno.test(`unary("${op}") makes a 0/1 mask without a gradient`, async () => {
+    const x = randArr([3, 5], rng, -2, 2);
+    x.data[4] = 0.5;
+    const y = await unary(op, tensor(Float32Array.from(x.data), x.shape), 0.5).read();
+    assertClose(y, unaryRef(op, x, 0.5).data, { atol: 0, rtol: 0, label: op });
+  });
+}
 
 for (const c of UNARY_CASES) {
   Deno.test(`unary("${c.op}") matches float64 and finite differences on 7x13`, async () => {

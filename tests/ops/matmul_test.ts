@@ -1,5 +1,6 @@
 import { arr, assertClose, checkOp, randArr, Rng } from "../harness.ts";
 import { matmul } from "../../src/ops/matmul.ts";
+import { tensor } from "../../src/ops/creation.ts";
 import { matmulRef } from "../../src/reference/matmul.ts";
 
 const rng = new Rng(3);
@@ -41,7 +42,6 @@ Deno.test("matmul() with K = 70000 sums every term (past llvmpipe's 65535-trip l
   const a = arr([2, k]), b = arr([k, 3]);
   a.data.fill(1);
   b.data.fill(0.5);
-  const { tensor } = await import("../../src/ops/creation.ts");
   const y = await matmul(
     tensor(Float32Array.from(a.data), a.shape),
     tensor(Float32Array.from(b.data), b.shape),

@@ -1,5 +1,6 @@
-import { checkOp, randArr, Rng } from "../harness.ts";
-import { max, mean, sum } from "../../src/ops/reduce.ts";
+import { assertClose, checkOp, randArr, Rng } from "../harness.ts";
+import { addInto, empty, fillInto } from "../../src/ops/creation.ts";
+import { max, mean, sum, sumSquares } from "../../src/ops/reduce.ts";
 import { reduceRef } from "../../src/reference/reduce.ts";
 
 const rng = new Rng(2);
@@ -48,4 +49,20 @@ Deno.test("sum() of 100000 values: two passes, float32 error within 1e-6 relativ
     gradAtol: 1e-6,
     gradRtol: 0,
   }, [0]); // forward only: FD over 100000 inputs is too slow, and sum's gradient is tested above
+});
+
+Deno.test("sumSquares(), addInto() and fillInto() work on buffers larger than one binding", async () => {
+  // 40M floats = 160 MB > the 128 MiB binding limit of llvmpipe (real GPUs allow more; the
+  // windowed path then runs only when the tensor exceeds their limit).
+  const n = 40_000_000;
+  const a = empty([n]), b = empty([n]);
+  fillInto(a, 0.5);
+  fillInto(b, 0.25);
+  addInto(a, b, 2); // a = 1.0 everywhere
+  const s = await sumSquares(a).read();
+  assertClose([s[0]!], [n], { atol: 0, rtol: 1e-6, label: "sum of squares" });
+  const tail = await a.window(n - 64, [64]).read();
+  assertClose(tail, new Array(64).fill(1), { atol: 0, rtol: 0, label: "last window" });
+  a.dispose();
+  b.dispose();
 });
