@@ -18,6 +18,22 @@ export interface Command {
 export const COMMANDS: Record<string, Command> = {
   // Entries are added by each capability as it lands; keep this order: train, data,
   // interchange, inspection, tooling.
+  check: {
+    summary: "Validate a dataset's shards without training: counts, problems by kind, examples",
+    load: () => import("./check.ts"),
+  },
+  pack: {
+    summary: "Build paired image and text-box shards from an image folder and a JSONL",
+    load: () => import("./pack.ts"),
+  },
+  synth: {
+    summary: "Write the synthetic shapes dataset and its tokenizer (tiny config, tests)",
+    load: () => import("./synth.ts"),
+  },
+  tokenize: {
+    summary: "Print the token ids of each line of standard input (tokenizer check)",
+    load: () => import("./tokenize.ts"),
+  },
   bench: {
     summary: "Benchmark the kernels on the model's shapes (the performance record)",
     load: () => import("./bench.ts"),
