@@ -17,7 +17,9 @@ export async function main(argv: string[]): Promise<number> {
   if (!name || name === "--help" || name === "-h" || name === "help") {
     console.log("Usage: ps3 <command> [options]\n\nCommands:");
     const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
-    for (const [k, c] of Object.entries(COMMANDS)) console.log(`  ${k.padEnd(width)}  ${c.summary}`);
+    for (const [k, c] of Object.entries(COMMANDS)) {
+      console.log(`  ${k.padEnd(width)}  ${c.summary}`);
+    }
     console.log("\nRun `ps3 <command> --help` for a command's options.");
     return name ? 0 : 2;
   }

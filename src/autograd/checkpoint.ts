@@ -31,7 +31,7 @@ export function checkpoint(fn: (...xs: Tensor[]) => Tensor[], inputs: readonly T
   record("checkpoint", inputs, outputs, (grads) =>
     withGrad(() => {
       const xs = inputs.map((x) => {
-        const d = x.view(x.shape);
+        const d = x.alias(x.shape);
         d.requiresGrad = x.requiresGrad;
         return d;
       });

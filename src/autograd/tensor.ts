@@ -10,7 +10,7 @@
 
 import { gpu, type GpuBinding } from "../gpu/runtime.ts";
 import { track, untrack } from "./scope.ts";
-import type { GradNode } from "./tape.ts";
+import { type GradNode, isGradEnabled } from "./tape.ts";
 
 /** Element types. f16 needs the adapter's `shader-f16`. */
 export type DType = "f32" | "f16" | "i32" | "u32";
@@ -173,12 +173,31 @@ export class Tensor implements GpuBinding {
 
   /**
    * A view of the same elements with another shape (no copy, no autograd; use the
-   * `reshape` op when gradients must flow).
+   * `reshape` op when gradients must flow). Refused while recording for a tensor that
+   * requires a gradient, since the view would silently cut the graph.
    *
    * @param shape New dimensions; one may be -1.
    * @returns The view.
    */
   view(shape: readonly number[]): Tensor {
+    this.assertAlive();
+    if (this.requiresGrad && isGradEnabled()) {
+      throw new Error(
+        `Tensor.view() of ${this.describe()} would cut its gradient: use reshape() (or view it ` +
+          "inside noGrad())",
+      );
+    }
+    return this.alias(shape);
+  }
+
+  /**
+   * A view of the same elements with another shape, without the gradient check of
+   * {@linkcode Tensor.view} (for ops that record their own gradient, and `detach`).
+   *
+   * @param shape New dimensions; one may be -1.
+   * @returns The view.
+   */
+  alias(shape: readonly number[]): Tensor {
     this.assertAlive();
     const dims = resolveShape(shape, this.size, this.shape);
     this.storage.refs++;

@@ -26,7 +26,14 @@ function persistent(shape: number[], seed: number): Tensor {
 }
 
 /** A plain JS matmul (i-k-j loop order, Float32Array), the baseline of the ratio. */
-function jsMatmul(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number) {
+function jsMatmul(
+  a: Float32Array,
+  b: Float32Array,
+  c: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+) {
   c.fill(0);
   for (let i = 0; i < m; i++) {
     for (let p = 0; p < k; p++) {
@@ -67,7 +74,9 @@ export async function benchOps(options: OpsBenchOptions = {}): Promise<BenchRow[
       const hb = new Float32Array(k * n).map(() => rng.uniform(-1, 1));
       const hc = new Float32Array(m * n);
       const jsMs = timeHost(() => jsMatmul(ha, hb, hc, m, n, k), 500);
-      note = `plain JS ${(flops / jsMs / 1e6).toFixed(2)} GFLOP/s, ratio ${(jsMs / ms).toFixed(1)}x`;
+      note = `plain JS ${(flops / jsMs / 1e6).toFixed(2)} GFLOP/s, ratio ${
+        (jsMs / ms).toFixed(1)
+      }x`;
     }
     rows.push({ name: `matmul ${label}`, ms, rate: flops / ms / 1e6, unit: "GFLOP/s", note });
     a.dispose();

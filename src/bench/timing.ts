@@ -78,7 +78,9 @@ export function formatTable(rows: readonly BenchRow[]): string {
   const lines = [`${"op".padEnd(w)}  ${"ms".padStart(10)}  ${"rate".padStart(14)}  note`];
   for (const r of rows) {
     const rate = r.rate === undefined ? "" : `${r.rate.toFixed(2)} ${r.unit ?? ""}`;
-    lines.push(`${r.name.padEnd(w)}  ${r.ms.toFixed(3).padStart(10)}  ${rate.padStart(14)}  ${r.note ?? ""}`);
+    lines.push(
+      `${r.name.padEnd(w)}  ${r.ms.toFixed(3).padStart(10)}  ${rate.padStart(14)}  ${r.note ?? ""}`,
+    );
   }
   return lines.join("\n");
 }

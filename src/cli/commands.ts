@@ -34,6 +34,10 @@ export const COMMANDS: Record<string, Command> = {
     summary: "Print the token ids of each line of standard input (tokenizer check)",
     load: () => import("./tokenize.ts"),
   },
+  "debug-step": {
+    summary: "One training step (or inference) of an HF PS3 folder on a batch, all outputs saved",
+    load: () => import("./debug_step.ts"),
+  },
   bench: {
     summary: "Benchmark the kernels on the model's shapes (the performance record)",
     load: () => import("./bench.ts"),

@@ -239,7 +239,7 @@ export function addInto(dst: Tensor, src: Tensor, alpha = 1): void {
  * @returns The view.
  */
 export function detach(x: Tensor): Tensor {
-  return x.view(x.shape);
+  return x.alias(x.shape);
 }
 
 installTapeOps({

@@ -199,6 +199,30 @@ function gatherForward(
 }
 
 /**
+ * The inverse of a per-row index list: `inv[b, idx[b, k]] = k`, and -1 where no k points.
+ * Indices of one row must be distinct; out-of-range indices are skipped. No gradient.
+ *
+ * @param idx Indices [B, K] i32.
+ * @param n Row length N of the inverse.
+ * @returns inv [B, N] i32.
+ * @example
+ * ```ts
+ * const inv = inverseIndex(tensor(new Int32Array([2, 0]), [1, 2], "i32"), 3); // [[1, -1, 0]]
+ * ```
+ */
+export function inverseIndex(idx: Tensor, n: number): Tensor {
+  checkIndex("inverseIndex", idx);
+  if (idx.rank !== 2) {
+    throw new RangeError(`inverseIndex() takes [B, K] indices, got ${idx.describe()}`);
+  }
+  const [batch, perB] = idx.shape as [number, number];
+  const inv = full([batch, n], -1, "i32");
+  const m = batch * perB;
+  if (m > 0) gpu().dispatch(inverseKernel, [idx, inv], { m, perB, n }, grid(m, 256));
+  return inv;
+}
+
+/**
  * Gathers rows of a table per sample: `out[b, k, :] = table[idx[b, k], :]` for a shared
  * table [N, C] (e.g. a position-embedding table), or `table[b, idx[b, k], :]` for a
  * per-sample table [B, N, C] (e.g. patch tokens).
@@ -241,8 +265,7 @@ export function gatherRows(table: Tensor, idx: Tensor, options: TableOptions = {
   const shape = { m: batch! * perB!, perB: perB!, c, n, rowStride: shared ? 0 : n };
   const out = gatherForward(table, idx, shape, [batch!, perB!, c], wins);
   record("gatherRows", [table, idx], [out], ([g]) => {
-    const inv = full([batch!, n], -1, "i32");
-    gpu().dispatch(inverseKernel, [idx, inv], { m: shape.m, perB: perB!, n }, grid(shape.m, 256));
+    const inv = inverseIndex(idx, n);
     if (shared) gpu().assertLoopTrips("gather_rows_backward", batch!);
     const dtable = empty(table.shape);
     forWindows(dtable, wins, c, (bound, win) => {

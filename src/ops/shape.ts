@@ -19,7 +19,7 @@ import type { Tensor } from "../autograd/tensor.ts";
  * ```
  */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
-  const y = x.view(shape);
+  const y = x.alias(shape);
   record("reshape", [x], [y], ([g]) => [g!.view(x.shape)]);
   return y;
 }

@@ -16,7 +16,11 @@ export function concat1d(parts: readonly Tensor[]): Tensor {
   const out = empty([parts.reduce((n, p) => n + p.size, 0)]);
   let off = 0;
   for (const p of parts) {
-    gpu().copy(p, { buffer: out.buffer, byteOffset: out.byteOffset + off * 4, byteLength: p.byteLength });
+    gpu().copy(p, {
+      buffer: out.buffer,
+      byteOffset: out.byteOffset + off * 4,
+      byteLength: p.byteLength,
+    });
     off += p.size;
   }
   return out;

@@ -1,8 +1,8 @@
 import { ok as assert } from "node:assert";
-import { assertClose, rt, Rng } from "../harness.ts";
-import { ParamTable, type ParamSpec } from "../../src/nn/params.ts";
+import { assertClose, Rng, rt } from "../harness.ts";
+import { type ParamSpec, ParamTable } from "../../src/nn/params.ts";
 import { AdamW } from "../../src/optim/adamw.ts";
-import { adamwStepRef, type AdamWRefParam } from "../../src/reference/adamw.ts";
+import { type AdamWRefParam, adamwStepRef } from "../../src/reference/adamw.ts";
 
 function specs(rng: Rng): ParamSpec[] {
   const mk = (name: string, shape: number[], decay: boolean, lrGroup: "base" | "selection") => ({

@@ -1,0 +1,284 @@
+/**
+ * Hugging Face PS3 folders, as the reference converter (`save_ps3_hf_ckpt.py`) writes them
+ * and the PS3 Python package loads them: `model.safetensors` with the Hugging Face names,
+ * `config.json` (`PS3Model` with `vision_config` and `text_config`, or the vision config at
+ * top level for the vision-only variant), `preprocessor_config.json` and
+ * `tokenizer_config.json`.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { writeFileAtomic } from "./atomic.ts";
+import { openSafetensors, writeSafetensors, type WriteTensor } from "./safetensors.ts";
+import { type ModelConfig, resolveModelConfig } from "../model/config.ts";
+import type { ParamTable } from "../nn/params.ts";
+import { fmtShape, numel } from "../autograd/tensor.ts";
+import { gpu } from "../gpu/runtime.ts";
+
+/** Result of loading weights into a parameter table. */
+export interface LoadReport {
+  /** Parameters filled from the file. */
+  loaded: string[];
+  /** Parameters the file lacks (they keep their initialisation). */
+  missing: string[];
+  /** Tensors of the file no parameter uses. */
+  unused: string[];
+}
+
+async function readJson(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(`Cannot read "${path}": ${(e as Error).message}`);
+  }
+  try {
+    const v = JSON.parse(text);
+    if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error("not an object");
+    return v as Record<string, unknown>;
+  } catch (e) {
+    throw new SyntaxError(`Cannot parse "${path}": ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Reads the model configuration of a Hugging Face PS3 folder (the full `PS3Model` layout).
+ *
+ * @param folder The folder.
+ * @returns The resolved configuration.
+ * @throws {SyntaxError} For a vision-only folder or an invalid config, naming the field.
+ */
+export async function readHfConfig(folder: string): Promise<ModelConfig> {
+  const path = join(folder, "config.json");
+  const cfg = await readJson(path);
+  if (!("vision_config" in cfg) || !("text_config" in cfg)) {
+    throw new SyntaxError(
+      `Cannot use "${path}": it has no vision_config and text_config (a vision-only folder ` +
+        "cannot be trained or run with text)",
+    );
+  }
+  const text = { ...(cfg.text_config as Record<string, unknown>) };
+  const vision = { ...(cfg.vision_config as Record<string, unknown>) };
+  const embed = text.output_dim;
+  return resolveModelConfig({
+    name: typeof cfg.name === "string" ? cfg.name : "PS3",
+    embed_dim: embed,
+    vision_cfg: vision,
+    text_cfg: text,
+  }, `"${path}"`);
+}
+
+/**
+ * Fills a parameter table from a safetensors file with Hugging Face names (any float dtype;
+ * shapes must match exactly).
+ *
+ * @param table The parameters.
+ * @param path The safetensors file.
+ * @param options `strict` (default true) fails on missing parameters.
+ * @returns What was loaded, missing and unused.
+ */
+export async function loadSafetensorsInto(
+  table: ParamTable,
+  path: string,
+  options: { strict?: boolean | undefined } = {},
+): Promise<LoadReport> {
+  const reader = await openSafetensors(path);
+  try {
+    const report: LoadReport = { loaded: [], missing: [], unused: [] };
+    const names = new Set(reader.names());
+    for (const p of table.params) {
+      const name = p.spec.name;
+      if (!names.has(name)) {
+        report.missing.push(name);
+        continue;
+      }
+      const e = reader.entry(name);
+      if (e.shape.length !== p.spec.shape.length || e.shape.some((d, i) => d !== p.spec.shape[i])) {
+        throw new RangeError(
+          `Cannot load "${name}" from "${path}": shape ${fmtShape(e.shape)} does not match the ` +
+            `model's ${fmtShape(p.spec.shape)}`,
+        );
+      }
+      const data = await reader.read(name);
+      if (!(data instanceof Float32Array) && !(data instanceof Float64Array)) {
+        throw new TypeError(
+          `Cannot load "${name}" from "${path}": dtype ${e.dtype} is not a float type`,
+        );
+      }
+      table.load(name, data instanceof Float32Array ? data : Float32Array.from(data));
+      report.loaded.push(name);
+      names.delete(name);
+    }
+    report.unused = [...names];
+    if (options.strict !== false && report.missing.length > 0) {
+      throw new Error(
+        `Cannot load "${path}": ${report.missing.length} parameters are missing, e.g. ` +
+          report.missing.slice(0, 3).map((n) => `"${n}"`).join(", "),
+      );
+    }
+    return report;
+  } finally {
+    reader.close();
+  }
+}
+
+/** Vision fields the reference converter writes, in its order (from the open_clip config). */
+const VISION_KEYS = [
+  "model_name",
+  "hidden_size",
+  "pool",
+  "ps3",
+  "ps3_scales",
+  "select_based_on_layer",
+  "min_select_num",
+  "max_select_num",
+  "separate_pos_emb",
+  "highres_selection_feature",
+] as const;
+
+/** Text fields the reference converter writes, in its order. */
+const TEXT_KEYS = [
+  "context_length",
+  "vocab_size",
+  "hf_tokenizer_name",
+  "tokenizer_kwargs",
+  "width",
+  "heads",
+  "layers",
+  "mlp_ratio",
+  "no_causal_mask",
+  "proj_bias",
+  "pool_type",
+  "norm_kwargs",
+] as const;
+
+/**
+ * The `config.json` of a Hugging Face PS3 folder, as the reference converter writes it: the
+ * reference's fields with their effective values (so the PS3 package, whose defaults differ,
+ * builds the same model), then any other field the model config gave (explicit trunk sizes,
+ * ConvNet sizes).
+ *
+ * @param config The model configuration.
+ * @param options `visionOnly` puts the vision config at the top level.
+ * @returns The JSON object.
+ */
+export function hfConfigJson(
+  config: ModelConfig,
+  options: { visionOnly?: boolean | undefined } = {},
+): Record<string, unknown> {
+  const v = config.vision;
+  const vEffective: Record<string, unknown> = {
+    model_name: v.modelName,
+    hidden_size: v.trunk.width,
+    pool: "map",
+    ps3: true,
+    ps3_scales: v.scales,
+    select_based_on_layer: v.selectLayers,
+    min_select_num: v.raw.min_select_num ?? 1,
+    max_select_num: v.maxSelect,
+    separate_pos_emb: v.separatePosEmb,
+    highres_selection_feature: v.conv !== null,
+  };
+  const vision: Record<string, unknown> = {
+    architectures: ["PS3VisionModel"],
+    model_type: "ps3_vision_model",
+  };
+  for (const k of VISION_KEYS) if (vEffective[k] !== undefined) vision[k] = vEffective[k];
+  for (const [k, val] of Object.entries(v.raw)) {
+    if (!(k in vision) && k !== "architectures" && k !== "model_type") vision[k] = val;
+  }
+  if (options.visionOnly) return vision;
+  const t = config.text;
+  const tEffective: Record<string, unknown> = {
+    context_length: t.context,
+    vocab_size: t.vocab,
+    hf_tokenizer_name: t.raw.hf_tokenizer_name,
+    tokenizer_kwargs: t.raw.tokenizer_kwargs,
+    width: t.width,
+    heads: t.heads,
+    layers: t.layers,
+    mlp_ratio: t.raw.mlp_ratio ?? 4,
+    no_causal_mask: true,
+    proj_bias: true,
+    pool_type: "last",
+    norm_kwargs: { eps: t.eps },
+  };
+  const text: Record<string, unknown> = {};
+  for (const k of TEXT_KEYS) if (tEffective[k] !== undefined) text[k] = tEffective[k];
+  for (const [k, val] of Object.entries(t.raw)) {
+    if (
+      !(k in text) && !["architectures", "model_type", "output_dim", "prompt_proj_dim"].includes(k)
+    ) {
+      text[k] = val;
+    }
+  }
+  Object.assign(text, {
+    architectures: ["PS3TextModel"],
+    model_type: "ps3_text_model",
+    output_dim: t.outputDim,
+    prompt_proj_dim: t.promptProjDim,
+  });
+  return {
+    architectures: ["PS3Model"],
+    model_type: "ps3",
+    vision_config: vision,
+    text_config: text,
+  };
+}
+
+/**
+ * Writes a Hugging Face PS3 folder from a parameter table.
+ *
+ * @param folder Target folder (created).
+ * @param table The parameters (read back from the GPU one at a time).
+ * @param config The model configuration.
+ * @param options `visionOnly` keeps only `vision_model.*`; `tokenizer` names the tokenizer.
+ */
+export async function writeHfFolder(
+  folder: string,
+  table: ParamTable,
+  config: ModelConfig,
+  options: { visionOnly?: boolean | undefined; tokenizerName?: string | undefined } = {},
+): Promise<void> {
+  await Deno.mkdir(folder, { recursive: true });
+  const params = table.params.filter((p) =>
+    !options.visionOnly || p.spec.name.startsWith("vision_model.")
+  );
+  const tensors: WriteTensor[] = params.map((p) => ({
+    name: p.spec.name,
+    dtype: "F32",
+    shape: p.spec.shape,
+    data: async () => {
+      const [bytes] = await gpu().read([p.value]);
+      return new Float32Array(bytes!, 0, numel(p.spec.shape));
+    },
+  }));
+  await writeSafetensors(join(folder, "model.safetensors"), tensors, {
+    metadata: { format: "pt" },
+  });
+  const json = (v: unknown) => JSON.stringify(v, null, 2) + "\n";
+  await writeFileAtomic(join(folder, "config.json"), json(hfConfigJson(config, options)));
+  const largest = config.vision.scales[config.vision.scales.length - 1]!;
+  const pre = config.preprocess;
+  await writeFileAtomic(
+    join(folder, "preprocessor_config.json"),
+    json({
+      image_size: [largest, largest],
+      mean: pre.mean,
+      std: pre.std,
+      interpolation: pre.interpolation,
+      resize_mode: pre.resize_mode,
+    }),
+  );
+  await writeFileAtomic(
+    join(folder, "tokenizer_config.json"),
+    json({
+      tokenizer_name: options.tokenizerName ?? config.text.raw.hf_tokenizer_name ??
+        "timm/ViT-B-16-SigLIP",
+      context_length: config.text.context,
+      clean: (config.text.raw.tokenizer_kwargs as { clean?: string } | undefined)?.clean ??
+        "canonicalize",
+    }),
+  );
+}

@@ -1,0 +1,510 @@
+/**
+ * Model configurations: the YAML / JSON schema (field names as in the reference's open_clip
+ * model configs and the Hugging Face `config.json`, so one parser reads both), validation
+ * with zod, and the resolved sizes every module is built from.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { parse as parseYaml } from "yaml";
+
+/** Trunk shapes of the timm models the reference builds PS3 on. */
+export const KNOWN_TRUNKS: Readonly<
+  Record<
+    string,
+    {
+      embed_dim: number;
+      depth: number;
+      num_heads: number;
+      mlp_ratio: number;
+      patch_size: number;
+      img_size: number;
+    }
+  >
+> = {
+  vit_so400m_patch14_siglip_384: {
+    embed_dim: 1152,
+    depth: 27,
+    num_heads: 16,
+    mlp_ratio: 3.7362,
+    patch_size: 14,
+    img_size: 384,
+  },
+  vit_so400m_patch14_siglip_224: {
+    embed_dim: 1152,
+    depth: 27,
+    num_heads: 16,
+    mlp_ratio: 3.7362,
+    patch_size: 14,
+    img_size: 224,
+  },
+  vit_so400m_patch16_siglip_256: {
+    embed_dim: 1152,
+    depth: 27,
+    num_heads: 16,
+    mlp_ratio: 3.7362,
+    patch_size: 16,
+    img_size: 256,
+  },
+  vit_so400m_patch16_siglip_384: {
+    embed_dim: 1152,
+    depth: 27,
+    num_heads: 16,
+    mlp_ratio: 3.7362,
+    patch_size: 16,
+    img_size: 384,
+  },
+  vit_large_patch16_siglip_256: {
+    embed_dim: 1024,
+    depth: 24,
+    num_heads: 16,
+    mlp_ratio: 4,
+    patch_size: 16,
+    img_size: 256,
+  },
+  vit_large_patch16_siglip_384: {
+    embed_dim: 1024,
+    depth: 24,
+    num_heads: 16,
+    mlp_ratio: 4,
+    patch_size: 16,
+    img_size: 384,
+  },
+  vit_base_patch16_siglip_224: {
+    embed_dim: 768,
+    depth: 12,
+    num_heads: 12,
+    mlp_ratio: 4,
+    patch_size: 16,
+    img_size: 224,
+  },
+  vit_base_patch16_siglip_256: {
+    embed_dim: 768,
+    depth: 12,
+    num_heads: 12,
+    mlp_ratio: 4,
+    patch_size: 16,
+    img_size: 256,
+  },
+  vit_base_patch16_siglip_384: {
+    embed_dim: 768,
+    depth: 12,
+    num_heads: 12,
+    mlp_ratio: 4,
+    patch_size: 16,
+    img_size: 384,
+  },
+  vit_base_patch16_siglip_512: {
+    embed_dim: 768,
+    depth: 12,
+    num_heads: 12,
+    mlp_ratio: 4,
+    patch_size: 16,
+    img_size: 512,
+  },
+};
+
+const posInt = z.number().int().positive();
+
+/** Vision tower fields (`vision_cfg` of open_clip; `vision_config` of the HF config). */
+export const VisionConfigSchema = z.object({
+  /** timm model name; sets the trunk shape unless the explicit fields below override it. */
+  model_name: z.string().optional(),
+  /** Trunk width (explicit override of model_name). */
+  embed_dim: posInt.optional(),
+  /** Number of transformer blocks. */
+  depth: posInt.optional(),
+  /** Attention heads. */
+  num_heads: posInt.optional(),
+  /** MLP hidden size = int(width * mlp_ratio). */
+  mlp_ratio: z.number().positive().optional(),
+  /** Patch size p. */
+  patch_size: posInt.optional(),
+  /** timm img_size: the position table is a (img_size // p)^2 grid. */
+  img_size: posInt.optional(),
+  /** Same as the trunk width in the reference configs (informational). */
+  hidden_size: posInt.optional(),
+  /** Pooling: only "map" (attention pool) is supported. */
+  pool: z.literal("map").default("map"),
+  /** Must be true: ps3 builds PS3 models only. */
+  ps3: z.literal(true).default(true),
+  /** Scales s0 < s1 < ... (pixels); s_i / s0 integer. */
+  ps3_scales: z.array(posInt).min(2),
+  /** Blocks whose outputs feed the selection features. */
+  select_based_on_layer: z.array(z.number().int().nonnegative()).min(1),
+  /** Reference field, unused by the selection (kept for round trips). */
+  min_select_num: z.number().int().nonnegative().default(1),
+  /** High-res tokens selected per sample. */
+  max_select_num: posInt,
+  /** Explicit per-scale budgets (else split by pixel count as the reference does). */
+  max_select_num_each_scale: z.array(posInt).nullish(),
+  /** Per-scale position-embedding residual tables. */
+  separate_pos_emb: z.boolean().default(true),
+  /** The high-res selection ConvNet. */
+  highres_selection_feature: z.boolean().default(true),
+  /** ConvNet width. */
+  highres_selection_module_hidden_dim: posInt.default(512),
+  /** ConvNet output channels. */
+  highres_selection_module_out_dim: posInt.default(512),
+  /** ConvNeXt blocks. */
+  highres_selection_module_depth: z.number().int().nonnegative().default(3),
+  /** Stem kernel = stride. */
+  highres_selection_module_kernel_size: posInt.default(28),
+  /** Side the image is resized to for the ConvNet (a constant 1512 in the reference). */
+  highres_selection_input_size: posInt.default(1512),
+  /** Activation of the MAP pool's MLP ("gelu" in timm 1.0.15; older timm used tanh GELU). */
+  pool_act: z.enum(["gelu", "gelu_tanh"]).default("gelu"),
+  /** LayerNorm eps of the trunk. */
+  norm_eps: z.number().positive().default(1e-6),
+  /** Reference fields accepted and ignored (HF configs carry them). */
+  dynamic_img_size: z.boolean().optional(),
+  radio: z.literal(false).optional(),
+  drop_path: z.null().optional(),
+  patch_drop: z.null().optional(),
+  pretrained: z.boolean().optional(),
+  class_token: z.null().optional(),
+  final_norm: z.boolean().optional(),
+  drop: z.number().optional(),
+  architectures: z.array(z.string()).optional(),
+  model_type: z.string().optional(),
+}).strict();
+
+/** Text tower fields (`text_cfg` / `text_config`). */
+export const TextConfigSchema = z.object({
+  /** Tokens per caption. */
+  context_length: posInt,
+  /** Vocabulary size. */
+  vocab_size: posInt,
+  /** Width. */
+  width: posInt,
+  /** Attention heads. */
+  heads: posInt,
+  /** Blocks. */
+  layers: posInt,
+  /** MLP hidden = int(width * mlp_ratio). */
+  mlp_ratio: z.number().positive().default(4),
+  /** Must be true (SigLIP text towers attend both ways). */
+  no_causal_mask: z.literal(true).default(true),
+  /** Must be true: the projection is a Linear with bias. */
+  proj_bias: z.literal(true).default(true),
+  /** Must be "last": pooling takes the last position. */
+  pool_type: z.literal("last").default("last"),
+  /** LayerNorm options. */
+  norm_kwargs: z.object({ eps: z.number().positive() }).strict().default({ eps: 1e-6 }),
+  /** Tokenizer source of the reference (informational; ps3 loads a local tokenizer.json). */
+  hf_tokenizer_name: z.string().optional(),
+  /** Tokenizer options of the reference. */
+  tokenizer_kwargs: z.object({ clean: z.string() }).partial().strict().optional(),
+  /** Output (embedding) width; defaults to the model's embed_dim. */
+  output_dim: posInt.optional(),
+  /** prompt_proj width; defaults to the vision width. */
+  prompt_proj_dim: posInt.optional(),
+  /** Padding id (unused by "last" pooling). */
+  pad_id: z.number().int().nonnegative().default(0),
+  embed_cls: z.literal(false).optional(),
+  ls_init_value: z.null().optional(),
+  output_tokens: z.literal(false).optional(),
+  act_kwargs: z.object({}).strict().optional(),
+  architectures: z.array(z.string()).optional(),
+  model_type: z.string().optional(),
+}).strict();
+
+/** A whole PS3 CLIP model config (the open_clip JSON layout). */
+export const ModelConfigSchema = z.object({
+  /** Name for messages and the converted config. */
+  name: z.string().default("PS3"),
+  /** Joint embedding width. */
+  embed_dim: posInt,
+  /** Initial logit scale (SigLIP: ln 10). */
+  init_logit_scale: z.number().default(Math.log(10)),
+  /** Initial logit bias (SigLIP: -10). */
+  init_logit_bias: z.number().default(-10),
+  /** open_clip flag (always a custom text tower here). */
+  custom_text: z.literal(true).default(true),
+  /** Vision tower. */
+  vision_cfg: VisionConfigSchema,
+  /** Text tower. */
+  text_cfg: TextConfigSchema,
+  /** Preprocessing of the reference (mean / std / interpolation / resize mode). */
+  preprocess_cfg: z.object({
+    mean: z.tuple([z.number(), z.number(), z.number()]).default([0.5, 0.5, 0.5]),
+    std: z.tuple([z.number(), z.number(), z.number()]).default([0.5, 0.5, 0.5]),
+    interpolation: z.literal("bicubic").default("bicubic"),
+    resize_mode: z.literal("squash").default("squash"),
+  }).strict().default({
+    mean: [0.5, 0.5, 0.5],
+    std: [0.5, 0.5, 0.5],
+    interpolation: "bicubic",
+    resize_mode: "squash",
+  }),
+}).strict();
+
+/** The raw (validated) model config. */
+export type ModelConfigInput = z.infer<typeof ModelConfigSchema>;
+
+/** Resolved trunk sizes. */
+export interface TrunkDims {
+  /** Width C. */
+  width: number;
+  /** Blocks. */
+  depth: number;
+  /** Heads. */
+  heads: number;
+  /** MLP hidden size. */
+  mlpHidden: number;
+  /** Patch size p. */
+  patch: number;
+  /** Side of the learned position grid. */
+  posGrid: number;
+  /** LayerNorm eps. */
+  eps: number;
+}
+
+/** Resolved vision configuration. */
+export interface VisionConfig {
+  /** The trunk. */
+  trunk: TrunkDims;
+  /** timm name, if any. */
+  modelName: string | undefined;
+  /** Scales, ascending. */
+  scales: number[];
+  /** Blocks feeding selection. */
+  selectLayers: number[];
+  /** Tokens selected per sample. */
+  maxSelect: number;
+  /** Per high-res scale budget (sums to maxSelect). */
+  budgets: number[];
+  /** Per-scale position residuals. */
+  separatePosEmb: boolean;
+  /** ConvNet settings, or null without it. */
+  conv: { hidden: number; out: number; depth: number; kernel: number; inputSize: number } | null;
+  /** MAP pool MLP activation. */
+  poolAct: "gelu" | "gelu_tanh";
+  /** The fields as given (no defaults filled in), for converted configs. */
+  raw: Record<string, unknown>;
+}
+
+/** Resolved text configuration. */
+export interface TextConfig {
+  /** Tokens per caption. */
+  context: number;
+  /** Vocabulary. */
+  vocab: number;
+  /** Width. */
+  width: number;
+  /** Heads. */
+  heads: number;
+  /** Blocks. */
+  layers: number;
+  /** MLP hidden. */
+  mlpHidden: number;
+  /** LayerNorm eps. */
+  eps: number;
+  /** Output width (joint embedding). */
+  outputDim: number;
+  /** prompt_proj width (vision width). */
+  promptProjDim: number;
+  /** The fields as given (no defaults filled in), for converted configs. */
+  raw: Record<string, unknown>;
+}
+
+/** A resolved model configuration. */
+export interface ModelConfig {
+  /** Name. */
+  name: string;
+  /** Joint embedding width. */
+  embedDim: number;
+  /** Initial logit scale. */
+  initLogitScale: number;
+  /** Initial logit bias. */
+  initLogitBias: number;
+  /** Vision tower. */
+  vision: VisionConfig;
+  /** Text tower. */
+  text: TextConfig;
+  /** Preprocessing. */
+  preprocess: ModelConfigInput["preprocess_cfg"];
+}
+
+/**
+ * Formats zod issues as `path: message` lines.
+ *
+ * @param error A zod error.
+ * @returns One line per issue.
+ */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues.map((i) => {
+    const path = i.path.map(String).join(".");
+    if (i.code === "unrecognized_keys") {
+      return i.keys.map((k) => `${path ? `${path}.` : ""}${k}: unknown key`).join("\n");
+    }
+    return `${path || "(top level)"}: ${i.message}`;
+  }).join("\n");
+}
+
+/**
+ * The reference's budget split: floor(max * s_i^2 / sum_j s_j^2) over the high-res scales,
+ * the remainder added to the last.
+ *
+ * @param scales All scales (s0 first).
+ * @param maxSelect Total budget.
+ * @returns One budget per high-res scale.
+ */
+export function splitBudget(scales: readonly number[], maxSelect: number): number[] {
+  const px = scales.slice(1).map((s) => s * s);
+  const total = px.reduce((a, b) => a + b, 0);
+  const out = px.map((p) => Math.floor(maxSelect * p / total));
+  out[out.length - 1]! += maxSelect - out.reduce((a, b) => a + b, 0);
+  return out;
+}
+
+/**
+ * Validates and resolves a raw model config.
+ *
+ * @param raw Parsed YAML / JSON.
+ * @param source File name for messages.
+ * @returns The resolved config.
+ * @throws {SyntaxError} Naming every invalid field.
+ */
+export function resolveModelConfig(raw: unknown, source = "model config"): ModelConfig {
+  const r = ModelConfigSchema.safeParse(raw);
+  if (!r.success) {
+    throw new SyntaxError(`Invalid ${source}:\n${formatIssues(r.error)}`);
+  }
+  const c = r.data;
+  const v = c.vision_cfg;
+  const given = raw as { vision_cfg: Record<string, unknown>; text_cfg: Record<string, unknown> };
+  const known = v.model_name ? KNOWN_TRUNKS[v.model_name] : undefined;
+  if (v.model_name && !known && (v.embed_dim === undefined || v.depth === undefined)) {
+    throw new SyntaxError(
+      `Invalid ${source}: vision model_name "${v.model_name}" is not a known timm model ` +
+        `(${Object.keys(KNOWN_TRUNKS).join(", ")}); give embed_dim, depth, num_heads, ` +
+        "mlp_ratio, patch_size and img_size explicitly",
+    );
+  }
+  const pick = <
+    K extends "embed_dim" | "depth" | "num_heads" | "mlp_ratio" | "patch_size" | "img_size",
+  >(k: K) => {
+    const value = v[k] ?? known?.[k];
+    if (value === undefined) {
+      throw new SyntaxError(`Invalid ${source}: vision_cfg.${k} is required`);
+    }
+    return value;
+  };
+  const width = pick("embed_dim"), heads = pick("num_heads"), patch = pick("patch_size");
+  const trunk: TrunkDims = {
+    width,
+    depth: pick("depth"),
+    heads,
+    mlpHidden: Math.trunc(width * pick("mlp_ratio")),
+    patch,
+    posGrid: Math.floor(pick("img_size") / patch),
+    eps: v.norm_eps,
+  };
+  const fail = (msg: string) => {
+    throw new SyntaxError(`Invalid ${source}: ${msg}`);
+  };
+  if (width % heads !== 0) fail(`vision width ${width} is not divisible by ${heads} heads`);
+  const scales = [...v.ps3_scales];
+  for (let i = 1; i < scales.length; i++) {
+    if (scales[i]! <= scales[i - 1]!) fail(`ps3_scales must increase, got [${scales}]`);
+    if (scales[i]! % scales[0]! !== 0) {
+      fail(`ps3_scales: ${scales[i]} is not a multiple of the lowest scale ${scales[0]}`);
+    }
+  }
+  if (scales[0]! % patch !== 0) {
+    fail(`ps3_scales[0] = ${scales[0]} is not a multiple of patch ${patch}`);
+  }
+  for (const l of v.select_based_on_layer) {
+    if (l >= trunk.depth) fail(`select_based_on_layer: block ${l} >= depth ${trunk.depth}`);
+  }
+  const budgets = v.max_select_num_each_scale ?? splitBudget(scales, v.max_select_num);
+  if (budgets.length !== scales.length - 1) {
+    fail(`max_select_num_each_scale needs ${scales.length - 1} entries, got ${budgets.length}`);
+  }
+  if (budgets.reduce((a, b) => a + b, 0) !== v.max_select_num) {
+    fail(
+      `max_select_num_each_scale [${budgets}] does not sum to max_select_num ${v.max_select_num}`,
+    );
+  }
+  const conv = v.highres_selection_feature
+    ? {
+      hidden: v.highres_selection_module_hidden_dim,
+      out: v.highres_selection_module_out_dim,
+      depth: v.highres_selection_module_depth,
+      kernel: v.highres_selection_module_kernel_size,
+      inputSize: v.highres_selection_input_size,
+    }
+    : null;
+  if (conv && conv.inputSize % conv.kernel !== 0) {
+    fail(
+      `highres_selection_input_size ${conv.inputSize} is not a multiple of the kernel ${conv.kernel}`,
+    );
+  }
+  if (c.embed_dim !== width) {
+    fail(
+      `embed_dim ${c.embed_dim} differs from the vision width ${width}: PS3's image features are ` +
+        "the pooled trunk output, with no projection",
+    );
+  }
+  const t = c.text_cfg;
+  if (t.width % t.heads !== 0) fail(`text width ${t.width} is not divisible by ${t.heads} heads`);
+  return {
+    name: c.name,
+    embedDim: c.embed_dim,
+    initLogitScale: c.init_logit_scale,
+    initLogitBias: c.init_logit_bias,
+    vision: {
+      trunk,
+      modelName: v.model_name,
+      scales,
+      selectLayers: [...v.select_based_on_layer],
+      maxSelect: v.max_select_num,
+      budgets,
+      separatePosEmb: v.separate_pos_emb,
+      conv,
+      poolAct: v.pool_act,
+      raw: { ...given.vision_cfg },
+    },
+    text: {
+      context: t.context_length,
+      vocab: t.vocab_size,
+      width: t.width,
+      heads: t.heads,
+      layers: t.layers,
+      mlpHidden: Math.trunc(t.width * t.mlp_ratio),
+      eps: t.norm_kwargs.eps,
+      outputDim: t.output_dim ?? c.embed_dim,
+      promptProjDim: t.prompt_proj_dim ?? width,
+      raw: { ...given.text_cfg },
+    },
+    preprocess: c.preprocess_cfg,
+  };
+}
+
+/**
+ * Reads a model config from a YAML (or JSON) file: either a model config itself or a run
+ * config whose `model:` section is one.
+ *
+ * @param path File path.
+ * @returns The resolved config.
+ */
+export async function loadModelConfig(path: string): Promise<ModelConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(`Cannot read model config "${path}": ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new SyntaxError(`Cannot parse model config "${path}": ${(e as Error).message}`);
+  }
+  const section = raw !== null && typeof raw === "object" && "model" in raw
+    ? (raw as { model: unknown }).model
+    : raw;
+  return resolveModelConfig(section, `model config "${path}"`);
+}

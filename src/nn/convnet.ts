@@ -1,0 +1,130 @@
+/**
+ * PS3's high-res selection ConvNet (ShallowConvNet): a stride-k patch stem with channel
+ * LayerNorm, ConvNeXt blocks, and a 1x1 output projection. Feature maps are channels-last
+ * [B, H, W, C] throughout (the reference is NCHW; the math is the same).
+ *
+ * @module
+ */
+
+import type { Tensor } from "../autograd/tensor.ts";
+import { add, gelu, mul } from "../ops/elementwise.ts";
+import { depthwiseConv2d } from "../ops/conv.ts";
+import { matmul } from "../ops/matmul.ts";
+import { patchify } from "../ops/patch.ts";
+import { reshape } from "../ops/shape.ts";
+import { constant, torchDefault } from "./init.ts";
+import { LayerNorm, Linear } from "./linear.ts";
+import type { ParamBuilder, ParamRef } from "./module.ts";
+import type { Rng } from "../util/rng.ts";
+
+/** A ConvNeXt block (timm, channels-last MLP): dwconv 7x7 -> LN -> MLP -> scale -> +x. */
+export class ConvNextBlock {
+  /** Depthwise conv weight [C, 1, 7, 7]. */
+  readonly dwWeight: ParamRef;
+  /** Depthwise conv bias [C]. */
+  readonly dwBias: ParamRef;
+  /** Norm over channels. */
+  readonly norm: LayerNorm;
+  /** Expansion. */
+  readonly fc1: Linear;
+  /** Projection. */
+  readonly fc2: Linear;
+  /** Layer scale ("weight" in the HF checkpoint; timm's gamma), init 1e-6. */
+  readonly scale: ParamRef;
+
+  /**
+   * @param b Parameter builder.
+   * @param name Prefix, e.g. "...highres_selection_feature_module.blocks.0".
+   * @param rng Generator.
+   * @param c Channels.
+   */
+  constructor(b: ParamBuilder, name: string, rng: Rng, c: number) {
+    this.scale = b.add(`${name}.weight`, [c], constant(1e-6));
+    this.dwWeight = b.add(`${name}.conv_dw.weight`, [c, 1, 7, 7], torchDefault(rng, 49));
+    this.dwBias = b.add(`${name}.conv_dw.bias`, [c], torchDefault(rng, 49));
+    this.norm = new LayerNorm(b, `${name}.norm`, c, 1e-6);
+    this.fc1 = new Linear(b, `${name}.mlp.fc1`, rng, c, 4 * c);
+    this.fc2 = new Linear(b, `${name}.mlp.fc2`, rng, 4 * c, c);
+  }
+
+  /**
+   * @param x [B, H, W, C].
+   * @returns [B, H, W, C].
+   */
+  forward(x: Tensor): Tensor {
+    const h = depthwiseConv2d(x, this.dwWeight.value, { bias: this.dwBias.value, padding: 3 });
+    const m = this.fc2.forward(gelu(this.fc1.forward(this.norm.forward(h))));
+    return add(x, mul(m, this.scale.value));
+  }
+}
+
+/** Sizes of the ConvNet. */
+export interface ConvNetDims {
+  /** Hidden channels. */
+  hidden: number;
+  /** Output channels. */
+  out: number;
+  /** ConvNeXt blocks. */
+  depth: number;
+  /** Stem kernel = stride. */
+  kernel: number;
+}
+
+/** The ShallowConvNet. */
+export class ShallowConvNet {
+  /** Stem conv weight [hidden, 3, k, k]. */
+  readonly stemWeight: ParamRef;
+  /** Stem conv bias. */
+  readonly stemBias: ParamRef;
+  /** Channel LayerNorm after the stem (LayerNorm2d, eps 1e-6). */
+  readonly stemNorm: LayerNorm;
+  /** Blocks. */
+  readonly blocks: ConvNextBlock[];
+  /** 1x1 output conv. */
+  readonly outProj: Linear;
+  /** Sizes. */
+  readonly dims: ConvNetDims;
+
+  /**
+   * @param b Parameter builder.
+   * @param name Prefix ("vision_model.highres_selection_feature_module").
+   * @param rng Generator.
+   * @param dims Sizes.
+   */
+  constructor(b: ParamBuilder, name: string, rng: Rng, dims: ConvNetDims) {
+    const { hidden, out, depth, kernel } = dims;
+    this.dims = dims;
+    const fan = 3 * kernel * kernel;
+    this.stemWeight = b.add(
+      `${name}.stem.0.weight`,
+      [hidden, 3, kernel, kernel],
+      torchDefault(rng, fan),
+    );
+    this.stemBias = b.add(`${name}.stem.0.bias`, [hidden], torchDefault(rng, fan));
+    this.stemNorm = new LayerNorm(b, `${name}.stem.1`, hidden, 1e-6);
+    this.blocks = [...Array(depth).keys()].map((i) =>
+      new ConvNextBlock(b, `${name}.blocks.${i}`, rng, hidden)
+    );
+    this.outProj = new Linear(b, `${name}.out_proj`, rng, hidden, out, {
+      weightShape: [out, hidden, 1, 1],
+    });
+  }
+
+  /**
+   * @param image [B, 3, S, S] (S a multiple of the kernel).
+   * @returns Features [B, S/k, S/k, out].
+   */
+  forward(image: Tensor): Tensor {
+    const [batch, , h, w] = image.shape as [number, number, number, number];
+    const { hidden, kernel } = this.dims;
+    const gh = h / kernel, gw = w / kernel;
+    const wStem = reshape(this.stemWeight.value, [hidden, 3 * kernel * kernel]);
+    const tokens = matmul(patchify(image, kernel), wStem, {
+      transB: true,
+      bias: this.stemBias.value,
+    });
+    let x = reshape(this.stemNorm.forward(tokens), [batch, gh, gw, hidden]);
+    for (const blk of this.blocks) x = blk.forward(x);
+    return this.outProj.forward(x);
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Linear layers (`y = x W^T + b`, PyTorch's nn.Linear layout) and LayerNorm.
+ *
+ * @module
+ */
+
+import type { Tensor } from "../autograd/tensor.ts";
+import { matmul } from "../ops/matmul.ts";
+import { layerNorm } from "../ops/norm.ts";
+import { reshape } from "../ops/shape.ts";
+import { type Init, ones, torchDefault, zeros } from "./init.ts";
+import type { ParamBuilder, ParamRef } from "./module.ts";
+import type { Rng } from "../util/rng.ts";
+
+/** Options of {@linkcode Linear}. */
+export interface LinearOptions {
+  /** With a bias (default true). */
+  bias?: boolean | undefined;
+  /** Weight initialiser (default PyTorch's uniform bound 1/sqrt(in)). */
+  weightInit?: Init | undefined;
+  /** Bias initialiser (default PyTorch's uniform bound 1/sqrt(in)). */
+  biasInit?: Init | undefined;
+  /** Store the weight with this shape (e.g. [out, in, 1, 1] for a 1x1 conv). */
+  weightShape?: readonly number[] | undefined;
+}
+
+/** `y = x W^T + b` over the last dim. */
+export class Linear {
+  /** Weight [out, in]. */
+  readonly weight: ParamRef;
+  /** Bias [out], or null. */
+  readonly bias: ParamRef | null;
+  /** Input features. */
+  readonly inFeatures: number;
+  /** Output features. */
+  readonly outFeatures: number;
+
+  /**
+   * @param b Parameter builder.
+   * @param name Name prefix (".weight" and ".bias" are appended).
+   * @param rng Generator for the default initialisation.
+   * @param inFeatures Input size.
+   * @param outFeatures Output size.
+   * @param options Bias and initialisers.
+   */
+  constructor(
+    b: ParamBuilder,
+    name: string,
+    rng: Rng,
+    inFeatures: number,
+    outFeatures: number,
+    options: LinearOptions = {},
+  ) {
+    this.inFeatures = inFeatures;
+    this.outFeatures = outFeatures;
+    this.weight = b.add(
+      `${name}.weight`,
+      options.weightShape ?? [outFeatures, inFeatures],
+      options.weightInit ?? torchDefault(rng, inFeatures),
+    );
+    this.bias = options.bias === false
+      ? null
+      : b.add(`${name}.bias`, [outFeatures], options.biasInit ?? torchDefault(rng, inFeatures));
+  }
+
+  /**
+   * @param x [..., in].
+   * @returns [..., out].
+   */
+  forward(x: Tensor): Tensor {
+    const w = this.weight.value;
+    const w2 = w.rank === 2 ? w : reshape(w, [this.outFeatures, this.inFeatures]);
+    return matmul(x, w2, { transB: true, bias: this.bias?.value });
+  }
+}
+
+/** LayerNorm over the last dim with weight and bias. */
+export class LayerNorm {
+  /** Scale [C]. */
+  readonly weight: ParamRef;
+  /** Shift [C]. */
+  readonly bias: ParamRef;
+  /** Epsilon. */
+  readonly eps: number;
+
+  /**
+   * @param b Parameter builder.
+   * @param name Name prefix.
+   * @param dim Normalised size.
+   * @param eps Epsilon (PyTorch's default 1e-5; timm and open_clip use 1e-6).
+   */
+  constructor(b: ParamBuilder, name: string, dim: number, eps: number) {
+    this.weight = b.add(`${name}.weight`, [dim], ones);
+    this.bias = b.add(`${name}.bias`, [dim], zeros);
+    this.eps = eps;
+  }
+
+  /**
+   * @param x [..., C].
+   * @returns The normalised tensor.
+   */
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.weight.value, this.bias.value, { eps: this.eps });
+  }
+}
