@@ -211,6 +211,20 @@ export class ParamTable {
   }
 
   /**
+   * Per-parameter views of the AdamW moments, in `params` order (the caller disposes them),
+   * or null before the moments exist.
+   *
+   * @returns Views of m and v.
+   */
+  momentViews(): { m: Tensor[]; v: Tensor[] } | null {
+    const mom = this.#moments;
+    if (!mom) return null;
+    const views = (bufs: Tensor[]) =>
+      this.params.map((p) => bufs[p.chunk]!.window(p.offset, p.spec.shape));
+    return { m: views(mom.m), v: views(mom.v) };
+  }
+
+  /**
    * Replaces a parameter's values (e.g. from a checkpoint).
    *
    * @param name Hugging Face name.

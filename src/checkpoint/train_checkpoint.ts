@@ -1,0 +1,257 @@
+/**
+ * Training checkpoints: one folder per saved step, written under a temporary name and
+ * renamed into place once every byte is on disk, with a `COMPLETE` marker written last.
+ *
+ * ```
+ * <out>/checkpoints/step_00000100/
+ *   model.safetensors      parameters, f32, Hugging Face names (as in an HF PS3 folder)
+ *   optimizer.safetensors  AdamW moments: "exp_avg/<name>", "exp_avg_sq/<name>"
+ *   state.json             step, optimizer step, data position, RNG states, configs
+ *   COMPLETE               marker, written last
+ * ```
+ *
+ * A folder without the marker (a crash mid-write) is never picked by `latest` and is
+ * removed by the next save.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { writeFileAtomic } from "./atomic.ts";
+import { openSafetensors, writeSafetensors, type WriteTensor } from "./safetensors.ts";
+import { gpu } from "../gpu/runtime.ts";
+import { numel, type Tensor } from "../autograd/tensor.ts";
+import type { ParamTable } from "../nn/params.ts";
+
+/** What `state.json` holds. */
+export interface TrainState {
+  /** Format tag. */
+  format: "ps3-train-checkpoint";
+  /** Format version. */
+  version: 1;
+  /** Optimizer steps taken. */
+  step: number;
+  /** The run configuration (validated input, as given). */
+  runConfig: unknown;
+  /** The model configuration (validated input, as given): what `convert` needs. */
+  modelConfig: unknown;
+  /** The data loader's position (opaque to this module). */
+  data: unknown;
+  /** RNG states and any other trainer state (opaque to this module). */
+  trainer: unknown;
+  /** The last logged metrics. */
+  metrics: Record<string, number>;
+  /** ISO time of the save. */
+  savedAt: string;
+}
+
+const STEP_DIR = /^step_(\d{8})$/;
+
+/**
+ * The folder name of a step.
+ *
+ * @param step Step number.
+ * @returns e.g. "step_00000100".
+ */
+export function stepDirName(step: number): string {
+  return `step_${String(step).padStart(8, "0")}`;
+}
+
+async function readHostParam(
+  t: Tensor,
+  shape: readonly number[],
+): Promise<Float32Array<ArrayBuffer>> {
+  const [bytes] = await gpu().read([t]);
+  return new Float32Array(bytes!, 0, numel(shape));
+}
+
+/**
+ * Saves a checkpoint of the parameters, the AdamW moments and the trainer state.
+ *
+ * @param root The checkpoints folder (`<out>/checkpoints`).
+ * @param table The parameters (and moments, when the optimizer created them).
+ * @param state Everything else.
+ * @returns The folder written.
+ */
+export async function saveCheckpoint(
+  root: string,
+  table: ParamTable,
+  state: Omit<TrainState, "format" | "version" | "savedAt">,
+): Promise<string> {
+  await Deno.mkdir(root, { recursive: true });
+  await removeIncomplete(root);
+  const final = join(root, stepDirName(state.step));
+  const tmp = `${final}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  await Deno.mkdir(tmp);
+  try {
+    const params: WriteTensor[] = table.params.map((p) => ({
+      name: p.spec.name,
+      dtype: "F32",
+      shape: p.spec.shape,
+      data: () => readHostParam(p.value, p.spec.shape),
+    }));
+    await writeSafetensors(join(tmp, "model.safetensors"), params, { metadata: { format: "pt" } });
+    const moments = table.momentViews();
+    if (moments) {
+      const opt: WriteTensor[] = [];
+      table.params.forEach((p, i) => {
+        const shape = p.spec.shape;
+        opt.push({
+          name: `exp_avg/${p.spec.name}`,
+          dtype: "F32",
+          shape,
+          data: () => readHostParam(moments.m[i]!, shape),
+        });
+        opt.push({
+          name: `exp_avg_sq/${p.spec.name}`,
+          dtype: "F32",
+          shape,
+          data: () => readHostParam(moments.v[i]!, shape),
+        });
+      });
+      await writeSafetensors(join(tmp, "optimizer.safetensors"), opt);
+      for (const t of [...moments.m, ...moments.v]) t.dispose();
+    }
+    const full: TrainState = {
+      format: "ps3-train-checkpoint",
+      version: 1,
+      ...state,
+      savedAt: new Date().toISOString(),
+    };
+    await writeFileAtomic(join(tmp, "state.json"), JSON.stringify(full, null, 2) + "\n");
+    await writeFileAtomic(join(tmp, "COMPLETE"), "ok\n");
+    await Deno.remove(final, { recursive: true }).catch(() => {});
+    await Deno.rename(tmp, final);
+    await syncDir(root);
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
+  return final;
+}
+
+async function syncDir(dir: string): Promise<void> {
+  if (Deno.build.os === "windows") return;
+  try {
+    using f = await Deno.open(dir, { read: true });
+    await f.sync();
+  } catch {
+    // some filesystems refuse fsync on directories; the rename itself is atomic
+  }
+}
+
+async function removeIncomplete(root: string): Promise<void> {
+  for await (const e of Deno.readDir(root)) {
+    if (e.isDirectory && /^step_\d{8}\.tmp-/.test(e.name)) {
+      await Deno.remove(join(root, e.name), { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+/**
+ * Completed checkpoints under a folder, oldest first.
+ *
+ * @param root The checkpoints folder.
+ * @returns Their steps and paths.
+ */
+export async function listCheckpoints(root: string): Promise<{ step: number; path: string }[]> {
+  const out: { step: number; path: string }[] = [];
+  try {
+    for await (const e of Deno.readDir(root)) {
+      const m = STEP_DIR.exec(e.name);
+      if (!e.isDirectory || !m) continue;
+      try {
+        await Deno.stat(join(root, e.name, "COMPLETE"));
+        out.push({ step: Number(m[1]), path: join(root, e.name) });
+      } catch {
+        // incomplete: ignored
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out.sort((a, b) => a.step - b.step);
+}
+
+/**
+ * Deletes all but the newest `keep` completed checkpoints.
+ *
+ * @param root The checkpoints folder.
+ * @param keep How many to keep (0 keeps all).
+ * @returns The folders deleted.
+ */
+export async function pruneCheckpoints(root: string, keep: number): Promise<string[]> {
+  if (keep <= 0) return [];
+  const all = await listCheckpoints(root);
+  const drop = all.slice(0, Math.max(0, all.length - keep));
+  for (const c of drop) await Deno.remove(c.path, { recursive: true });
+  return drop.map((c) => c.path);
+}
+
+/**
+ * Resolves a checkpoint argument: a checkpoint folder, or "latest" under a checkpoints root.
+ *
+ * @param spec Folder path or "latest".
+ * @param root The checkpoints folder for "latest".
+ * @returns The folder, or null when "latest" finds none.
+ */
+export async function resolveCheckpoint(spec: string, root: string): Promise<string | null> {
+  if (spec !== "latest") {
+    try {
+      await Deno.stat(join(spec, "COMPLETE"));
+    } catch {
+      throw new Error(
+        `Cannot resume from "${spec}": it is not a complete checkpoint (no COMPLETE marker)`,
+      );
+    }
+    return spec;
+  }
+  const all = await listCheckpoints(root);
+  return all.length ? all[all.length - 1]!.path : null;
+}
+
+/**
+ * Reads a checkpoint's `state.json`.
+ *
+ * @param dir The checkpoint folder.
+ * @returns The state.
+ */
+export async function readTrainState(dir: string): Promise<TrainState> {
+  const path = join(dir, "state.json");
+  const s = JSON.parse(await Deno.readTextFile(path));
+  if (s?.format !== "ps3-train-checkpoint" || s.version !== 1) {
+    throw new SyntaxError(`Cannot read "${path}": not a ps3 training checkpoint (version 1)`);
+  }
+  return s as TrainState;
+}
+
+/**
+ * Loads the AdamW moments of a checkpoint into a table (which creates them if needed).
+ *
+ * @param table The parameters.
+ * @param dir The checkpoint folder.
+ */
+export async function loadMoments(table: ParamTable, dir: string): Promise<void> {
+  const path = join(dir, "optimizer.safetensors");
+  const r = await openSafetensors(path);
+  try {
+    table.moments();
+    const views = table.momentViews()!;
+    for (const [i, p] of table.params.entries()) {
+      for (const [kind, list] of [["exp_avg", views.m], ["exp_avg_sq", views.v]] as const) {
+        const name = `${kind}/${p.spec.name}`;
+        if (!r.has(name)) throw new Error(`Cannot resume from "${path}": it has no "${name}"`);
+        const data = await r.read(name);
+        if (!(data instanceof Float32Array) || data.length !== p.value.size) {
+          throw new RangeError(
+            `Cannot resume from "${path}": "${name}" has the wrong size or dtype`,
+          );
+        }
+        gpu().upload(list[i]!, data);
+      }
+    }
+    for (const t of [...views.m, ...views.v]) t.dispose();
+  } finally {
+    r.close();
+  }
+}
