@@ -71,12 +71,15 @@ async function readHostParam(
  * @param root The checkpoints folder (`<out>/checkpoints`).
  * @param table The parameters (and moments, when the optimizer created them).
  * @param state Everything else.
+ * @param hooks Test hook: called after the parameters are written, before the rest (crash
+ *   tests exit the process there).
  * @returns The folder written.
  */
 export async function saveCheckpoint(
   root: string,
   table: ParamTable,
   state: Omit<TrainState, "format" | "version" | "savedAt">,
+  hooks: { crashMidway?: (() => void) | undefined } = {},
 ): Promise<string> {
   await Deno.mkdir(root, { recursive: true });
   await removeIncomplete(root);
@@ -91,6 +94,7 @@ export async function saveCheckpoint(
       data: () => readHostParam(p.value, p.spec.shape),
     }));
     await writeSafetensors(join(tmp, "model.safetensors"), params, { metadata: { format: "pt" } });
+    hooks.crashMidway?.();
     const moments = table.momentViews();
     if (moments) {
       const opt: WriteTensor[] = [];

@@ -18,6 +18,10 @@ export interface Command {
 export const COMMANDS: Record<string, Command> = {
   // Entries are added by each capability as it lands; keep this order: train, data,
   // interchange, inspection, tooling.
+  train: {
+    summary: "Train a PS3 model from a run config (configs/ps3-tiny.yaml trains anywhere)",
+    load: () => import("./train.ts"),
+  },
   check: {
     summary: "Validate a dataset's shards without training: counts, problems by kind, examples",
     load: () => import("./check.ts"),
@@ -33,6 +37,14 @@ export const COMMANDS: Record<string, Command> = {
   tokenize: {
     summary: "Print the token ids of each line of standard input (tokenizer check)",
     load: () => import("./tokenize.ts"),
+  },
+  convert: {
+    summary: "Training checkpoint or SigLIP weights -> Hugging Face PS3 folder; list HF names",
+    load: () => import("./convert.ts"),
+  },
+  encode: {
+    summary: "Features and selection heat maps of images (or a folder / shard) from a PS3 model",
+    load: () => import("./encode.ts"),
   },
   "debug-step": {
     summary: "One training step (or inference) of an HF PS3 folder on a batch, all outputs saved",

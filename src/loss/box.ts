@@ -36,19 +36,21 @@ export function boxTargets(gtMaps: Tensor, grids: readonly Size[]): Tensor[] {
  *
  * @param probs Probabilities per high-res scale [B, N_i].
  * @param targets Targets per scale (from {@linkcode boxTargets}).
- * @param isGlobal Host flags per sample (true = global caption, excluded).
+ * @param options `isGlobal`: host flags per sample (1 = global caption, excluded);
+ *   `localTotal`: samples with local captions the mean is over (default this batch's; a
+ *   micro-batch of an accumulated batch passes the whole batch's count).
  * @returns The scalar loss; with no local sample, `0 * mean(probs[0])` like the reference
  *   (a zero that keeps the graph connected).
  */
 export function boxLoss(
   probs: readonly Tensor[],
   targets: readonly Tensor[],
-  isGlobal: ArrayLike<boolean | number>,
+  options: { isGlobal: ArrayLike<boolean | number>; localTotal?: number | undefined },
 ): Tensor {
   const b = probs[0]!.shape[0]!;
-  const local = Float32Array.from({ length: b }, (_, i) => (isGlobal[i] ? 0 : 1));
-  const nLocal = local.reduce((a, v) => a + v, 0);
-  if (nLocal === 0) return affine(mean(probs[0]!), 0);
+  const local = Float32Array.from({ length: b }, (_, i) => (options.isGlobal[i] ? 0 : 1));
+  const nLocal = options.localTotal ?? local.reduce((a, v) => a + v, 0);
+  if (nLocal === 0 || local.every((v) => v === 0)) return affine(mean(probs[0]!), 0);
   const weights = tensor(local, [b, 1]);
   const perScale = probs.map((p, i) => {
     const n = p.shape[1]!;

@@ -220,7 +220,7 @@ export async function debugStep(
       const selected = options.gpuTopk ? undefined : await torchSelection(model, trainBatch, opts);
       if (selected) owned.push(...selected);
       pending = tidy(() => {
-        const out = model.forwardTrain(trainBatch, opts, selected);
+        const out = model.forwardTrain(trainBatch, opts, { selected });
         backward(out.total);
         const grids = out.vision.featureSizes.slice(1);
         const maps = noGrad(() =>

@@ -9,11 +9,13 @@
 import type { Tensor } from "../autograd/tensor.ts";
 import { noGrad } from "../autograd/tape.ts";
 import { add, affine } from "../ops/elementwise.ts";
+import { detach } from "../ops/creation.ts";
+import { concat } from "../ops/layout.ts";
 import { normalize } from "../ops/norm.ts";
 import { constant } from "../nn/init.ts";
 import { Mlp } from "../nn/mlp.ts";
 import { type GroupFn, ParamBuilder, type ParamRef } from "../nn/module.ts";
-import type { ParamTable } from "../nn/params.ts";
+import type { ParamSpec, ParamTable } from "../nn/params.ts";
 import { TextTransformer } from "../nn/text_transformer.ts";
 import { boxLoss, boxTargets } from "../loss/box.ts";
 import { siglipLoss } from "../loss/siglip.ts";
@@ -69,6 +71,46 @@ export interface TrainOutput {
   vision: VisionTrainOutput;
 }
 
+/**
+ * One micro-batch's view of an accumulated batch (see the trainer): every micro-batch's
+ * features from a no-gradient pass, and the batch-wide count of local captions.
+ */
+export interface AccumContext {
+  /** This micro-batch's position. */
+  index: number;
+  /** Normalised image features of every micro-batch (no gradient). */
+  imageFeatures: readonly Tensor[];
+  /** Normalised text features of every micro-batch (no gradient). */
+  textFeatures: readonly Tensor[];
+  /** Samples with local captions in the whole accumulated batch. */
+  localCount: number;
+}
+
+/**
+ * The same value with its gradient scaled: `x * s + detach(x) * (1 - s)`.
+ *
+ * @param x Input.
+ * @param s Gradient scale.
+ * @returns x, passing s times the gradient.
+ */
+function scaleGrad(x: Tensor, s: number): Tensor {
+  return add(affine(x, s), affine(detach(x), 1 - s));
+}
+
+/** Declares the CLIP model's modules (in PyTorch's `state_dict` order) on a builder. */
+function declareClip(b: ParamBuilder, config: ModelConfig, seed: number) {
+  const rng = new Rng(seed);
+  const logitScale = b.add("logit_scale", [], constant(config.initLogitScale));
+  const logitBias = b.add("logit_bias", [], constant(config.initLogitBias));
+  const vision = new Ps3VisionEncoder(b, rng, config.vision);
+  const text = new TextTransformer(b, "text_model", rng, config.text);
+  const c = config.vision.trunk.width;
+  const promptProj = new Mlp(b, "text_model.prompt_proj", rng, [config.text.outputDim, c, c], {
+    normEps: 1e-5,
+  });
+  return { logitScale, logitBias, vision, text, promptProj };
+}
+
 /** The PS3 CLIP model bound to its parameter table. */
 export class Ps3Clip {
   /** Configuration. */
@@ -102,18 +144,40 @@ export class Ps3Clip {
   ) {
     this.config = config;
     const b = new ParamBuilder();
-    const rng = new Rng(options.seed ?? 0);
-    this.logitScale = b.add("logit_scale", [], constant(config.initLogitScale));
-    this.logitBias = b.add("logit_bias", [], constant(config.initLogitBias));
-    this.vision = new Ps3VisionEncoder(b, rng, config.vision);
-    this.text = new TextTransformer(b, "text_model", rng, config.text);
-    const c = config.vision.trunk.width;
-    this.promptProj = new Mlp(b, "text_model.prompt_proj", rng, [config.text.outputDim, c, c], {
-      normEps: 1e-5,
-    });
+    const parts = declareClip(b, config, options.seed ?? 0);
+    this.logitScale = parts.logitScale;
+    this.logitBias = parts.logitBias;
+    this.vision = parts.vision;
+    this.text = parts.text;
+    this.promptProj = parts.promptProj;
     this.params = b.build(options.group ?? referenceGroups(false), {
       chunkBytes: options.chunkBytes,
     });
+  }
+
+  /**
+   * Every parameter declaration of a model, in PyTorch's `state_dict` order (the order of
+   * the reference's Hugging Face checkpoint), without allocating any weights or touching the
+   * GPU: the modules are declared on a builder that is never built.
+   *
+   * @param config Model configuration.
+   * @param options `seed`: the initialisers' generator seed (as in the constructor; the
+   *   initialisers draw in the order they are called).
+   * @returns Name, shape and initialiser of each parameter.
+   * @example
+   * ```ts
+   * for (const s of Ps3Clip.paramSpecs(await loadModelConfig("configs/ps3-1.5k.yaml"))) {
+   *   console.log(s.name, s.shape);
+   * }
+   * ```
+   */
+  static paramSpecs(
+    config: ModelConfig,
+    options: { seed?: number | undefined } = {},
+  ): readonly Omit<ParamSpec, "decay" | "lrGroup">[] {
+    const b = new ParamBuilder();
+    declareClip(b, config, options.seed ?? 0);
+    return b.specs;
   }
 
   /**
@@ -147,27 +211,51 @@ export class Ps3Clip {
    *
    * @param batch Images, tokens, box maps, flags.
    * @param opts The reference's switches and loss weights.
-   * @param selected Patches chosen elsewhere per high-res scale (default: GPU top-k).
+   * @param extra Patches chosen elsewhere per high-res scale (default: GPU top-k), and the
+   *   context of a micro-batch of an accumulated batch.
    * @returns Loss terms, features and the vision outputs.
    */
-  forwardTrain(batch: TrainBatch, opts: TrainOptions, selected?: Tensor[]): TrainOutput {
+  forwardTrain(
+    batch: TrainBatch,
+    opts: TrainOptions,
+    extra: { selected?: Tensor[] | undefined; accum?: AccumContext | undefined } = {},
+  ): TrainOutput {
     const textFeatures = this.encodeText(batch.tokens, opts.checkpoint);
     const prompt = this.promptProj.forward(textFeatures);
-    const vision = this.vision.forwardTrain(this.visionInput(batch, opts, prompt, selected));
+    const vision = this.vision.forwardTrain(this.visionInput(batch, opts, prompt, extra.selected));
     const imageFeatures = normalize(vision.pooled);
-    const contrastive = siglipLoss(
-      imageFeatures,
-      textFeatures,
-      this.logitScale.value,
-      this.logitBias.value,
-    );
+    const acc = extra.accum;
+    let contrastive: Tensor;
+    if (acc) {
+      // SigLIP over the whole accumulated batch: this micro-batch's live features in its
+      // rows, the other micro-batches' cached (no-gradient) features around them.
+      const all = (cached: readonly Tensor[], live: Tensor) =>
+        concat(cached.map((t, j) => (j === acc.index ? live : t)), 0);
+      contrastive = siglipLoss(
+        all(acc.imageFeatures, imageFeatures),
+        all(acc.textFeatures, textFeatures),
+        scaleGrad(this.logitScale.value, 1 / acc.imageFeatures.length),
+        scaleGrad(this.logitBias.value, 1 / acc.imageFeatures.length),
+      );
+    } else {
+      contrastive = siglipLoss(
+        imageFeatures,
+        textFeatures,
+        this.logitScale.value,
+        this.logitBias.value,
+      );
+    }
     const targets = boxTargets(batch.gtMaps, vision.featureSizes.slice(1));
+    const nLocal = acc?.localCount;
     const priorBox = affine(
-      boxLoss(vision.priorProbs, targets, batch.isGlobalHost),
+      boxLoss(vision.priorProbs, targets, { isGlobal: batch.isGlobalHost, localTotal: nLocal }),
       opts.priorWeight,
     );
     const posteriorBox = affine(
-      boxLoss(vision.posteriorProbs ?? vision.priorProbs, targets, batch.isGlobalHost),
+      boxLoss(vision.posteriorProbs ?? vision.priorProbs, targets, {
+        isGlobal: batch.isGlobalHost,
+        localTotal: nLocal,
+      }),
       opts.posteriorWeight,
     );
     const total = add(add(contrastive, priorBox), posteriorBox);

@@ -134,17 +134,20 @@ export class Ps3VisionEncoder {
     const c = t.width, p = t.patch;
     const pre = "vision_model";
     const fan = 3 * p * p;
+    // Declared in PyTorch's state_dict order (a module's own parameters before its
+    // submodules'), which `ps3 convert --list-keys` prints.
+    this.priorPrompt = b.add(`${pre}.prior_prompt`, [c], normal(rng, 1));
+    this.posEmbed = b.add(
+      `${pre}.trunk.pos_embed`,
+      [1, t.posGrid * t.posGrid, c],
+      truncNormal(rng, 0.02),
+    );
     this.patchWeight = b.add(
       `${pre}.trunk.patch_embed.proj.weight`,
       [c, 3, p, p],
       torchDefault(rng, fan),
     );
     this.patchBias = b.add(`${pre}.trunk.patch_embed.proj.bias`, [c], torchDefault(rng, fan));
-    this.posEmbed = b.add(
-      `${pre}.trunk.pos_embed`,
-      [1, t.posGrid * t.posGrid, c],
-      truncNormal(rng, 0.02),
-    );
     const lin = { weight: truncNormal(rng, 0.02), bias: zeros };
     this.blocks = [...Array(t.depth).keys()].map((i) =>
       new VitBlock(b, `${pre}.trunk.blocks.${i}`, rng, t, lin)
@@ -162,7 +165,6 @@ export class Ps3VisionEncoder {
     this.selectionProj = new Mlp(b, `${pre}.selection_feature_proj`, rng, [nl * c, nl * c, k * c], {
       normEps: 1e-5,
     });
-    this.priorPrompt = b.add(`${pre}.prior_prompt`, [c], normal(rng, 1));
     this.posResidual = config.separatePosEmb
       ? config.scales.slice(1).map((s, i) => {
         const g = Math.floor(s / p);

@@ -28,7 +28,7 @@ const clipKernel = defineKernel({
   name: "grad_clip_factor",
   source: clipSrc,
   bindings: ["read", "write"],
-  params: ["count:u32", "max_norm:f32"],
+  params: ["count:u32", "max_norm:f32", "has_loss:u32"],
 });
 
 /** AdamW hyper-parameters. */
@@ -70,19 +70,21 @@ export class AdamW {
    * One update with the gradients currently in the table (recorded, not awaited).
    *
    * @param lr Learning rate per group for this step.
+   * @param loss The step's loss (scalar): when it is not finite the update is skipped too.
    * @returns The [clip factor, gradient norm] tensor of this step (read it when logging).
    */
-  update(lr: { base: number; selection: number }): Tensor {
+  update(lr: { base: number; selection: number }, loss?: Tensor): Tensor {
     const rt = gpu();
     const t = this.#table;
     const { m, v } = t.moments();
     // Global gradient norm: one sum of squares per buffer, combined on the GPU.
     const partials = t.grads.map((g) => sumSquares(g));
-    const sq = concat1d(partials);
+    const sq = concat1d(loss ? [...partials, loss] : partials);
     for (const p of partials) p.dispose();
     rt.dispatch(clipKernel, [sq, this.stats], {
       count: t.grads.length,
       max_norm: this.options.clipNorm,
+      has_loss: loss ? 1 : 0,
     }, [1]);
     sq.dispose();
     this.step++;

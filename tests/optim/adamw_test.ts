@@ -2,6 +2,7 @@ import { ok as assert } from "node:assert";
 import { assertClose, Rng, rt } from "../harness.ts";
 import { type ParamSpec, ParamTable } from "../../src/nn/params.ts";
 import { AdamW } from "../../src/optim/adamw.ts";
+import { tensor } from "../../src/ops/creation.ts";
 import { type AdamWRefParam, adamwStepRef } from "../../src/reference/adamw.ts";
 
 function specs(rng: Rng): ParamSpec[] {
@@ -103,4 +104,29 @@ Deno.test("ParamTable zeroGrad() clears every gradient in one fill per buffer", 
   for (const g of await rt.read(table.params.map((p) => p.grad))) {
     assert(new Float32Array(g).every((x) => x === 0));
   }
+});
+
+Deno.test("AdamW skips the step when the loss it is given is not finite", async () => {
+  const table = new ParamTable(specs(new Rng(10)));
+  const opt = new AdamW(table, {
+    beta1: 0.9,
+    beta2: 0.95,
+    eps: 1e-8,
+    weightDecay: 0.1,
+    clipNorm: 0,
+  });
+  for (const p of table.params) rt.upload(p.grad, new Float32Array(p.grad.size).fill(0.25));
+  const before = await rt.read(table.params.map((p) => p.value));
+  opt.update({ base: 0.1, selection: 0.1 }, tensor([Infinity], []));
+  const after = await rt.read(table.params.map((p) => p.value));
+  before.forEach((b, k) => {
+    assertClose(new Float32Array(after[k]!), new Float32Array(b), {
+      atol: 0,
+      rtol: 0,
+      label: "unchanged",
+    });
+  });
+  opt.update({ base: 0.1, selection: 0.1 }, tensor([2.5], []));
+  const moved = await rt.read([table.params[0]!.value]);
+  assert(new Float32Array(moved[0]!).some((v, i) => v !== new Float32Array(before[0]!)[i]));
 });

@@ -1,0 +1,165 @@
+/**
+ * Training progress: a one-line progress bar (step, ETA, samples/s, loss terms, lr) redrawn
+ * in place on a terminal, plain log lines otherwise; metrics appended as JSON lines.
+ *
+ * @module
+ */
+
+/** What one step reports. */
+export interface StepRecord {
+  /** Step number (1-based: steps done). */
+  step: number;
+  /** Epoch of the batch. */
+  epoch: number;
+  /** Learning rate. */
+  lr: number;
+  /** Total loss. */
+  loss: number;
+  /** SigLIP loss. */
+  contrastive: number;
+  /** Weighted prior box loss. */
+  prior_box: number;
+  /** Weighted posterior box loss. */
+  posterior_box: number;
+  /** Global gradient norm (before clipping). */
+  grad_norm: number;
+  /** Seconds this step took. */
+  step_s: number;
+  /** Samples per second over this step. */
+  samples_per_s: number;
+  /** Samples skipped so far (bad data). */
+  skipped: number;
+}
+
+function fmtDuration(s: number): string {
+  if (!Number.isFinite(s)) return "?";
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = Math.floor(s % 60);
+  return h > 0
+    ? `${h}h${String(m).padStart(2, "0")}m`
+    : m > 0
+    ? `${m}m${String(sec).padStart(2, "0")}s`
+    : `${sec}s`;
+}
+
+/** Prints progress to the terminal or as log lines. */
+export class Progress {
+  readonly #total: number;
+  readonly #every: number;
+  readonly #tty: boolean;
+  readonly #started = performance.now();
+  readonly #firstStep: number;
+  #drawn = false;
+
+  /**
+   * @param total Total steps of the run.
+   * @param options First step of this process (after a resume), log interval, and whether
+   *   to draw a bar (default: when stdout is a terminal).
+   */
+  constructor(
+    total: number,
+    options: { firstStep: number; every: number; tty?: boolean | undefined },
+  ) {
+    this.#total = total;
+    this.#every = options.every;
+    this.#firstStep = options.firstStep;
+    this.#tty = options.tty ?? Deno.stdout.isTerminal();
+  }
+
+  /**
+   * Reports a step.
+   *
+   * @param r The step's record.
+   */
+  step(r: StepRecord): void {
+    const done = r.step - this.#firstStep;
+    const elapsed = (performance.now() - this.#started) / 1000;
+    const eta = done > 0 ? elapsed / done * (this.#total - r.step) : Infinity;
+    const losses = `loss ${r.loss.toFixed(4)} (siglip ${r.contrastive.toFixed(4)}, prior ${
+      r.prior_box.toFixed(4)
+    }, posterior ${r.posterior_box.toFixed(4)})`;
+    const rate = `${r.step_s.toFixed(2)} s/step, ${r.samples_per_s.toFixed(1)} samples/s`;
+    if (this.#tty) {
+      const width = 24, fill = Math.round(width * r.step / this.#total);
+      const bar = "=".repeat(fill) + (fill < width ? ">" : "") +
+        " ".repeat(Math.max(0, width - fill - 1));
+      const line = `\r[${bar}] ${r.step}/${this.#total} | ETA ${
+        fmtDuration(eta)
+      } | ${rate} | ${losses} | lr ${r.lr.toExponential(2)}`;
+      Deno.stdout.writeSync(
+        new TextEncoder().encode(
+          line.padEnd(Deno.consoleSize().columns - 1).slice(0, Deno.consoleSize().columns - 1),
+        ),
+      );
+      this.#drawn = true;
+    } else if (
+      r.step % this.#every === 0 || r.step === this.#total || r.step === this.#firstStep + 1
+    ) {
+      console.log(
+        `step ${r.step}/${this.#total} epoch ${r.epoch} | ${losses} | lr ${
+          r.lr.toExponential(2)
+        } | ` +
+          `grad norm ${r.grad_norm.toFixed(3)} | ${rate} | ETA ${fmtDuration(eta)}` +
+          (r.skipped ? ` | skipped ${r.skipped}` : ""),
+      );
+    }
+  }
+
+  /**
+   * Prints a message on its own line (ending the bar's line first).
+   *
+   * @param text The message.
+   */
+  log(text: string): void {
+    if (this.#drawn) {
+      Deno.stdout.writeSync(new TextEncoder().encode("\n"));
+      this.#drawn = false;
+    }
+    console.log(text);
+  }
+}
+
+/** Appends JSON lines to a file. */
+export class JsonLines {
+  readonly #path: string;
+
+  /**
+   * @param path The file (created or appended to).
+   */
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  /**
+   * Appends one record.
+   *
+   * @param record A JSON-safe object.
+   */
+  async append(record: Record<string, unknown>): Promise<void> {
+    await Deno.writeTextFile(this.#path, JSON.stringify(record) + "\n", { append: true });
+  }
+
+  /**
+   * Reads every record back.
+   *
+   * @returns The records (none if the file does not exist).
+   */
+  async readAll(): Promise<Record<string, unknown>[]> {
+    try {
+      const text = await Deno.readTextFile(this.#path);
+      return text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return [];
+      throw e;
+    }
+  }
+
+  /**
+   * Keeps only records with `step <= step` (after a resume, so the file matches the run).
+   *
+   * @param step Last step kept.
+   */
+  async truncateAfter(step: number): Promise<void> {
+    const keep = (await this.readAll()).filter((r) => typeof r.step !== "number" || r.step <= step);
+    await Deno.writeTextFile(this.#path, keep.map((r) => JSON.stringify(r) + "\n").join(""));
+  }
+}
