@@ -69,14 +69,33 @@ export async function readHfConfig(folder: string): Promise<ModelConfig> {
   }, `"${path}"`);
 }
 
+/** The float dtypes a checkpoint tensor may have (widened or narrowed to f32 on load). */
+export const FLOAT_DTYPES: ReadonlySet<string> = new Set(["F16", "BF16", "F32", "F64"]);
+
+function quoteSome(names: readonly string[], n = 3): string {
+  const head = names.slice(0, n).map((x) => `"${x}"`).join(", ");
+  return names.length > n ? `${head}, ... (${names.length - n} more)` : head;
+}
+
 /**
  * Fills a parameter table from a safetensors file with Hugging Face names (any float dtype;
- * shapes must match exactly).
+ * shapes must match exactly). The whole header is checked before any value is loaded, so a
+ * failed load leaves the table untouched.
  *
  * @param table The parameters.
  * @param path The safetensors file.
- * @param options `strict` (default true) fails on missing parameters.
+ * @param options `strict` (default true): every parameter must be in the file and every
+ *   tensor of the file must be a parameter (as PyTorch's `load_state_dict(strict=True)`);
+ *   non-strict loads what is there and reports the rest.
  * @returns What was loaded, missing and unused.
+ * @throws {RangeError} Listing every tensor whose shape differs from its parameter's.
+ * @throws {TypeError} For a tensor that is not a float type.
+ * @throws {Error} When strict, for missing parameters or unused tensors, naming them.
+ * @example
+ * ```ts
+ * const model = new Ps3Clip(await readHfConfig("ps3-1.5k"));
+ * await loadSafetensorsInto(model.params, "ps3-1.5k/model.safetensors");
+ * ```
  */
 export async function loadSafetensorsInto(
   table: ParamTable,
@@ -86,35 +105,54 @@ export async function loadSafetensorsInto(
   const reader = await openSafetensors(path);
   try {
     const report: LoadReport = { loaded: [], missing: [], unused: [] };
-    const names = new Set(reader.names());
+    const shapes: string[] = [];
     for (const p of table.params) {
       const name = p.spec.name;
-      if (!names.has(name)) {
+      if (!reader.has(name)) {
         report.missing.push(name);
         continue;
       }
       const e = reader.entry(name);
-      if (e.shape.length !== p.spec.shape.length || e.shape.some((d, i) => d !== p.spec.shape[i])) {
-        throw new RangeError(
-          `Cannot load "${name}" from "${path}": shape ${fmtShape(e.shape)} does not match the ` +
-            `model's ${fmtShape(p.spec.shape)}`,
-        );
-      }
-      const data = await reader.read(name);
-      if (!(data instanceof Float32Array) && !(data instanceof Float64Array)) {
+      if (!FLOAT_DTYPES.has(e.dtype)) {
         throw new TypeError(
           `Cannot load "${name}" from "${path}": dtype ${e.dtype} is not a float type`,
         );
       }
-      table.load(name, data instanceof Float32Array ? data : Float32Array.from(data));
+      if (e.shape.length !== p.spec.shape.length || e.shape.some((d, i) => d !== p.spec.shape[i])) {
+        shapes.push(`"${name}" is ${fmtShape(e.shape)}, the model's ${fmtShape(p.spec.shape)}`);
+      }
       report.loaded.push(name);
-      names.delete(name);
     }
-    report.unused = [...names];
-    if (options.strict !== false && report.missing.length > 0) {
+    if (shapes.length > 0) {
+      throw new RangeError(
+        `Cannot load "${path}": ${shapes.length} tensor shapes do not match the model ` +
+          `(a checkpoint of another configuration?): ${shapes.join("; ")}`,
+      );
+    }
+    report.unused = reader.names().filter((n) => !table.has(n));
+    if (options.strict !== false && (report.missing.length > 0 || report.unused.length > 0)) {
+      const parts = [];
+      if (report.missing.length) {
+        parts.push(
+          `${report.missing.length} parameters are missing (${quoteSome(report.missing)})`,
+        );
+      }
+      if (report.unused.length) {
+        parts.push(
+          `${report.unused.length} tensors are not parameters of the model ` +
+            `(${quoteSome(report.unused)})`,
+        );
+      }
       throw new Error(
-        `Cannot load "${path}": ${report.missing.length} parameters are missing, e.g. ` +
-          report.missing.slice(0, 3).map((n) => `"${n}"`).join(", "),
+        `Cannot load "${path}": ${parts.join(" and ")}; is it a checkpoint of this model ` +
+          "configuration?",
+      );
+    }
+    for (const name of report.loaded) {
+      const data = await reader.read(name);
+      table.load(
+        name,
+        data instanceof Float32Array ? data : Float32Array.from(data as Float64Array),
       );
     }
     return report;
@@ -228,6 +266,55 @@ export function hfConfigJson(
 }
 
 /**
+ * Writes the JSON files of a Hugging Face PS3 folder as the reference converter does:
+ * `config.json` ({@link hfConfigJson}), `preprocessor_config.json` (image size = the largest
+ * scale, mean, std, interpolation, resize mode) and `tokenizer_config.json` (tokenizer name,
+ * context length, cleaning), each replaced atomically. The vision-only variant writes the
+ * same three files, with the vision config at the top level of `config.json`.
+ *
+ * @param folder Target folder (created).
+ * @param config The model configuration.
+ * @param options `visionOnly` puts the vision config at the top level; `tokenizerName`
+ *   overrides the tokenizer name.
+ * @returns Resolves once the files are in place.
+ * @example
+ * ```ts
+ * await writeHfConfigFiles("out/ps3-1.5k", await loadModelConfig("configs/ps3-1.5k.yaml"));
+ * ```
+ */
+export async function writeHfConfigFiles(
+  folder: string,
+  config: ModelConfig,
+  options: { visionOnly?: boolean | undefined; tokenizerName?: string | undefined } = {},
+): Promise<void> {
+  await Deno.mkdir(folder, { recursive: true });
+  const json = (v: unknown) => JSON.stringify(v, null, 2) + "\n";
+  await writeFileAtomic(join(folder, "config.json"), json(hfConfigJson(config, options)));
+  const largest = config.vision.scales[config.vision.scales.length - 1]!;
+  const pre = config.preprocess;
+  await writeFileAtomic(
+    join(folder, "preprocessor_config.json"),
+    json({
+      image_size: [largest, largest],
+      mean: pre.mean,
+      std: pre.std,
+      interpolation: pre.interpolation,
+      resize_mode: pre.resize_mode,
+    }),
+  );
+  await writeFileAtomic(
+    join(folder, "tokenizer_config.json"),
+    json({
+      tokenizer_name: options.tokenizerName ?? config.text.raw.hf_tokenizer_name ??
+        "timm/ViT-B-16-SigLIP",
+      context_length: config.text.context,
+      clean: (config.text.raw.tokenizer_kwargs as { clean?: string } | undefined)?.clean ??
+        "canonicalize",
+    }),
+  );
+}
+
+/**
  * Writes a Hugging Face PS3 folder from a parameter table.
  *
  * @param folder Target folder (created).
@@ -257,28 +344,5 @@ export async function writeHfFolder(
   await writeSafetensors(join(folder, "model.safetensors"), tensors, {
     metadata: { format: "pt" },
   });
-  const json = (v: unknown) => JSON.stringify(v, null, 2) + "\n";
-  await writeFileAtomic(join(folder, "config.json"), json(hfConfigJson(config, options)));
-  const largest = config.vision.scales[config.vision.scales.length - 1]!;
-  const pre = config.preprocess;
-  await writeFileAtomic(
-    join(folder, "preprocessor_config.json"),
-    json({
-      image_size: [largest, largest],
-      mean: pre.mean,
-      std: pre.std,
-      interpolation: pre.interpolation,
-      resize_mode: pre.resize_mode,
-    }),
-  );
-  await writeFileAtomic(
-    join(folder, "tokenizer_config.json"),
-    json({
-      tokenizer_name: options.tokenizerName ?? config.text.raw.hf_tokenizer_name ??
-        "timm/ViT-B-16-SigLIP",
-      context_length: config.text.context,
-      clean: (config.text.raw.tokenizer_kwargs as { clean?: string } | undefined)?.clean ??
-        "canonicalize",
-    }),
-  );
+  await writeHfConfigFiles(folder, config, options);
 }

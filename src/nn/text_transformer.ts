@@ -105,15 +105,16 @@ export class TextTransformer {
    */
   constructor(b: ParamBuilder, name: string, rng: Rng, t: TextConfig) {
     this.config = t;
-    this.tokenEmbedding = b.add(
-      `${name}.token_embedding.weight`,
-      [t.vocab, t.width],
-      normal(rng, 0.02),
-    );
+    // PyTorch's state_dict order: the module's own parameter before the embedding module's.
     this.positionalEmbedding = b.add(
       `${name}.positional_embedding`,
       [t.context, t.width],
       normal(rng, 0.01),
+    );
+    this.tokenEmbedding = b.add(
+      `${name}.token_embedding.weight`,
+      [t.vocab, t.width],
+      normal(rng, 0.02),
     );
     this.blocks = [...Array(t.layers).keys()].map((i) =>
       new TextBlock(b, `${name}.transformer.resblocks.${i}`, rng, t)
