@@ -57,12 +57,30 @@ export function stepDirName(step: number): string {
   return `step_${String(step).padStart(8, "0")}`;
 }
 
-async function readHostParam(
-  t: Tensor,
-  shape: readonly number[],
-): Promise<Float32Array<ArrayBuffer>> {
-  const [bytes] = await gpu().read([t]);
-  return new Float32Array(bytes!, 0, numel(shape));
+/**
+ * Reads tensors back in the order the safetensors writer asks for them (all F32: name
+ * order), many per GPU readback: one wait per ~64 MiB instead of one per tensor.
+ */
+function batchedReader(items: readonly { name: string; t: Tensor; shape: readonly number[] }[]) {
+  const order = items.map((_, i) => i).sort((a, b) => (items[a]!.name < items[b]!.name ? -1 : 1));
+  const rank = new Map(order.map((i, r) => [i, r]));
+  const cache = new Map<number, Float32Array<ArrayBuffer>>();
+  const budget = 64 * 2 ** 20;
+  return async (i: number): Promise<Float32Array<ArrayBuffer>> => {
+    if (!cache.has(i)) {
+      const batch: number[] = [];
+      let bytes = 0;
+      for (let r = rank.get(i)!; r < order.length && (batch.length === 0 || bytes < budget); r++) {
+        batch.push(order[r]!);
+        bytes += items[order[r]!]!.t.byteLength;
+      }
+      const host = await gpu().read(batch.map((k) => items[k]!.t));
+      batch.forEach((k, j) => cache.set(k, new Float32Array(host[j]!, 0, numel(items[k]!.shape))));
+    }
+    const v = cache.get(i)!;
+    cache.delete(i);
+    return v;
+  };
 }
 
 /**
@@ -87,32 +105,30 @@ export async function saveCheckpoint(
   const tmp = `${final}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   await Deno.mkdir(tmp);
   try {
-    const params: WriteTensor[] = table.params.map((p) => ({
+    const readParam = batchedReader(
+      table.params.map((p) => ({ name: p.spec.name, t: p.value, shape: p.spec.shape })),
+    );
+    const params: WriteTensor[] = table.params.map((p, i) => ({
       name: p.spec.name,
       dtype: "F32",
       shape: p.spec.shape,
-      data: () => readHostParam(p.value, p.spec.shape),
+      data: () => readParam(i),
     }));
     await writeSafetensors(join(tmp, "model.safetensors"), params, { metadata: { format: "pt" } });
     hooks.crashMidway?.();
     const moments = table.momentViews();
     if (moments) {
-      const opt: WriteTensor[] = [];
-      table.params.forEach((p, i) => {
-        const shape = p.spec.shape;
-        opt.push({
-          name: `exp_avg/${p.spec.name}`,
-          dtype: "F32",
-          shape,
-          data: () => readHostParam(moments.m[i]!, shape),
-        });
-        opt.push({
-          name: `exp_avg_sq/${p.spec.name}`,
-          dtype: "F32",
-          shape,
-          data: () => readHostParam(moments.v[i]!, shape),
-        });
-      });
+      const items = table.params.flatMap((p, i) => [
+        { name: `exp_avg/${p.spec.name}`, t: moments.m[i]!, shape: p.spec.shape },
+        { name: `exp_avg_sq/${p.spec.name}`, t: moments.v[i]!, shape: p.spec.shape },
+      ]);
+      const readMoment = batchedReader(items);
+      const opt: WriteTensor[] = items.map((it, i) => ({
+        name: it.name,
+        dtype: "F32",
+        shape: it.shape,
+        data: () => readMoment(i),
+      }));
       await writeSafetensors(join(tmp, "optimizer.safetensors"), opt);
       for (const t of [...moments.m, ...moments.v]) t.dispose();
     }

@@ -8,7 +8,8 @@ import { initGpu } from "../gpu/runtime.ts";
 import { loadRunConfig } from "../train/config.ts";
 import { train, type TrainFaults } from "../train/trainer.ts";
 
-const USAGE = `Usage: ps3 train <config.yaml> [--section.key=value ...] [--resume latest|<checkpoint>]
+const USAGE =
+  `Usage: ps3 train <config.yaml> [--section.key=value ...] [--resume latest|<checkpoint>]
                  [--no-progress]
 
 Trains a PS3 model as the config says (configs/ps3-tiny.yaml trains on generated synthetic
@@ -22,7 +23,9 @@ function faultsFromEnv(): TrainFaults | undefined {
   if (!f) return undefined;
   const m = /^(exit-after|exit-during-save)=(\d+)$/.exec(f);
   if (!m) throw new Error(`PS3_FAULT "${f}" is not exit-after=N or exit-during-save=N`);
-  return m[1] === "exit-after" ? { exitAfterStep: Number(m[2]) } : { exitDuringSaveAtStep: Number(m[2]) };
+  return m[1] === "exit-after"
+    ? { exitAfterStep: Number(m[2]) }
+    : { exitDuringSaveAtStep: Number(m[2]) };
 }
 
 /**

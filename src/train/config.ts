@@ -66,6 +66,12 @@ const DataSchema = z.object({
     holdout: z.number().int().nonnegative().default(64),
     /** Seed. */
     seed: z.number().int().default(0),
+    /** Typical image width and height (pixels; the aspect ratio varies around them). */
+    width: posInt.default(256),
+    /** Typical image height. */
+    height: posInt.default(192),
+    /** Samples per shard. */
+    shard_size: posInt.default(64),
   }).strict().nullish(),
 }).strict();
 
@@ -153,6 +159,8 @@ const LogSchema = z.object({
   eval_every: z.number().int().nonnegative().default(0),
   /** Held-out batches per evaluation. */
   eval_batches: posInt.default(4),
+  /** Also evaluate before the first step (a baseline for the learning curve). */
+  eval_at_start: z.boolean().default(false),
 }).strict();
 
 /** The whole run configuration. */
@@ -170,7 +178,7 @@ export const RunConfigSchema = z.object({
   /** Checkpoints. */
   checkpoint: CheckpointSchema,
   /** Logging. */
-  log: LogSchema.default({ every: 10, eval_every: 0, eval_batches: 4 }),
+  log: LogSchema.default({ every: 10, eval_every: 0, eval_batches: 4, eval_at_start: false }),
 }).strict();
 
 /** A validated run configuration. */

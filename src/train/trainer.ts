@@ -62,6 +62,8 @@ export interface TrainSummary {
   last: StepRecord | null;
   /** Held-out metrics at the end, if evaluated. */
   eval: EvalMetrics | null;
+  /** Held-out metrics before the first step, with `log.eval_at_start`. */
+  evalAtStart: EvalMetrics | null;
   /** Why the run stopped. */
   stopped: "done" | "nan" | "signal";
   /** The last checkpoint written. */
@@ -93,6 +95,9 @@ async function dataPaths(config: RunConfig, log: (s: string) => void): Promise<D
         count: d.synthesize.count,
         holdout: d.synthesize.holdout,
         seed: d.synthesize.seed,
+        width: d.synthesize.width,
+        height: d.synthesize.height,
+        shardSize: d.synthesize.shard_size,
       });
     }
     return {
@@ -280,6 +285,14 @@ export async function train(
   rt.pool.resetPeak();
   let step = start;
   let posBefore = loader.state();
+  let lastEvalStep = -1;
+  let lastEval: EvalMetrics | null = null;
+  let evalAtStart: EvalMetrics | null = null;
+  if (config.log.eval_at_start && paths.evalImages && start === 0) {
+    evalAtStart = await runEval(model, config, paths, trainOpts);
+    await metrics.append({ step: 0, eval: evalAtStart });
+    progress.log(describeEval(0, evalAtStart));
+  }
 
   const save = async (atStep: number, data: LoaderState) => {
     const path = await saveCheckpoint(root, model.params, {
@@ -364,6 +377,8 @@ export async function train(
         const e = await runEval(model, config, paths, trainOpts);
         await metrics.append({ step, eval: e });
         progress.log(describeEval(step, e));
+        lastEvalStep = step;
+        lastEval = e;
       }
     }
     if (stop !== "nan" && step > start) await save(step, loader.state());
@@ -373,8 +388,8 @@ export async function train(
   }
   const seconds = (performance.now() - t0) / 1000;
   await writePlot(out, metrics);
-  let evalMetrics: EvalMetrics | null = null;
-  if (stop === "done" && paths.evalImages && step > start) {
+  let evalMetrics: EvalMetrics | null = lastEvalStep === step ? lastEval : null;
+  if (stop === "done" && paths.evalImages && step > start && lastEvalStep !== step) {
     evalMetrics = await runEval(model, config, paths, trainOpts);
     await metrics.append({ step, eval: evalMetrics });
     progress.log(describeEval(step, evalMetrics));
@@ -391,6 +406,7 @@ export async function train(
     skipped: stats.skipped,
     last,
     eval: evalMetrics,
+    evalAtStart,
     stopped: stop,
     checkpoint: lastCheckpoint,
   };
