@@ -82,9 +82,9 @@ export class Progress {
       const width = 24, fill = Math.round(width * r.step / this.#total);
       const bar = "=".repeat(fill) + (fill < width ? ">" : "") +
         " ".repeat(Math.max(0, width - fill - 1));
-      const line = `\r[${bar}] ${r.step}/${this.#total} | ETA ${
-        fmtDuration(eta)
-      } | ${rate} | ${losses} | lr ${r.lr.toExponential(2)}`;
+      const line = `\r[${bar}] ${r.step}/${this.#total} | ETA ${fmtDuration(eta)} | lr ${
+        r.lr.toExponential(2)
+      } | ${losses} | ${rate}`;
       Deno.stdout.writeSync(
         new TextEncoder().encode(
           line.padEnd(Deno.consoleSize().columns - 1).slice(0, Deno.consoleSize().columns - 1),

@@ -2,7 +2,6 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert";
 import { initGpu } from "../../src/gpu/runtime.ts";
 import { keep, tidy } from "../../src/autograd/scope.ts";
 import { backward, noGrad } from "../../src/autograd/tape.ts";
-import type { Tensor } from "../../src/autograd/tensor.ts";
 import { tensor } from "../../src/ops/creation.ts";
 import { type ModelConfig, resolveModelConfig } from "../../src/model/config.ts";
 import { Ps3Clip, type TrainBatch, type TrainOptions } from "../../src/model/ps3_clip.ts";
@@ -63,7 +62,7 @@ function batch(s: number, boxes: number[][], isGlobal: number[], seed = 1): Trai
 }
 
 for (const scales of [[16, 32, 64], [16, 32, 64, 128]]) {
-  Deno.test(`Ps3Clip.forwardTrain() shapes and token counts with ${scales.length - 1} high-res scales`, async () => {
+  Deno.test(`Ps3Clip.forwardTrain() shapes and token counts with ${scales.length - 1} high-res scales`, () => {
     const cfg = config(scales, 40);
     const model = new Ps3Clip(cfg, { seed: 2 });
     const top = scales[scales.length - 1]!;
@@ -108,7 +107,7 @@ Deno.test("forwardTrain() gives a global caption the low-res pooled feature", as
   ok(p!.subarray(16).some((v, i) => v !== l![16 + i]), "the local caption uses the high-res pool");
 });
 
-Deno.test("encodeImage() token counts for a non-square image follow the reference's sizes", async () => {
+Deno.test("encodeImage() token counts for a non-square image follow the reference's sizes", () => {
   const cfg = config([16, 32, 64], 10); // budgets [2, 8]
   const model = new Ps3Clip(cfg, { seed: 5 });
   // 40 x 88 (h < w): scale 1 is [16, 32] (short side int(16/88*40)=7 -> 1 patch -> 8 px x2),
