@@ -32,7 +32,30 @@ export * from "./src/util/rng.ts";
 // Modules, model, losses, optimizer
 export * from "./src/nn/params.ts";
 export * from "./src/nn/module.ts";
-export * from "./src/model/config.ts";
+export type { Init } from "./src/nn/init.ts";
+export type { LayerNorm, Linear, LinearOptions } from "./src/nn/linear.ts";
+export type { Activation, Mlp, MlpOptions } from "./src/nn/mlp.ts";
+export type { BlockDims, BlockOutput, KvCache, VitBlock } from "./src/nn/vit_block.ts";
+export type { AttentionPool } from "./src/nn/attention_pool.ts";
+export type { ConvNetDims, ConvNextBlock, ShallowConvNet } from "./src/nn/convnet.ts";
+export type { TextBlock, TextTransformer } from "./src/nn/text_transformer.ts";
+// The zod schema and its issue formatter stay internal: zod's types are not part of the API.
+export {
+  KNOWN_TRUNKS,
+  loadModelConfig,
+  resolveModelConfig,
+  splitBudget,
+} from "./src/model/config.ts";
+export type {
+  ModelConfig,
+  ModelConfigInput,
+  PreprocessConfigInput,
+  TextConfig,
+  TextConfigInput,
+  TrunkDims,
+  VisionConfig,
+  VisionConfigInput,
+} from "./src/model/config.ts";
 export * from "./src/model/scales.ts";
 export * from "./src/model/ps3_vision.ts";
 export * from "./src/model/ps3_inference.ts";
@@ -44,17 +67,37 @@ export * from "./src/optim/adamw.ts";
 
 // Data pipeline
 export * from "./src/data/loader.ts";
+export type { ShardMode, ShardUnit } from "./src/data/shards.ts";
+export type { DataProblem } from "./src/data/pairing.ts";
 export { prepareSample, SampleError } from "./src/data/sample.ts";
+export type {
+  PreparedSample,
+  SampleErrorKind,
+  SampleInput,
+  SampleRepair,
+} from "./src/data/sample.ts";
+export type { SampleWhere } from "./src/data/sample_error.ts";
 export * from "./src/data/tokenizer.ts";
 export { decodeImage } from "./src/data/image.ts";
+export type {
+  DecodedImage,
+  DecodeImageOptions,
+  ImageFormat,
+  ImageInfo,
+  RgbImage,
+} from "./src/data/image.ts";
 export { writeSynthDataset } from "./src/data/synth.ts";
+export type { SynthManifest, SynthOptions, SynthSplit } from "./src/data/synth.ts";
 
 // Training
 export * from "./src/train/config.ts";
 export * from "./src/train/trainer.ts";
+export type { StepRecord } from "./src/train/progress.ts";
+export type { EvalMetrics } from "./src/train/evaluate.ts";
 
 // Checkpoints and interchange
 export * from "./src/checkpoint/safetensors.ts";
+export type { ByteSource } from "./src/checkpoint/safetensors_stream.ts";
 export * from "./src/checkpoint/train_checkpoint.ts";
 export * from "./src/checkpoint/hf.ts";
 export * from "./src/checkpoint/convert.ts";
@@ -62,3 +105,5 @@ export * from "./src/checkpoint/siglip_init.ts";
 
 // Encoding
 export * from "./src/encode/ps3_encoder.ts";
+export type { DisplayOptions, HeatmapOptions } from "./src/encode/heatmap.ts";
+export type { Preprocessing, ResizeMode } from "./src/encode/preprocess.ts";

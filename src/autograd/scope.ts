@@ -104,7 +104,11 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
-/** @returns How many scopes are open (for tests). */
+/**
+ * Counts the open {@linkcode tidy} scopes (for tests).
+ *
+ * @returns How many scopes are open.
+ */
 export function scopeDepth(): number {
   return scopes.length;
 }

@@ -28,7 +28,11 @@ export interface GradNode {
 
 let recording = true;
 
-/** @returns Whether ops currently record nodes. */
+/**
+ * Tells whether ops record tape nodes now (false inside {@linkcode noGrad}).
+ *
+ * @returns Whether ops currently record nodes.
+ */
 export function isGradEnabled(): boolean {
   return recording;
 }

@@ -34,6 +34,8 @@ export class Storage {
   readonly pooled: boolean;
 
   /**
+   * Wraps a buffer with one live view.
+   *
    * @param buffer The buffer.
    * @param pooled Whether it came from the runtime's pool.
    */
@@ -166,7 +168,11 @@ export class Tensor implements GpuBinding {
     }
   }
 
-  /** @returns A short description for messages: name, shape and dtype. */
+  /**
+   * Describes the tensor for error messages.
+   *
+   * @returns A short description: name (or id), shape and dtype.
+   */
   describe(): string {
     return `${this.name ? `"${this.name}" ` : `#${this.id} `}${fmtShape(this.shape)} ${this.dtype}`;
   }

@@ -360,12 +360,14 @@ export class DataLoader implements AsyncDisposable {
     return new DataLoader(o, units, identity, workers);
   }
 
-  /** @returns The shard units of the dataset (all ranks'). */
+  /** The shard units of the dataset (all ranks'). */
   get units(): readonly ShardUnit[] {
     return this.#units;
   }
 
   /**
+   * Reports the data counters: batches, samples, skips, repairs and problems by kind.
+   *
    * @returns A copy of the counters, exact for the batches yielded so far.
    */
   stats(): LoaderStats {
@@ -373,6 +375,8 @@ export class DataLoader implements AsyncDisposable {
   }
 
   /**
+   * Saves the loader's position for a checkpoint.
+   *
    * @returns The position after the last yielded batch (JSON-safe; store it in checkpoints).
    */
   state(): LoaderState {

@@ -84,6 +84,8 @@ export class SampleError extends Error {
   readonly reason: string;
 
   /**
+   * Creates the error with the message `Cannot use sample "key" (file): reason`.
+   *
    * @param kind Why, as a countable kind.
    * @param reason What is wrong, in sentence case without a final period.
    * @param where The sample key and file name.

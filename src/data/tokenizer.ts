@@ -116,7 +116,8 @@ export function canonicalizeText(text: string): string {
 // ---------------------------------------------------------------------------------------------
 // tokenizer.json schema
 
-type NormalizerJson =
+/** A `normalizer` entry of `tokenizer.json` (the supported kinds). */
+export type NormalizerJson =
   | { type: "Precompiled" | "NFKC" | "NFC" | "NFD" | "NFKD" | "Lowercase" }
   | { type: "Strip"; strip_left?: boolean | undefined; strip_right?: boolean | undefined }
   | { type: "Replace"; pattern: { String: string } | { Regex: string }; content: string }
@@ -141,7 +142,8 @@ const Normalizer: z.ZodType<NormalizerJson> = z.lazy(() =>
   ])
 );
 
-type PreTokenizerJson =
+/** A `pre_tokenizer` entry of `tokenizer.json` (the supported kinds). */
+export type PreTokenizerJson =
   | {
     type: "Metaspace";
     replacement: string;
@@ -166,12 +168,47 @@ const PreTokenizer: z.ZodType<PreTokenizerJson> = z.lazy(() =>
   ])
 );
 
-const TemplatePiece = z.union([
+/** A piece of the post-processor's single-sequence template: the input or a special token. */
+export type TemplatePieceJson = { Sequence: { id: "A" } } | { SpecialToken: { id: string } };
+
+/** Parsed `tokenizer.json`, as {@link Tokenizer.fromJson} accepts it (the fields ps3 reads). */
+export interface TokenizerJsonData {
+  /** Text normalisation, or null for none. */
+  normalizer: NormalizerJson | null;
+  /** Splitting into words, or null for none. */
+  pre_tokenizer: PreTokenizerJson | null;
+  /** The template that appends special tokens (e.g. `</s>`), or null for none. */
+  post_processor: {
+    /** Only "TemplateProcessing" is supported. */
+    type: "TemplateProcessing";
+    /** The single-sequence template. */
+    single: TemplatePieceJson[];
+    /** Ids of the template's special tokens, by token. */
+    special_tokens: Record<string, { ids: number[] }>;
+  } | null;
+  /** Padding settings (other keys kept as given). */
+  padding?: { pad_id: number; [key: string]: unknown } | null | undefined;
+  /** Added (special) tokens (other keys kept as given). */
+  added_tokens?: { id: number; content: string; [key: string]: unknown }[] | undefined;
+  /** The Unigram model. */
+  model: {
+    /** Only "Unigram" is supported. */
+    type: "Unigram";
+    /** Id of the unknown piece, or null. */
+    unk_id: number | null;
+    /** Pieces and their log-probability scores, by id. */
+    vocab: [string, number][];
+    /** Byte fallback: unsupported, false when given. */
+    byte_fallback?: false | undefined;
+  };
+}
+
+const TemplatePiece: z.ZodType<TemplatePieceJson> = z.union([
   z.object({ Sequence: z.object({ id: z.literal("A") }) }),
   z.object({ SpecialToken: z.object({ id: z.string() }) }),
 ]);
 
-const TokenizerJson = z.object({
+const TokenizerJson: z.ZodType<TokenizerJsonData> = z.object({
   normalizer: Normalizer.nullable(),
   pre_tokenizer: PreTokenizer.nullable(),
   post_processor: z.object({
@@ -189,9 +226,6 @@ const TokenizerJson = z.object({
     byte_fallback: z.literal(false).optional(),
   }),
 });
-
-/** Parsed `tokenizer.json`, as {@link Tokenizer.fromJson} accepts it. */
-export type TokenizerJsonData = z.infer<typeof TokenizerJson>;
 
 /** Options of {@link Tokenizer.fromJson} and {@link loadTokenizer}. */
 export interface TokenizerOptions {

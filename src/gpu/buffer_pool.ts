@@ -55,6 +55,8 @@ export class BufferPool {
   #live = 0;
 
   /**
+   * Creates an empty pool.
+   *
    * @param device The device buffers are created on.
    * @param maxBytes Largest buffer the device allows.
    */
@@ -119,7 +121,11 @@ export class BufferPool {
     this.#peak = this.#inUse;
   }
 
-  /** @returns The current byte counters. */
+  /**
+   * Reports the pool's memory use.
+   *
+   * @returns The current byte counters.
+   */
   stats(): PoolStats {
     return {
       allocatedBytes: this.#allocated,

@@ -85,6 +85,9 @@ export class Runtime {
   #lost: string | null = null;
 
   /**
+   * Wraps a device and starts watching its errors; use {@linkcode initGpu} rather than calling
+   * this directly.
+   *
    * @param device The device.
    * @param info Its description.
    */
@@ -304,7 +307,11 @@ export class Runtime {
     }
   }
 
-  /** @returns The buffer pool's byte counters. */
+  /**
+   * Reports GPU memory use.
+   *
+   * @returns The buffer pool's byte counters.
+   */
   memory(): PoolStats {
     return this.pool.stats();
   }

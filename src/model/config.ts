@@ -105,59 +105,188 @@ export const KNOWN_TRUNKS: Readonly<
   },
 };
 
+/**
+ * Vision tower fields as given (`vision_cfg` of open_clip; `vision_config` of the HF config),
+ * validated, with defaults filled in.
+ */
+export interface VisionConfigInput {
+  /** timm model name; sets the trunk shape unless the explicit fields below override it. */
+  model_name?: string | undefined;
+  /** Trunk width (explicit override of model_name). */
+  embed_dim?: number | undefined;
+  /** Number of transformer blocks. */
+  depth?: number | undefined;
+  /** Attention heads. */
+  num_heads?: number | undefined;
+  /** MLP hidden size = int(width * mlp_ratio). */
+  mlp_ratio?: number | undefined;
+  /** Patch size p. */
+  patch_size?: number | undefined;
+  /** timm img_size: the position table is a (img_size // p)^2 grid. */
+  img_size?: number | undefined;
+  /** Same as the trunk width in the reference configs (informational). */
+  hidden_size?: number | undefined;
+  /** Pooling: only "map" (attention pool) is supported (default). */
+  pool: "map";
+  /** Must be true (the default): ps3 builds PS3 models only. */
+  ps3: true;
+  /** Scales s0 < s1 < ... (pixels, at least two); s_i / s0 integer. */
+  ps3_scales: number[];
+  /** Blocks whose outputs feed the selection features (at least one). */
+  select_based_on_layer: number[];
+  /** Reference field, unused by the selection (kept for round trips; default 1). */
+  min_select_num: number;
+  /** High-res tokens selected per sample. */
+  max_select_num: number;
+  /** Explicit per-scale budgets (else split by pixel count as the reference does). */
+  max_select_num_each_scale?: number[] | null | undefined;
+  /** Per-scale position-embedding residual tables (default true). */
+  separate_pos_emb: boolean;
+  /** The high-res selection ConvNet (default true). */
+  highres_selection_feature: boolean;
+  /** ConvNet width (default 512). */
+  highres_selection_module_hidden_dim: number;
+  /** ConvNet output channels (default 512). */
+  highres_selection_module_out_dim: number;
+  /** ConvNeXt blocks (default 3). */
+  highres_selection_module_depth: number;
+  /** Stem kernel = stride (default 28). */
+  highres_selection_module_kernel_size: number;
+  /** Side the image is resized to for the ConvNet (default 1512, a constant in the reference). */
+  highres_selection_input_size: number;
+  /** Activation of the MAP pool's MLP ("gelu", the default, in timm 1.0.15; older timm used
+   * tanh GELU). */
+  pool_act: "gelu" | "gelu_tanh";
+  /** LayerNorm eps of the trunk (default 1e-6). */
+  norm_eps: number;
+  /** Reference field, accepted and ignored. */
+  dynamic_img_size?: boolean | undefined;
+  /** Reference field, accepted and ignored (must be false when given). */
+  radio?: false | undefined;
+  /** Reference field, accepted and ignored (must be null when given). */
+  drop_path?: null | undefined;
+  /** Reference field, accepted and ignored (must be null when given). */
+  patch_drop?: null | undefined;
+  /** Reference field, accepted and ignored. */
+  pretrained?: boolean | undefined;
+  /** Reference field, accepted and ignored (must be null when given). */
+  class_token?: null | undefined;
+  /** Reference field, accepted and ignored. */
+  final_norm?: boolean | undefined;
+  /** Reference field, accepted and ignored. */
+  drop?: number | undefined;
+  /** HF config field, accepted and ignored. */
+  architectures?: string[] | undefined;
+  /** HF config field, accepted and ignored. */
+  model_type?: string | undefined;
+}
+
+/** Text tower fields as given (`text_cfg` / `text_config`), validated, defaults filled in. */
+export interface TextConfigInput {
+  /** Tokens per caption. */
+  context_length: number;
+  /** Vocabulary size. */
+  vocab_size: number;
+  /** Width. */
+  width: number;
+  /** Attention heads. */
+  heads: number;
+  /** Blocks. */
+  layers: number;
+  /** MLP hidden = int(width * mlp_ratio) (default 4). */
+  mlp_ratio: number;
+  /** Must be true (the default): SigLIP text towers attend both ways. */
+  no_causal_mask: true;
+  /** Must be true (the default): the projection is a Linear with bias. */
+  proj_bias: true;
+  /** Must be "last" (the default): pooling takes the last position. */
+  pool_type: "last";
+  /** LayerNorm options (default eps 1e-6). */
+  norm_kwargs: { eps: number };
+  /** Tokenizer source of the reference (informational; ps3 loads a local tokenizer.json). */
+  hf_tokenizer_name?: string | undefined;
+  /** Tokenizer options of the reference. */
+  tokenizer_kwargs?: { clean?: string | undefined } | undefined;
+  /** Output (embedding) width; defaults to the model's embed_dim. */
+  output_dim?: number | undefined;
+  /** prompt_proj width; defaults to the vision width. */
+  prompt_proj_dim?: number | undefined;
+  /** Padding id (unused by "last" pooling; default 0). */
+  pad_id: number;
+  /** Reference field, accepted and ignored (must be false when given). */
+  embed_cls?: false | undefined;
+  /** Reference field, accepted and ignored (must be null when given). */
+  ls_init_value?: null | undefined;
+  /** Reference field, accepted and ignored (must be false when given). */
+  output_tokens?: false | undefined;
+  /** Reference field, accepted and ignored (must be empty when given). */
+  act_kwargs?: Record<string, never> | undefined;
+  /** HF config field, accepted and ignored. */
+  architectures?: string[] | undefined;
+  /** HF config field, accepted and ignored. */
+  model_type?: string | undefined;
+}
+
+/** Preprocessing of the reference (`preprocess_cfg`), validated, defaults filled in. */
+export interface PreprocessConfigInput {
+  /** Per-channel mean subtracted from [0, 1] pixels (default 0.5 each). */
+  mean: [number, number, number];
+  /** Per-channel divisor (default 0.5 each). */
+  std: [number, number, number];
+  /** Resampling filter: only "bicubic" (the default). */
+  interpolation: "bicubic";
+  /** Resize mode: only "squash" (the default). */
+  resize_mode: "squash";
+}
+
+/** A whole PS3 CLIP model config (the open_clip JSON layout), validated, defaults filled in. */
+export interface ModelConfigInput {
+  /** Name for messages and the converted config (default "PS3"). */
+  name: string;
+  /** Joint embedding width. */
+  embed_dim: number;
+  /** Initial logit scale (default ln 10, SigLIP's). */
+  init_logit_scale: number;
+  /** Initial logit bias (default -10, SigLIP's). */
+  init_logit_bias: number;
+  /** open_clip flag: must be true (the default; always a custom text tower here). */
+  custom_text: true;
+  /** Vision tower. */
+  vision_cfg: VisionConfigInput;
+  /** Text tower. */
+  text_cfg: TextConfigInput;
+  /** Preprocessing (mean / std / interpolation / resize mode). */
+  preprocess_cfg: PreprocessConfigInput;
+}
+
 const posInt = z.number().int().positive();
 
-/** Vision tower fields (`vision_cfg` of open_clip; `vision_config` of the HF config). */
-export const VisionConfigSchema = z.object({
-  /** timm model name; sets the trunk shape unless the explicit fields below override it. */
+/** Validates {@linkcode VisionConfigInput} (unknown keys rejected). */
+const VisionConfigSchema: z.ZodType<VisionConfigInput> = z.object({
   model_name: z.string().optional(),
-  /** Trunk width (explicit override of model_name). */
   embed_dim: posInt.optional(),
-  /** Number of transformer blocks. */
   depth: posInt.optional(),
-  /** Attention heads. */
   num_heads: posInt.optional(),
-  /** MLP hidden size = int(width * mlp_ratio). */
   mlp_ratio: z.number().positive().optional(),
-  /** Patch size p. */
   patch_size: posInt.optional(),
-  /** timm img_size: the position table is a (img_size // p)^2 grid. */
   img_size: posInt.optional(),
-  /** Same as the trunk width in the reference configs (informational). */
   hidden_size: posInt.optional(),
-  /** Pooling: only "map" (attention pool) is supported. */
   pool: z.literal("map").default("map"),
-  /** Must be true: ps3 builds PS3 models only. */
   ps3: z.literal(true).default(true),
-  /** Scales s0 < s1 < ... (pixels); s_i / s0 integer. */
   ps3_scales: z.array(posInt).min(2),
-  /** Blocks whose outputs feed the selection features. */
   select_based_on_layer: z.array(z.number().int().nonnegative()).min(1),
-  /** Reference field, unused by the selection (kept for round trips). */
   min_select_num: z.number().int().nonnegative().default(1),
-  /** High-res tokens selected per sample. */
   max_select_num: posInt,
-  /** Explicit per-scale budgets (else split by pixel count as the reference does). */
   max_select_num_each_scale: z.array(posInt).nullish(),
-  /** Per-scale position-embedding residual tables. */
   separate_pos_emb: z.boolean().default(true),
-  /** The high-res selection ConvNet. */
   highres_selection_feature: z.boolean().default(true),
-  /** ConvNet width. */
   highres_selection_module_hidden_dim: posInt.default(512),
-  /** ConvNet output channels. */
   highres_selection_module_out_dim: posInt.default(512),
-  /** ConvNeXt blocks. */
   highres_selection_module_depth: z.number().int().nonnegative().default(3),
-  /** Stem kernel = stride. */
   highres_selection_module_kernel_size: posInt.default(28),
-  /** Side the image is resized to for the ConvNet (a constant 1512 in the reference). */
   highres_selection_input_size: posInt.default(1512),
-  /** Activation of the MAP pool's MLP ("gelu" in timm 1.0.15; older timm used tanh GELU). */
   pool_act: z.enum(["gelu", "gelu_tanh"]).default("gelu"),
-  /** LayerNorm eps of the trunk. */
   norm_eps: z.number().positive().default(1e-6),
-  /** Reference fields accepted and ignored (HF configs carry them). */
   dynamic_img_size: z.boolean().optional(),
   radio: z.literal(false).optional(),
   drop_path: z.null().optional(),
@@ -170,37 +299,22 @@ export const VisionConfigSchema = z.object({
   model_type: z.string().optional(),
 }).strict();
 
-/** Text tower fields (`text_cfg` / `text_config`). */
-export const TextConfigSchema = z.object({
-  /** Tokens per caption. */
+/** Validates {@linkcode TextConfigInput} (unknown keys rejected). */
+const TextConfigSchema: z.ZodType<TextConfigInput> = z.object({
   context_length: posInt,
-  /** Vocabulary size. */
   vocab_size: posInt,
-  /** Width. */
   width: posInt,
-  /** Attention heads. */
   heads: posInt,
-  /** Blocks. */
   layers: posInt,
-  /** MLP hidden = int(width * mlp_ratio). */
   mlp_ratio: z.number().positive().default(4),
-  /** Must be true (SigLIP text towers attend both ways). */
   no_causal_mask: z.literal(true).default(true),
-  /** Must be true: the projection is a Linear with bias. */
   proj_bias: z.literal(true).default(true),
-  /** Must be "last": pooling takes the last position. */
   pool_type: z.literal("last").default("last"),
-  /** LayerNorm options. */
   norm_kwargs: z.object({ eps: z.number().positive() }).strict().default({ eps: 1e-6 }),
-  /** Tokenizer source of the reference (informational; ps3 loads a local tokenizer.json). */
   hf_tokenizer_name: z.string().optional(),
-  /** Tokenizer options of the reference. */
   tokenizer_kwargs: z.object({ clean: z.string() }).partial().strict().optional(),
-  /** Output (embedding) width; defaults to the model's embed_dim. */
   output_dim: posInt.optional(),
-  /** prompt_proj width; defaults to the vision width. */
   prompt_proj_dim: posInt.optional(),
-  /** Padding id (unused by "last" pooling). */
   pad_id: z.number().int().nonnegative().default(0),
   embed_cls: z.literal(false).optional(),
   ls_init_value: z.null().optional(),
@@ -210,23 +324,18 @@ export const TextConfigSchema = z.object({
   model_type: z.string().optional(),
 }).strict();
 
-/** A whole PS3 CLIP model config (the open_clip JSON layout). */
-export const ModelConfigSchema = z.object({
-  /** Name for messages and the converted config. */
+/**
+ * Validates {@linkcode ModelConfigInput} (unknown keys rejected, defaults filled in); the
+ * field meanings are documented on the interfaces.
+ */
+export const ModelConfigSchema: z.ZodType<ModelConfigInput> = z.object({
   name: z.string().default("PS3"),
-  /** Joint embedding width. */
   embed_dim: posInt,
-  /** Initial logit scale (SigLIP: ln 10). */
   init_logit_scale: z.number().default(Math.log(10)),
-  /** Initial logit bias (SigLIP: -10). */
   init_logit_bias: z.number().default(-10),
-  /** open_clip flag (always a custom text tower here). */
   custom_text: z.literal(true).default(true),
-  /** Vision tower. */
   vision_cfg: VisionConfigSchema,
-  /** Text tower. */
   text_cfg: TextConfigSchema,
-  /** Preprocessing of the reference (mean / std / interpolation / resize mode). */
   preprocess_cfg: z.object({
     mean: z.tuple([z.number(), z.number(), z.number()]).default([0.5, 0.5, 0.5]),
     std: z.tuple([z.number(), z.number(), z.number()]).default([0.5, 0.5, 0.5]),
@@ -239,9 +348,6 @@ export const ModelConfigSchema = z.object({
     resize_mode: "squash",
   }),
 }).strict();
-
-/** The raw (validated) model config. */
-export type ModelConfigInput = z.infer<typeof ModelConfigSchema>;
 
 /** Resolved trunk sizes. */
 export interface TrunkDims {
@@ -324,7 +430,7 @@ export interface ModelConfig {
   /** Text tower. */
   text: TextConfig;
   /** Preprocessing. */
-  preprocess: ModelConfigInput["preprocess_cfg"];
+  preprocess: PreprocessConfigInput;
 }
 
 /**

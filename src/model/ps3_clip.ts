@@ -202,7 +202,7 @@ export class Ps3Clip {
   selectionProbs(batch: TrainBatch, opts: TrainOptions): Tensor[] {
     return noGrad(() => {
       const prompt = this.promptProj.forward(this.encodeText(batch.tokens));
-      return this.vision.selectionProbsFor(this.visionInput(batch, opts, prompt, undefined));
+      return this.vision.selectionProbsFor(this.#visionInput(batch, opts, prompt, undefined));
     });
   }
 
@@ -222,7 +222,7 @@ export class Ps3Clip {
   ): TrainOutput {
     const textFeatures = this.encodeText(batch.tokens, opts.checkpoint);
     const prompt = this.promptProj.forward(textFeatures);
-    const vision = this.vision.forwardTrain(this.visionInput(batch, opts, prompt, extra.selected));
+    const vision = this.vision.forwardTrain(this.#visionInput(batch, opts, prompt, extra.selected));
     const imageFeatures = normalize(vision.pooled);
     const acc = extra.accum;
     let contrastive: Tensor;
@@ -262,7 +262,8 @@ export class Ps3Clip {
     return { total, contrastive, priorBox, posteriorBox, imageFeatures, textFeatures, vision };
   }
 
-  private visionInput(
+  /** Gathers the vision encoder's training input from the batch, switches and prompt. */
+  #visionInput(
     batch: TrainBatch,
     opts: TrainOptions,
     prompt: Tensor,

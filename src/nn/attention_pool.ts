@@ -36,6 +36,8 @@ export class AttentionPool {
   readonly width: number;
 
   /**
+   * Declares the latent query, projections, norm and MLP on the builder.
+   *
    * @param b Parameter builder.
    * @param name Name prefix ("vision_model.trunk.attn_pool").
    * @param rng Generator.
@@ -68,6 +70,8 @@ export class AttentionPool {
   }
 
   /**
+   * Pools tokens into one feature per sample by attention from the latent query.
+   *
    * @param x Tokens [B, N, C].
    * @param mask Key mask [B, N] (0 = ignore) or null.
    * @returns Pooled features [B, C].

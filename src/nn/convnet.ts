@@ -33,6 +33,8 @@ export class ConvNextBlock {
   readonly scale: ParamRef;
 
   /**
+   * Declares the depthwise conv, norm, MLP and layer scale on the builder.
+   *
    * @param b Parameter builder.
    * @param name Prefix, e.g. "...highres_selection_feature_module.blocks.0".
    * @param rng Generator.
@@ -48,6 +50,8 @@ export class ConvNextBlock {
   }
 
   /**
+   * Applies the block to a channels-last feature map.
+   *
    * @param x [B, H, W, C].
    * @returns [B, H, W, C].
    */
@@ -86,6 +90,8 @@ export class ShallowConvNet {
   readonly dims: ConvNetDims;
 
   /**
+   * Declares the stem, the ConvNeXt blocks and the output conv on the builder.
+   *
    * @param b Parameter builder.
    * @param name Prefix ("vision_model.highres_selection_feature_module").
    * @param rng Generator.
@@ -111,6 +117,8 @@ export class ShallowConvNet {
   }
 
   /**
+   * Computes the selection feature map of an image.
+   *
    * @param image [B, 3, S, S] (S a multiple of the kernel).
    * @returns Features [B, S/k, S/k, out].
    */

@@ -36,6 +36,8 @@ export class Linear {
   readonly outFeatures: number;
 
   /**
+   * Declares the weight (and bias) on the builder.
+   *
    * @param b Parameter builder.
    * @param name Name prefix (".weight" and ".bias" are appended).
    * @param rng Generator for the default initialisation.
@@ -64,6 +66,8 @@ export class Linear {
   }
 
   /**
+   * Applies the layer to the last dim of `x`.
+   *
    * @param x [..., in].
    * @returns [..., out].
    */
@@ -84,6 +88,8 @@ export class LayerNorm {
   readonly eps: number;
 
   /**
+   * Declares the weight (ones) and bias (zeros) on the builder.
+   *
    * @param b Parameter builder.
    * @param name Name prefix.
    * @param dim Normalised size.
@@ -96,6 +102,8 @@ export class LayerNorm {
   }
 
   /**
+   * Normalises `x` over its last dim, then scales and shifts it.
+   *
    * @param x [..., C].
    * @returns The normalised tensor.
    */

@@ -40,6 +40,8 @@ export class Mlp {
   readonly act: Activation;
 
   /**
+   * Declares both layers (and the optional norm) on the builder.
+   *
    * @param b Parameter builder.
    * @param name Name prefix.
    * @param rng Generator for initialisation.
@@ -70,6 +72,8 @@ export class Mlp {
   }
 
   /**
+   * Applies fc1, the activation, the optional norm and fc2 to the last dim of `x`.
+   *
    * @param x [..., in].
    * @returns [..., out].
    */

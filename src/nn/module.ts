@@ -18,6 +18,8 @@ export class ParamRef {
   readonly #builder: ParamBuilder;
 
   /**
+   * Creates a handle; modules get theirs from {@linkcode ParamBuilder} instead.
+   *
    * @param builder The builder that owns it.
    * @param name Hugging Face name.
    * @param shape Shape.

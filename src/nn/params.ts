@@ -158,6 +158,8 @@ export class ParamTable {
   }
 
   /**
+   * Looks a parameter up by name.
+   *
    * @param name Hugging Face name.
    * @returns The parameter.
    * @throws {Error} When no parameter has that name.
@@ -169,6 +171,8 @@ export class ParamTable {
   }
 
   /**
+   * Tells whether a parameter of that name exists.
+   *
    * @param name Hugging Face name.
    * @returns Whether the table has it.
    */
@@ -240,13 +244,21 @@ export class ParamTable {
     gpu().upload(p.value, data);
   }
 
-  /** @returns Bytes of values, gradients and (when created) moments. */
+  /**
+   * Measures the table's GPU memory.
+   *
+   * @returns Bytes of values, gradients and (when created) moments.
+   */
   bytes(): number {
     const one = this.chunkSizes.reduce((a, n) => a + n, 0) * 4;
     return one * (this.#moments ? 4 : 2);
   }
 
-  /** @returns A one-line summary: parameter count and memory. */
+  /**
+   * Summarises the table for logs.
+   *
+   * @returns A one-line summary: parameter count and memory.
+   */
   describe(): string {
     return `${this.params.length} tensors, ${this.count.toLocaleString("en-US")} parameters, ` +
       `${fmtBytes(this.bytes())} on the GPU`;

@@ -41,6 +41,8 @@ export class TextBlock {
   readonly heads: number;
 
   /**
+   * Declares the block's norms, attention projections and MLP on the builder.
+   *
    * @param b Parameter builder.
    * @param name Prefix, e.g. "text_model.transformer.resblocks.0".
    * @param rng Generator (open_clip's initialisation).
@@ -68,6 +70,8 @@ export class TextBlock {
   }
 
   /**
+   * Runs the block: bidirectional attention, then the MLP, both residual.
+   *
    * @param x [B, T, W].
    * @returns [B, T, W].
    */
@@ -98,6 +102,8 @@ export class TextTransformer {
   readonly config: TextConfig;
 
   /**
+   * Declares the embeddings, blocks, final norm and projection on the builder.
+   *
    * @param b Parameter builder.
    * @param name Prefix ("text_model").
    * @param rng Generator.
@@ -127,6 +133,8 @@ export class TextTransformer {
   }
 
   /**
+   * Encodes token ids into text embeddings (the last position's features, projected).
+   *
    * @param tokens Token ids [B, T] i32 (T = context length).
    * @param options Recompute block activations in the backward pass.
    * @returns Text embeddings [B, outputDim] (not normalised).

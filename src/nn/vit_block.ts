@@ -59,6 +59,8 @@ export class VitBlock {
   readonly dims: BlockDims;
 
   /**
+   * Declares the block's norms, attention projections and MLP on the builder.
+   *
    * @param b Parameter builder.
    * @param name Name prefix, e.g. "vision_model.trunk.blocks.3".
    * @param rng Generator for initialisation.
@@ -89,6 +91,8 @@ export class VitBlock {
   }
 
   /**
+   * Runs the block: attention over the cache and the own keys, then the MLP, both residual.
+   *
    * @param x Tokens [B, N, C].
    * @param cache Keys and values attended before the own ones (the low-res cache), or null.
    * @returns The output and the block's own keys and values.

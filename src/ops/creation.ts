@@ -110,6 +110,8 @@ export function forWindows(ts: readonly Tensor[], fn: (n: number, views: Tensor[
 }
 
 /**
+ * Creates an f32 tensor filled with zeros.
+ *
  * @param shape Dimensions.
  * @returns A tensor of zeros (f32).
  */
@@ -118,6 +120,8 @@ export function zeros(shape: readonly number[]): Tensor {
 }
 
 /**
+ * Creates an f32 tensor filled with ones.
+ *
  * @param shape Dimensions.
  * @returns A tensor of ones (f32).
  */

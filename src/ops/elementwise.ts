@@ -49,6 +49,25 @@ interface UnaryDef {
   deriv: string;
 }
 
+/** Names of the unary ops (the keys of the op table). */
+export type UnaryOp =
+  | "neg"
+  | "exp"
+  | "log"
+  | "sqrt"
+  | "square"
+  | "abs"
+  | "sigmoid"
+  | "logSigmoid"
+  | "tanh"
+  | "relu"
+  | "gelu"
+  | "geluTanh"
+  | "affine"
+  | "clamp"
+  | "greaterThan"
+  | "equalTo";
+
 const UNARY = {
   neg: { expr: "-v", deriv: "-g" },
   exp: { expr: "exp(v)", deriv: "g * out" },
@@ -78,10 +97,10 @@ const UNARY = {
   greaterThan: { expr: "select(0.0, 1.0, v > a)", deriv: "0.0" },
   /** 1 where v == a else 0 (a mask; no gradient). */
   equalTo: { expr: "select(0.0, 1.0, v == a)", deriv: "0.0" },
-} satisfies Record<string, UnaryDef>;
+} satisfies Record<UnaryOp, UnaryDef>;
 
-/** Names of the unary ops. */
-export type UnaryOp = keyof typeof UNARY;
+/** Names of the binary ops (the keys of the op table). */
+export type BinaryOp = "add" | "sub" | "mul" | "div" | "maximum" | "bce" | "equal" | "greater";
 
 const BINARY = {
   add: { expr: "u + v", du: "g", dv: "g" },
@@ -100,10 +119,7 @@ const BINARY = {
   equal: { expr: "select(0.0, 1.0, u == v)", du: "0.0", dv: "0.0" },
   /** 1 where u > v else 0 (no gradient). */
   greater: { expr: "select(0.0, 1.0, u > v)", du: "0.0", dv: "0.0" },
-} satisfies Record<string, { expr: string; du: string; dv: string }>;
-
-/** Names of the binary ops. */
-export type BinaryOp = keyof typeof BINARY;
+} satisfies Record<BinaryOp, { expr: string; du: string; dv: string }>;
 
 const kernels = new Map<string, Kernel>();
 
@@ -350,46 +366,64 @@ export const maximum = (u: Tensor, v: Tensor): Tensor => binary("maximum", u, v)
  */
 export const bce = (p: Tensor, t: Tensor): Tensor => binary("bce", p, t);
 /**
+ * Elementwise negation.
+ *
  * @param x Input.
  * @returns -x.
  */
 export const neg = (x: Tensor): Tensor => unary("neg", x);
 /**
+ * Elementwise natural exponential.
+ *
  * @param x Input.
  * @returns e^x.
  */
 export const exp = (x: Tensor): Tensor => unary("exp", x);
 /**
+ * Elementwise natural logarithm.
+ *
  * @param x Input.
  * @returns ln x.
  */
 export const log = (x: Tensor): Tensor => unary("log", x);
 /**
+ * Elementwise square root.
+ *
  * @param x Input.
  * @returns √x.
  */
 export const sqrt = (x: Tensor): Tensor => unary("sqrt", x);
 /**
+ * Elementwise square.
+ *
  * @param x Input.
  * @returns x².
  */
 export const square = (x: Tensor): Tensor => unary("square", x);
 /**
+ * Elementwise logistic sigmoid.
+ *
  * @param x Input.
  * @returns 1 / (1 + e^-x).
  */
 export const sigmoid = (x: Tensor): Tensor => unary("sigmoid", x);
 /**
+ * Elementwise log-sigmoid, computed stably as `-softplus(-x)`.
+ *
  * @param x Input.
  * @returns log(sigmoid(x)), computed stably.
  */
 export const logSigmoid = (x: Tensor): Tensor => unary("logSigmoid", x);
 /**
+ * Elementwise hyperbolic tangent.
+ *
  * @param x Input.
  * @returns tanh x.
  */
 export const tanh = (x: Tensor): Tensor => unary("tanh", x);
 /**
+ * Elementwise rectified linear unit.
+ *
  * @param x Input.
  * @returns max(x, 0).
  */
@@ -409,6 +443,8 @@ export const gelu = (x: Tensor): Tensor => unary("gelu", x);
  */
 export const geluTanh = (x: Tensor): Tensor => unary("geluTanh", x);
 /**
+ * Elementwise affine map `a·x + b` with scalar constants.
+ *
  * @param x Input.
  * @param a Scale.
  * @param b Shift (default 0).
@@ -416,6 +452,8 @@ export const geluTanh = (x: Tensor): Tensor => unary("geluTanh", x);
  */
 export const affine = (x: Tensor, a: number, b = 0): Tensor => unary("affine", x, a, b);
 /**
+ * Elementwise clamp to a closed interval (PyTorch's gradient rule).
+ *
  * @param x Input.
  * @param lo Lower bound.
  * @param hi Upper bound.

@@ -56,6 +56,8 @@ export class AdamW {
   readonly stats: Tensor;
 
   /**
+   * Creates the optimizer and allocates the table's moment buffers.
+   *
    * @param table The parameters.
    * @param options Hyper-parameters.
    */

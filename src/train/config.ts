@@ -12,177 +12,277 @@ import { parse as parseYaml } from "yaml";
 import {
   formatIssues,
   type ModelConfig,
+  type ModelConfigInput,
   ModelConfigSchema,
   resolveModelConfig,
 } from "../model/config.ts";
 
+/** Typical size and count of the synthetic dataset `ps3 train` writes (`data.synthesize`). */
+export interface SynthesizeConfigInput {
+  /** Dataset folder. */
+  out: string;
+  /** Training samples (default 512). */
+  count: number;
+  /** Held-out samples (default 64). */
+  holdout: number;
+  /** Seed (default 0). */
+  seed: number;
+  /** Typical image width (pixels; the aspect ratio varies around it; default 256). */
+  width: number;
+  /** Typical image height (default 192). */
+  height: number;
+  /** Samples per shard (default 64). */
+  shard_size: number;
+}
+
+/** Data section: where the shards are and how samples are prepared. */
+export interface DataConfigInput {
+  /** "paired" (image shards + text-box JSON shards, the reference's; the default) or "single"
+   * (key.jpg + key.json). */
+  layout: "paired" | "single";
+  /** Image shards (paired) or the single-layout shards; brace lists, `::` between sources.
+   * Paths are relative to the current folder. Omit with `synthesize`. */
+  images?: string | null | undefined;
+  /** Text-box shards of the paired layout. */
+  text_boxes?: string | null | undefined;
+  /** Weights of the `::` sources (resampled shards only). */
+  weights?: number[] | null | undefined;
+  /** Held-out shards for evaluation (same layout). */
+  eval_images?: string | null | undefined;
+  /** Held-out text-box shards. */
+  eval_text_boxes?: string | null | undefined;
+  /** tokenizer.json of the text tower (SentencePiece Unigram, Hugging Face format); with
+   * `synthesize`, the synthetic dataset's own. */
+  tokenizer?: string | null | undefined;
+  /** Shard order: "resampled" (with replacement, the reference's; the default) or "shuffled"
+   * epochs. */
+  shards: "resampled" | "shuffled";
+  /** Samples in the shuffle buffer (default 5000). */
+  shuffle_buffer: number;
+  /** Decode workers (default 2). */
+  workers: number;
+  /** Batches prepared ahead (default 2). */
+  prefetch: number;
+  /** Largest image accepted (pixels, checked before decoding; default 100 000 000). */
+  max_pixels: number;
+  /** Probability of the global caption when both kinds exist (default 0.25, the reference's). */
+  global_caption_prob: number;
+  /** Boxes (local captions) per image (default 1). */
+  sample_n_box_each_image: number;
+  /** The reference's sentence masking of local captions (default true). */
+  sentence_masking: boolean;
+  /** Fail at the first bad sample instead of skipping and counting it (default false). */
+  strict: boolean;
+  /** Train on the synthetic dataset: written to `out` when missing (its manifest gives the
+   * shards and the held-out set; `images` and `text_boxes` are then not needed). */
+  synthesize?: SynthesizeConfigInput | null | undefined;
+}
+
+/** Training section. */
+export interface TrainConfigInput {
+  /** Samples per optimizer step (split into `accum_steps` micro-batches). */
+  batch_size: number;
+  /** Micro-batches per step (gradient accumulation; default 1). */
+  accum_steps: number;
+  /** Samples per epoch (the reference's --train-num-samples). */
+  samples_per_epoch: number;
+  /** Epochs (ignored when `steps` is set; default 1). */
+  epochs: number;
+  /** Total optimizer steps (overrides epochs). */
+  steps?: number | null | undefined;
+  /** Seed of data order and augmentation (default 0). */
+  seed: number;
+  /** Compute precision: only "f32" (the default). */
+  precision: "f32";
+  /** Recompute block activations in the backward pass (--grad-checkpointing; default true). */
+  grad_checkpointing: boolean;
+  /** Force the ground-truth patches into the selection (--select_w_gt; default true). */
+  select_w_gt: boolean;
+  /** Pool only tokens inside the boxes (--pool_gt_token_only; default true). */
+  pool_gt_token_only: boolean;
+  /** Use the low-res pooled feature for global captions (--use_global_caption; default true). */
+  use_global_caption: boolean;
+  /** Memory the run may use on the device, in GiB (checked against the estimate). */
+  memory_limit_gb?: number | null | undefined;
+}
+
+/** Optimizer section (AdamW + schedule). */
+export interface OptimConfigInput {
+  /** Peak learning rate. */
+  lr: number;
+  /** Peak learning rate of the token-selection parameters (own group, no decay, same
+   * schedule). The reference builds this group but its scheduler then assigns the base
+   * rate to every group, so there the setting has no effect; here it does. */
+  token_selection_lr?: number | null | undefined;
+  /** Warmup steps (linear; default 0). */
+  warmup: number;
+  /** Schedule after warmup (default "cosine"). */
+  schedule: "cosine" | "const";
+  /** Adam beta1 (default 0.9). */
+  beta1: number;
+  /** Adam beta2 (default 0.95). */
+  beta2: number;
+  /** Adam epsilon (default 1e-8, the reference's for non-"vit" model names such as PS3's). */
+  eps: number;
+  /** Decoupled weight decay (no decay for biases, norms, 1-d params, logit_scale; default
+   * 3e-4). */
+  weight_decay: number;
+  /** Global gradient-norm bound (null = no clipping, the reference's default). */
+  grad_clip_norm?: number | null | undefined;
+}
+
+/** Loss weights. */
+export interface LossConfigInput {
+  /** Prior (bottom-up) box supervision weight (default 1). */
+  prior_box_weight: number;
+  /** Posterior (top-down) box supervision weight (default 1). */
+  posterior_box_weight: number;
+}
+
+/** Output, saving and resuming. */
+export interface CheckpointConfigInput {
+  /** Run folder (checkpoints/, metrics.jsonl, loss.png). */
+  out: string;
+  /** Save every N optimizer steps (0 = only at the end; default 1000). */
+  save_every: number;
+  /** Checkpoints kept (older ones deleted; 0 keeps all; default 3). */
+  keep_last: number;
+  /** Resume: null, "latest", or a checkpoint folder. */
+  resume?: string | null | undefined;
+  /** Start from the weights of an HF PS3 folder or a training checkpoint. */
+  init?: string | null | undefined;
+  /** Start from OpenCLIP / timm SigLIP weights (the reference's --pretrained webli). */
+  init_siglip?: string | null | undefined;
+}
+
+/** Logging. */
+export interface LogConfigInput {
+  /** Log a line every N steps (a progress bar updates every step on a terminal; default 10). */
+  every: number;
+  /** Evaluate on the held-out shards every N steps (0 = at the end only, the default). */
+  eval_every: number;
+  /** Held-out batches per evaluation (default 4). */
+  eval_batches: number;
+  /** Also evaluate before the first step (a baseline for the learning curve; default false). */
+  eval_at_start: boolean;
+}
+
+/** A validated run configuration (defaults filled in). */
+export interface RunConfigInput {
+  /** The model (see configs/*.yaml and {@linkcode ModelConfigInput}). */
+  model: ModelConfigInput;
+  /** Data. */
+  data: DataConfigInput;
+  /** Training. */
+  train: TrainConfigInput;
+  /** Optimizer. */
+  optim: OptimConfigInput;
+  /** Losses (default weights 1). */
+  loss: LossConfigInput;
+  /** Checkpoints. */
+  checkpoint: CheckpointConfigInput;
+  /** Logging. */
+  log: LogConfigInput;
+}
+
 const posInt = z.number().int().positive();
 const nonNeg = z.number().nonnegative();
 
-/** Data section: where the shards are and how samples are prepared. */
+/** Validates {@linkcode DataConfigInput}. */
 const DataSchema = z.object({
-  /** "paired" (image shards + text-box JSON shards, the reference's) or "single" (key.jpg + key.json). */
   layout: z.enum(["paired", "single"]).default("paired"),
-  /** Image shards (paired) or the single-layout shards; brace lists, `::` between sources.
-   * Paths are relative to the current folder. Omit with `synthesize`. */
   images: z.string().nullish(),
-  /** Text-box shards of the paired layout. */
   text_boxes: z.string().nullish(),
-  /** Weights of the `::` sources (resampled shards only). */
   weights: z.array(z.number().positive()).nullish(),
-  /** Held-out shards for evaluation (same layout). */
   eval_images: z.string().nullish(),
-  /** Held-out text-box shards. */
   eval_text_boxes: z.string().nullish(),
-  /** tokenizer.json of the text tower (SentencePiece Unigram, Hugging Face format); with
-   * `synthesize`, the synthetic dataset's own. */
   tokenizer: z.string().nullish(),
-  /** Shard order: "resampled" (with replacement, the reference's) or "shuffled" epochs. */
   shards: z.enum(["resampled", "shuffled"]).default("resampled"),
-  /** Samples in the shuffle buffer. */
   shuffle_buffer: z.number().int().nonnegative().default(5000),
-  /** Decode workers. */
   workers: posInt.default(2),
-  /** Batches prepared ahead. */
   prefetch: posInt.default(2),
-  /** Largest image accepted (pixels, checked before decoding). */
   max_pixels: posInt.default(100_000_000),
-  /** Probability of the global caption when both kinds exist (reference 0.25). */
   global_caption_prob: z.number().min(0).max(1).default(0.25),
-  /** Boxes (local captions) per image. */
   sample_n_box_each_image: posInt.default(1),
-  /** The reference's sentence masking of local captions. */
   sentence_masking: z.boolean().default(true),
-  /** Fail at the first bad sample instead of skipping and counting it. */
   strict: z.boolean().default(false),
-  /** Train on the synthetic dataset: written to `out` when missing (its manifest gives the
-   * shards and the held-out set; `images` and `text_boxes` are then not needed). */
   synthesize: z.object({
-    /** Dataset folder. */
     out: z.string(),
-    /** Training samples. */
     count: posInt.default(512),
-    /** Held-out samples. */
     holdout: z.number().int().nonnegative().default(64),
-    /** Seed. */
     seed: z.number().int().default(0),
-    /** Typical image width and height (pixels; the aspect ratio varies around them). */
     width: posInt.default(256),
-    /** Typical image height. */
     height: posInt.default(192),
-    /** Samples per shard. */
     shard_size: posInt.default(64),
   }).strict().nullish(),
 }).strict();
 
-/** Training section. */
+/** Validates {@linkcode TrainConfigInput}. */
 const TrainSchema = z.object({
-  /** Samples per optimizer step (split into `accum_steps` micro-batches). */
   batch_size: posInt,
-  /** Micro-batches per step (gradient accumulation). */
   accum_steps: posInt.default(1),
-  /** Samples per epoch (the reference's --train-num-samples). */
   samples_per_epoch: posInt,
-  /** Epochs (ignored when `steps` is set). */
   epochs: posInt.default(1),
-  /** Total optimizer steps (overrides epochs). */
   steps: posInt.nullish(),
-  /** Seed of data order and augmentation. */
   seed: z.number().int().default(0),
-  /** Compute precision: "f32", or "f16" storage of activations where the adapter has shader-f16. */
   precision: z.enum(["f32"]).default("f32"),
-  /** Recompute block activations in the backward pass (--grad-checkpointing). */
   grad_checkpointing: z.boolean().default(true),
-  /** Force the ground-truth patches into the selection (--select_w_gt). */
   select_w_gt: z.boolean().default(true),
-  /** Pool only tokens inside the boxes (--pool_gt_token_only). */
   pool_gt_token_only: z.boolean().default(true),
-  /** Use the low-res pooled feature for global captions (--use_global_caption). */
   use_global_caption: z.boolean().default(true),
-  /** Memory the run may use on the device, in GiB (checked against the estimate). */
   memory_limit_gb: z.number().positive().nullish(),
 }).strict();
 
-/** Optimizer section (AdamW + schedule). */
+/** Validates {@linkcode OptimConfigInput}. */
 const OptimSchema = z.object({
-  /** Peak learning rate. */
   lr: z.number().positive(),
-  /** Peak learning rate of the token-selection parameters (own group, no decay, same
-   * schedule). The reference builds this group but its scheduler then assigns the base
-   * rate to every group, so there the setting has no effect; here it does. */
   token_selection_lr: z.number().positive().nullish(),
-  /** Warmup steps (linear). */
   warmup: z.number().int().nonnegative().default(0),
-  /** Schedule after warmup. */
   schedule: z.enum(["cosine", "const"]).default("cosine"),
-  /** Adam beta1. */
   beta1: z.number().min(0).lt(1).default(0.9),
-  /** Adam beta2. */
   beta2: z.number().min(0).lt(1).default(0.95),
-  /** Adam epsilon (the reference's default for non-"vit" model names, PS3's: 1e-8). */
   eps: z.number().positive().default(1e-8),
-  /** Decoupled weight decay (no decay for biases, norms, 1-d params, logit_scale). */
   weight_decay: nonNeg.default(3e-4),
-  /** Global gradient-norm bound (null = no clipping, the reference's default). */
   grad_clip_norm: z.number().positive().nullish(),
 }).strict();
 
-/** Loss weights. */
+/** Validates {@linkcode LossConfigInput}. */
 const LossSchema = z.object({
-  /** Prior (bottom-up) box supervision weight. */
   prior_box_weight: nonNeg.default(1),
-  /** Posterior (top-down) box supervision weight. */
   posterior_box_weight: nonNeg.default(1),
 }).strict();
 
-/** Output, saving and resuming. */
+/** Validates {@linkcode CheckpointConfigInput}. */
 const CheckpointSchema = z.object({
-  /** Run folder (checkpoints/, metrics.jsonl, loss.png). */
   out: z.string(),
-  /** Save every N optimizer steps (0 = only at the end). */
   save_every: z.number().int().nonnegative().default(1000),
-  /** Checkpoints kept (older ones deleted; 0 keeps all). */
   keep_last: z.number().int().nonnegative().default(3),
-  /** Resume: null, "latest", or a checkpoint folder. */
   resume: z.string().nullish(),
-  /** Start from the weights of an HF PS3 folder or a training checkpoint. */
   init: z.string().nullish(),
-  /** Start from OpenCLIP / timm SigLIP weights (the reference's --pretrained webli). */
   init_siglip: z.string().nullish(),
 }).strict();
 
-/** Logging. */
+/** Validates {@linkcode LogConfigInput}. */
 const LogSchema = z.object({
-  /** Log a line every N steps (a progress bar updates every step on a terminal). */
   every: posInt.default(10),
-  /** Evaluate on the held-out shards every N steps (0 = at the end only). */
   eval_every: z.number().int().nonnegative().default(0),
-  /** Held-out batches per evaluation. */
   eval_batches: posInt.default(4),
-  /** Also evaluate before the first step (a baseline for the learning curve). */
   eval_at_start: z.boolean().default(false),
 }).strict();
 
-/** The whole run configuration. */
-export const RunConfigSchema = z.object({
-  /** The model (see configs/*.yaml and src/model/config.ts). */
+/**
+ * Validates {@linkcode RunConfigInput} (unknown keys rejected with their path, defaults filled
+ * in); the field meanings are documented on the interfaces.
+ */
+const RunConfigSchema: z.ZodType<RunConfigInput> = z.object({
   model: ModelConfigSchema,
-  /** Data. */
   data: DataSchema,
-  /** Training. */
   train: TrainSchema,
-  /** Optimizer. */
   optim: OptimSchema,
-  /** Losses. */
   loss: LossSchema.default({ prior_box_weight: 1, posterior_box_weight: 1 }),
-  /** Checkpoints. */
   checkpoint: CheckpointSchema,
-  /** Logging. */
   log: LogSchema.default({ every: 10, eval_every: 0, eval_batches: 4, eval_at_start: false }),
 }).strict();
-
-/** A validated run configuration. */
-export type RunConfigInput = z.infer<typeof RunConfigSchema>;
 
 /** A resolved run configuration. */
 export interface RunConfig extends RunConfigInput {

@@ -13,6 +13,8 @@ export class Rng {
   #s: Uint32Array;
 
   /**
+   * Creates a generator from a seed, or restores one from a saved {@linkcode RngState}.
+   *
    * @param seed Integer seed (any 32-bit value) or a saved state.
    */
   constructor(seed: number | RngState = 0) {
@@ -32,12 +34,20 @@ export class Rng {
     }
   }
 
-  /** @returns The state, for checkpoints. */
+  /**
+   * Copies the four-word state, for checkpoints.
+   *
+   * @returns The state.
+   */
   state(): RngState {
     return [this.#s[0]!, this.#s[1]!, this.#s[2]!, this.#s[3]!];
   }
 
-  /** @returns A uniform 32-bit unsigned integer. */
+  /**
+   * Draws the next raw output of the generator.
+   *
+   * @returns A uniform 32-bit unsigned integer.
+   */
   nextU32(): number {
     const s = this.#s;
     const result = Math.imul(rotl(Math.imul(s[1]!, 5), 7), 9) >>> 0;
@@ -51,12 +61,18 @@ export class Rng {
     return result;
   }
 
-  /** @returns A uniform float in [0, 1) with 32 bits of randomness. */
+  /**
+   * Draws a uniform float in the unit interval.
+   *
+   * @returns A uniform float in [0, 1) with 32 bits of randomness.
+   */
   next(): number {
     return this.nextU32() / 4294967296;
   }
 
   /**
+   * Draws a uniform float in a half-open interval.
+   *
    * @param lo Lower bound.
    * @param hi Upper bound.
    * @returns A uniform float in [lo, hi).
@@ -66,6 +82,8 @@ export class Rng {
   }
 
   /**
+   * Draws a uniform integer below a bound.
+   *
    * @param n Exclusive upper bound (positive integer).
    * @returns A uniform integer in [0, n).
    */
@@ -73,8 +91,12 @@ export class Rng {
     return Math.floor(this.next() * n);
   }
 
-  /** @returns A standard normal sample (Box-Muller; two uniforms, no cached spare, so the
-   * four-word state is the whole state). */
+  /**
+   * Draws a standard normal sample by Box-Muller from two uniforms, keeping no cached spare,
+   * so the four-word state is the whole state.
+   *
+   * @returns A sample of N(0, 1).
+   */
   normal(): number {
     const u = 1 - this.next();
     const v = this.next();
