@@ -97,6 +97,27 @@ export function defineKernel(spec: KernelSpec): Kernel {
   };
 }
 
+/** Kernels built on first use and memoised by a key (an op's variants: dtype, flags, sizes). */
+export class KernelCache {
+  readonly #kernels = new Map<string, Kernel>();
+
+  /**
+   * Returns the kernel of a key, building it the first time.
+   *
+   * @param key Variant key.
+   * @param make Builds the kernel (called once per key).
+   * @returns The kernel.
+   */
+  get(key: string, make: () => Kernel): Kernel {
+    let k = this.#kernels.get(key);
+    if (!k) {
+      k = make();
+      this.#kernels.set(key, k);
+    }
+    return k;
+  }
+}
+
 /**
  * Splits a thread count into a dispatch grid that respects the per-dimension workgroup
  * limit. Kernels recover the linear workgroup index as `wid.x + wid.y * nwg.x`.

@@ -19,7 +19,7 @@ import backwardInputSrc from "../../wgsl/conv_depthwise_backward_input.wgsl" wit
 import backwardParamsSrc from "../../wgsl/conv_depthwise_backward_params.wgsl" with {
   type: "text",
 };
-import { defineKernel, grid, type Kernel } from "../gpu/kernel.ts";
+import { defineKernel, grid, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
 import { fmtShape, type Tensor } from "../autograd/tensor.ts";
@@ -30,21 +30,12 @@ import { slabChunks } from "./slab_chunks.ts";
 /** Output positions per partial sum of the weight gradient (the params kernel's loop). */
 const POSITIONS_PER_PART = 256;
 
-const kernels = new Map<string, Kernel>();
-
-function kernel(key: string, make: () => Kernel): Kernel {
-  let k = kernels.get(key);
-  if (!k) {
-    k = make();
-    kernels.set(key, k);
-  }
-  return k;
-}
+const kernels = new KernelCache();
 
 const DIMS = ["n:u32", "H:u32", "W:u32", "HO:u32", "WO:u32", "C:u32"];
 
 function forwardKernel(k: number, p: number, hasBias: boolean): Kernel {
-  return kernel(`f:${k}:${p}:${hasBias}`, () =>
+  return kernels.get(`f:${k}:${p}:${hasBias}`, () =>
     defineKernel({
       name: "conv_depthwise_forward",
       source: forwardSrc,
@@ -55,7 +46,7 @@ function forwardKernel(k: number, p: number, hasBias: boolean): Kernel {
 }
 
 function backwardInputKernel(k: number, p: number): Kernel {
-  return kernel(`bi:${k}:${p}`, () =>
+  return kernels.get(`bi:${k}:${p}`, () =>
     defineKernel({
       name: "conv_depthwise_backward_input",
       source: backwardInputSrc,
@@ -66,7 +57,7 @@ function backwardInputKernel(k: number, p: number): Kernel {
 }
 
 function backwardParamsKernel(k: number, p: number): Kernel {
-  return kernel(`bp:${k}:${p}`, () => {
+  return kernels.get(`bp:${k}:${p}`, () => {
     const decl: string[] = [], acc: string[] = [], store: string[] = [];
     for (let ky = 0; ky < k; ky++) {
       for (let kx = 0; kx < k; kx++) {

@@ -12,7 +12,7 @@ import unarySrc from "../../wgsl/unary.wgsl" with { type: "text" };
 import unaryBackwardSrc from "../../wgsl/unary_backward.wgsl" with { type: "text" };
 import binarySrc from "../../wgsl/binary.wgsl" with { type: "text" };
 import binaryBackwardSrc from "../../wgsl/binary_backward.wgsl" with { type: "text" };
-import { defineKernel, grid, type Kernel } from "../gpu/kernel.ts";
+import { defineKernel, grid, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
 import { fmtShape, type Tensor } from "../autograd/tensor.ts";
@@ -121,16 +121,7 @@ const BINARY = {
   greater: { expr: "select(0.0, 1.0, u > v)", du: "0.0", dv: "0.0" },
 } satisfies Record<BinaryOp, { expr: string; du: string; dv: string }>;
 
-const kernels = new Map<string, Kernel>();
-
-function kernel(key: string, make: () => Kernel): Kernel {
-  let k = kernels.get(key);
-  if (!k) {
-    k = make();
-    kernels.set(key, k);
-  }
-  return k;
-}
+const kernels = new KernelCache();
 
 function checkF32(op: string, ...ts: Tensor[]): void {
   for (const t of ts) {
@@ -151,7 +142,7 @@ function checkF32(op: string, ...ts: Tensor[]): void {
 export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
   checkF32(op, x);
   const def: UnaryDef = UNARY[op];
-  const fwd = kernel(`u:${op}`, () =>
+  const fwd = kernels.get(`u:${op}`, () =>
     defineKernel({
       name: `${op}_forward`,
       source: unarySrc,
@@ -163,7 +154,7 @@ export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
   gpu().dispatch(fwd, [x, y], { n: x.size, a, b }, grid(x.size, 256));
   if (op === "greaterThan" || op === "equalTo") return y;
   record(op, [x], [y], ([g]) => {
-    const bwd = kernel(`ub:${op}`, () =>
+    const bwd = kernels.get(`ub:${op}`, () =>
       defineKernel({
         name: `${op}_backward`,
         source: unaryBackwardSrc,
@@ -254,7 +245,7 @@ export function binary(op: BinaryOp, u: Tensor, v: Tensor): Tensor {
   checkF32(op, u, v);
   const def = BINARY[op];
   const shape = broadcastShape(u.shape, v.shape);
-  const fwd = kernel(`b:${op}`, () =>
+  const fwd = kernels.get(`b:${op}`, () =>
     defineKernel({
       name: `${op}_forward`,
       source: binarySrc,
@@ -268,7 +259,7 @@ export function binary(op: BinaryOp, u: Tensor, v: Tensor): Tensor {
     const partial = (which: "u" | "v", expr: string, target: Tensor) => {
       if (!target.requiresGrad) return null;
       if (expr === "g") return sumTo(g!, target.shape);
-      const k = kernel(`bb:${op}:${which}`, () =>
+      const k = kernels.get(`bb:${op}:${which}`, () =>
         defineKernel({
           name: `${op}_backward_${which}`,
           source: binaryBackwardSrc,
@@ -304,7 +295,7 @@ export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
   if (!sameShape(full, shape)) {
     throw new RangeError(`Cannot broadcast ${fmtShape(x.shape)} to ${fmtShape(shape)}`);
   }
-  const k = kernel("b:copy", () =>
+  const k = kernels.get("b:copy", () =>
     defineKernel({
       name: "broadcast_copy",
       source: binarySrc,

@@ -18,7 +18,7 @@ import backwardParamsSrc from "../../wgsl/layer_norm_backward_params.wgsl" with 
 };
 import l2ForwardSrc from "../../wgsl/l2_normalize_forward.wgsl" with { type: "text" };
 import l2BackwardSrc from "../../wgsl/l2_normalize_backward.wgsl" with { type: "text" };
-import { defineKernel, grid, type Kernel } from "../gpu/kernel.ts";
+import { defineKernel, grid, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
 import { fmtShape, type Tensor } from "../autograd/tensor.ts";
@@ -82,16 +82,7 @@ export interface NormalizeOptions {
   axis?: number | undefined;
 }
 
-const kernels = new Map<string, Kernel>();
-
-function kernel(key: string, make: () => Kernel): Kernel {
-  let k = kernels.get(key);
-  if (!k) {
-    k = make();
-    kernels.set(key, k);
-  }
-  return k;
-}
+const kernels = new KernelCache();
 
 function checkF32(op: string, ts: readonly Tensor[]): void {
   for (const t of ts) {
@@ -129,7 +120,7 @@ function layerNormAxis(
   const rows = outer * inner;
   const rt = gpu();
   const hasW = weight !== null, hasB = bias !== null;
-  const fwd = kernel(`f:${hasW}:${hasB}`, () =>
+  const fwd = kernels.get(`f:${hasW}:${hasB}`, () =>
     defineKernel({
       name: "layer_norm_forward",
       source: forwardSrc,
@@ -155,7 +146,7 @@ function layerNormAxis(
     const dims = { rows, C, I: inner };
     let dx: Tensor | null = null;
     if (x.requiresGrad) {
-      const k = kernel(`bi:${hasW}`, () =>
+      const k = kernels.get(`bi:${hasW}`, () =>
         defineKernel({
           name: "layer_norm_backward_input",
           source: backwardInputSrc,
@@ -195,7 +186,7 @@ function layerNormParamGrads(
   dims: { rows: number; C: number; I: number },
 ): [Tensor, Tensor] {
   const rt = gpu();
-  const k = kernel("bp", () =>
+  const k = kernels.get("bp", () =>
     defineKernel({
       name: "layer_norm_backward_params",
       source: backwardParamsSrc,
@@ -291,7 +282,7 @@ export function normalize(x: Tensor, options: NormalizeOptions = {}): Tensor {
   const rows = outer * inner;
   const rt = gpu();
   const dims = { rows, C, I: inner, eps };
-  const fwd = kernel("l2f", () =>
+  const fwd = kernels.get("l2f", () =>
     defineKernel({
       name: "l2_normalize_forward",
       source: l2ForwardSrc,
@@ -306,7 +297,7 @@ export function normalize(x: Tensor, options: NormalizeOptions = {}): Tensor {
     rt.dispatch(fwd, [x, y, norm], dims, grid(rows, 64));
   }
   record("normalize", [x], [y], ([g]) => {
-    const bwd = kernel("l2b", () =>
+    const bwd = kernels.get("l2b", () =>
       defineKernel({
         name: "l2_normalize_backward",
         source: l2BackwardSrc,
