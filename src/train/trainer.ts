@@ -56,6 +56,8 @@ export interface TrainSummary {
   peakActivationBytes: number;
   /** GPU memory of parameters, gradients and moments, bytes. */
   stateBytes: number;
+  /** The memory estimate printed before the first step, bytes. */
+  estimatedBytes: number;
   /** Samples skipped by reason. */
   skipped: Record<string, number>;
   /** The last step's record. */
@@ -403,6 +405,7 @@ export async function train(
     samplesPerSecond: (step - start) * t.batch_size / Math.max(seconds, 1e-9),
     peakActivationBytes: mem.peakInUseBytes,
     stateBytes: model.params.bytes(),
+    estimatedBytes: est.total,
     skipped: stats.skipped,
     last,
     eval: evalMetrics,

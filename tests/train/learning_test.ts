@@ -34,4 +34,10 @@ Deno.test("ps3 learns on the synthetic set: box loss falls, selection finds the 
     after.retrieval >= 2.5 * after.chance,
     `caption->region retrieval ${after.retrieval} (chance ${after.chance})`,
   );
+  // The estimate printed before the first step brackets the measured peak.
+  const measured = s.peakActivationBytes + s.stateBytes;
+  ok(
+    s.estimatedBytes >= measured && s.estimatedBytes <= 2 * measured,
+    `estimate ${s.estimatedBytes}, measured ${measured}`,
+  );
 });
