@@ -55,6 +55,7 @@ interface UniformChunk {
 const UNIFORM_CHUNK_BYTES = 64 * 1024;
 const UNIFORM_SLOT_MAX = 256;
 const AUTO_FLUSH_DISPATCHES = 256;
+const MAX_STAGED_BYTES = 128 * 2 ** 20;
 
 /** The process-wide GPU runtime. Obtain it with {@linkcode initGpu} or {@linkcode gpu}. */
 export class Runtime {
@@ -80,6 +81,7 @@ export class Runtime {
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
   #pending = 0;
+  #stagedBytes = 0;
   #destroyAfterSubmit: GPUBuffer[] = [];
   #errors: string[] = [];
   #lost: string | null = null;
@@ -221,6 +223,9 @@ export class Runtime {
     this.#destroyAfterSubmit.push(staging);
     this.counters.uploadBytes += n;
     this.#pending++;
+    // Staging memory is freed at the next submit: bound it when uploading a whole model.
+    this.#stagedBytes += padded;
+    if (this.#stagedBytes >= MAX_STAGED_BYTES) this.flush();
   }
 
   /** Submits the recorded work without waiting for it. */
@@ -242,6 +247,7 @@ export class Runtime {
     for (const b of this.#destroyAfterSubmit) b.destroy();
     this.#destroyAfterSubmit = [];
     this.#pending = 0;
+    this.#stagedBytes = 0;
   }
 
   /**

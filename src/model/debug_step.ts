@@ -244,12 +244,22 @@ export async function debugStep(
       });
       for (const p of model.params.params) pending.push(f32(`grad/${p.spec.name}`, p.grad));
     }
-    const host = await rt.read(pending.map((p) => p.t));
-    return pending.map((p, i) => ({
-      name: p.name,
-      shape: p.shape,
-      data: new Float32Array(host[i]!),
-    }));
+    // Read back in groups of ~256 MiB: one staging copy of every gradient of a full-size
+    // model at once would double the host memory.
+    const outputs: DebugOutput[] = [];
+    for (let i = 0; i < pending.length;) {
+      const group: typeof pending = [];
+      let bytes = 0;
+      while (i < pending.length && (group.length === 0 || bytes < 256 * 2 ** 20)) {
+        bytes += pending[i]!.t.byteLength;
+        group.push(pending[i++]!);
+      }
+      const host = await rt.read(group.map((p) => p.t));
+      group.forEach((p, j) =>
+        outputs.push({ name: p.name, shape: p.shape, data: new Float32Array(host[j]!) })
+      );
+    }
+    return outputs;
   } finally {
     for (const p of pending) if (!p.name.startsWith("grad/")) p.t.dispose();
     for (const t of owned) t.dispose();
