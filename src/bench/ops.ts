@@ -1,39 +1,56 @@
 /**
- * Kernel benchmarks on the shapes of the real model: time and GFLOP/s or GB/s per op, with
- * the matmul compared in the same run against a plain JavaScript matmul.
+ * Kernel benchmarks on the shapes of the real model (PS3 on SigLIP SO400M: width 1152,
+ * 16 heads of 72, MLP 4304; 729 low-res tokens, a 2560-token high-res selection, images up
+ * to 3780 px): time, GFLOP/s or GB/s, and the fraction of the device ceiling measured in the
+ * same run. The matmul is compared, in the same run, with its scalar-load kernel (the kernel
+ * before the vec4 one), a plain JavaScript matmul, and jax-js on its WebGPU and Wasm devices.
  *
  * @module
  */
 
-import { type BenchRow, timeGpu, timeHost } from "./timing.ts";
+import { type BenchRow, median, timeGpuMedian, timeHost } from "./timing.ts";
+import type { Ceilings } from "./ceiling.ts";
+import { benchJaxMatmul } from "./jax_matmul.ts";
 import { gpu } from "../gpu/runtime.ts";
 import type { Tensor } from "../autograd/tensor.ts";
 import { keep } from "../autograd/scope.ts";
-import { randn } from "../ops/creation.ts";
+import { backward, noGrad } from "../autograd/tape.ts";
+import { randn, tensor } from "../ops/creation.ts";
 import { gelu } from "../ops/elementwise.ts";
-import { matmul } from "../ops/matmul.ts";
-import { sum } from "../ops/reduce.ts";
+import { matmul, matmulVariant, setMatmulVariant } from "../ops/matmul.ts";
+import { attention, attentionRows, setAttentionRows } from "../ops/attention.ts";
+import { layerNorm } from "../ops/norm.ts";
+import { softmax } from "../ops/softmax.ts";
+import { resizeBicubic } from "../ops/resize.ts";
+import { gatherRows } from "../ops/gather.ts";
+import { gatherPatches } from "../ops/patch.ts";
+import { topkIndices } from "../ops/topk.ts";
 import { Rng } from "../util/rng.ts";
 
 /** Options of {@linkcode benchOps}. */
 export interface OpsBenchOptions {
-  /** Use small shapes (for a quick run or a slow adapter). */
+  /** Shapes scaled down (about 1/4 per side) for a quick run on a slow adapter. */
   quick?: boolean | undefined;
+  /** Timed runs per row; the median is reported (default 3). */
+  runs?: number | undefined;
+  /** Skip the jax-js comparison (it starts a child process). */
+  noJax?: boolean | undefined;
 }
 
-function persistent(shape: number[], seed: number): Tensor {
-  return keep(randn(shape, seed));
+function persistent(shape: number[], seed: number, grad = false): Tensor {
+  const t = keep(randn(shape, seed));
+  t.requiresGrad = grad;
+  return t;
 }
 
 /** A plain JS matmul (i-k-j loop order, Float32Array), the baseline of the ratio. */
-function jsMatmul(
+export function jsMatmul(
   a: Float32Array,
   b: Float32Array,
   c: Float32Array,
-  m: number,
-  n: number,
-  k: number,
-) {
+  dims: { m: number; n: number; k: number },
+): void {
+  const { m, n, k } = dims;
   c.fill(0);
   for (let i = 0; i < m; i++) {
     for (let p = 0; p < k; p++) {
@@ -45,51 +62,256 @@ function jsMatmul(
   }
 }
 
+/** A Linear layer of the model: tokens x in -> out, timed in its three matmuls. */
+interface LinearShape {
+  label: string;
+  tokens: number;
+  inF: number;
+  outF: number;
+}
+
+/**
+ * The three matmuls of a Linear layer y = x W^T: forward (A [T, in] @ W[out, in]^T), the
+ * input gradient (dY [T, out] @ W) and the weight gradient (dY^T @ X).
+ */
+function linearMatmuls(s: LinearShape) {
+  const { tokens: t, inF, outF } = s;
+  return [
+    { name: `${s.label} forward`, m: t, n: outF, k: inF, transA: false, transB: true },
+    { name: `${s.label} dX`, m: t, n: inF, k: outF, transA: false, transB: false },
+    { name: `${s.label} dW`, m: outF, n: inF, k: t, transA: true, transB: false },
+  ];
+}
+
+/** Times one matmul shape with the current variant; returns ms. */
+async function timeMatmul(
+  d: { m: number; n: number; k: number; transA: boolean; transB: boolean },
+  runs: number,
+): Promise<number> {
+  const a = persistent(d.transA ? [d.k, d.m] : [d.m, d.k], 1);
+  const b = persistent(d.transB ? [d.n, d.k] : [d.k, d.n], 2);
+  const ms = await timeGpuMedian(
+    () => void matmul(a, b, { transA: d.transA, transB: d.transB }),
+    { runs, minMs: 200, maxReps: 50 },
+  );
+  a.dispose();
+  b.dispose();
+  return ms;
+}
+
 /**
  * Runs the kernel benchmarks.
  *
- * @param options Shape preset.
+ * @param ceilings The device ceilings measured in this run (rates are given as fractions).
+ * @param options Shape preset, runs, jax-js.
  * @returns Result rows.
+ * @example
+ * ```ts
+ * const rows = await benchOps(await measureCeilings(), { quick: true });
+ * ```
  */
-export async function benchOps(options: OpsBenchOptions = {}): Promise<BenchRow[]> {
+export async function benchOps(
+  ceilings: Ceilings,
+  options: OpsBenchOptions = {},
+): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const quick = options.quick ?? false;
-  // Matmuls of the real model (SO400M: C 1152, MLP 4304; 729 low-res tokens, 2560 selected).
-  const shapes: [string, number, number, number, boolean][] = quick
-    ? [["square 256", 256, 256, 256, false], ["qkv 729x1152x3456 /4", 183, 864, 288, true]]
-    : [
-      ["square 1024", 1024, 1024, 1024, false],
-      ["low-res qkv 729x3456x1152", 729, 3456, 1152, true],
-      ["low-res mlp fc1 729x4304x1152", 729, 4304, 1152, true],
-      ["high-res mlp fc2 2560x1152x4304", 2560, 1152, 4304, true],
-    ];
-  for (const [label, m, n, k, transB] of shapes) {
-    const a = persistent([m, k], 1), b = persistent(transB ? [n, k] : [k, n], 2);
-    const ms = await timeGpu(() => void matmul(a, b, { transB }));
-    const flops = 2 * m * n * k;
-    let note = "";
-    if (m * n * k <= 1024 ** 3) {
-      const rng = new Rng(3);
-      const ha = new Float32Array(m * k).map(() => rng.uniform(-1, 1));
-      const hb = new Float32Array(k * n).map(() => rng.uniform(-1, 1));
-      const hc = new Float32Array(m * n);
-      const jsMs = timeHost(() => jsMatmul(ha, hb, hc, m, n, k), 500);
-      note = `plain JS ${(flops / jsMs / 1e6).toFixed(2)} GFLOP/s, ratio ${
-        (jsMs / ms).toFixed(1)
-      }x`;
-    }
-    rows.push({ name: `matmul ${label}`, ms, rate: flops / ms / 1e6, unit: "GFLOP/s", note });
-    a.dispose();
-    b.dispose();
+  const runs = options.runs ?? 3;
+  const q = (x: number) => (quick ? Math.max(4, Math.round(x / 16) * 4) : x);
+  const flopRow = (name: string, ms: number, flops: number, note?: string): BenchRow => ({
+    name,
+    ms,
+    rate: flops / ms / 1e6,
+    unit: "GFLOP/s",
+    ceiling: flops / ms / 1e6 / ceilings.gflops,
+    note,
+  });
+  const byteRow = (name: string, ms: number, bytes: number, note?: string): BenchRow => ({
+    name,
+    ms,
+    rate: bytes / ms / 1e6,
+    unit: "GB/s",
+    ceiling: bytes / ms / 1e6 / ceilings.gbps,
+    note,
+  });
+
+  // Square matmul: this kernel, the kernel before it, plain JS and jax-js in one run.
+  const side = quick ? 256 : 1024;
+  const sq = { m: side, n: side, k: side, transA: false, transB: false };
+  const sqFlops = 2 * side ** 3;
+  const chosen = matmulVariant(sq);
+  const mine = await timeMatmul(sq, runs);
+  setMatmulVariant("scalar");
+  const before = await timeMatmul(sq, runs);
+  setMatmulVariant("auto");
+  const rng = new Rng(3);
+  const ha = new Float32Array(side * side).map(() => rng.uniform(-1, 1));
+  const hb = new Float32Array(side * side).map(() => rng.uniform(-1, 1));
+  const hc = new Float32Array(side * side);
+  const jsTimes: number[] = [];
+  for (let r = 0; r < runs; r++) jsTimes.push(timeHost(() => jsMatmul(ha, hb, hc, sq), 300));
+  const jsMs = median(jsTimes);
+  const jax = options.noJax ? [] : await benchJaxMatmul(side, ["webgpu", "wasm"]);
+  rows.push(
+    flopRow(
+      `matmul ${side}^3 (${chosen})`,
+      mine,
+      sqFlops,
+      [
+        `${(before / mine).toFixed(2)}x the scalar kernel`,
+        `${(jsMs / mine).toFixed(1)}x plain JS`,
+        ...jax.filter((j) => j.ms !== undefined).map((j) =>
+          `${(j.ms! / mine).toFixed(2)}x jax-js ${j.device}`
+        ),
+      ].join(", "),
+    ),
+    flopRow(`matmul ${side}^3 (scalar, before)`, before, sqFlops),
+    {
+      name: `matmul ${side}^3 plain JS (host)`,
+      ms: jsMs,
+      rate: sqFlops / jsMs / 1e6,
+      unit: "GFLOP/s",
+    },
+  );
+  for (const j of jax) {
+    rows.push(
+      j.ms !== undefined
+        ? {
+          name: `matmul ${side}^3 jax-js ${j.device}`,
+          ms: j.ms,
+          rate: j.gflops,
+          unit: "GFLOP/s",
+          note: j.device === "webgpu" ? "same adapter" : "host CPU, one thread",
+        }
+        : { name: `matmul ${side}^3 jax-js ${j.device}`, ms: NaN, note: j.error },
+    );
   }
-  // Memory-bound ops: bytes read + written.
-  const n = quick ? 1 << 18 : 729 * 4304 * 4;
-  const x = persistent([n], 4);
-  const geluMs = await timeGpu(() => void gelu(x));
-  rows.push({ name: `gelu [${n}]`, ms: geluMs, rate: 8 * n / geluMs / 1e6, unit: "GB/s" });
-  const sumMs = await timeGpu(() => void sum(x));
-  rows.push({ name: `sum [${n}]`, ms: sumMs, rate: 4 * n / sumMs / 1e6, unit: "GB/s" });
+
+  // The model's Linear layers, forward and both gradients.
+  const linears: LinearShape[] = [
+    { label: "low-res qkv", tokens: q(729), inF: q(1152), outF: q(3456) },
+    { label: "low-res mlp fc1", tokens: q(729), inF: q(1152), outF: q(4304) },
+    { label: "high-res mlp fc2", tokens: q(2560), inF: q(4304), outF: q(1152) },
+  ];
+  for (const lin of linears) {
+    for (const d of linearMatmuls(lin)) {
+      const ms = await timeMatmul(d, runs);
+      rows.push(
+        flopRow(
+          `matmul ${d.name} ${d.m}x${d.n}x${d.k}`,
+          ms,
+          2 * d.m * d.n * d.k,
+          matmulVariant(d),
+        ),
+      );
+    }
+  }
+
+  // Attention of one high-res block against the low-res cache (forward, and backward).
+  const heads = quick ? 4 : 16, dh = 72, w = heads * dh;
+  const nq = q(2560), nc = q(729);
+  const qt = persistent([1, nq, w], 4, true), kt = persistent([1, nq, w], 5, true);
+  const vt = persistent([1, nq, w], 6, true);
+  const ck = persistent([1, nc, w], 7, true), cv = persistent([1, nc, w], 8, true);
+  const pairs = heads * nq * (nq + nc);
+  const attnLabel = `attention Nq=${nq} Nc=${nc}+Nk=${nq} H=${heads} D=${dh}`;
+  const attnRuns = quick ? runs : 1;
+  const r = attentionRows();
+  const fwdMs = await timeGpuMedian(
+    () => void noGrad(() => attention(qt, kt, vt, { heads, cache: { k: ck, v: cv } })),
+    { runs: attnRuns, minMs: 100, maxReps: 10 },
+  );
+  setAttentionRows(1);
+  const fwdMs1 = await timeGpuMedian(
+    () => void noGrad(() => attention(qt, kt, vt, { heads, cache: { k: ck, v: cv } })),
+    { runs: attnRuns, minMs: 100, maxReps: 10 },
+  );
+  setAttentionRows("auto");
+  rows.push(
+    flopRow(
+      `${attnLabel} forward`,
+      fwdMs,
+      4 * dh * pairs,
+      `${r} query rows per thread; ${(fwdMs1 / fwdMs).toFixed(2)}x the 1-row kernel`,
+    ),
+  );
+  if (r !== 1) rows.push(flopRow(`${attnLabel} forward, 1 row per thread`, fwdMs1, 4 * dh * pairs));
+  const dOut = persistent([1, nq, w], 9);
+  const fwdBwdMs = await timeGpuMedian(() => {
+    const y = attention(qt, kt, vt, { heads, cache: { k: ck, v: cv } });
+    backward(y, dOut);
+  }, { runs: attnRuns, minMs: 100, maxReps: 10 });
+  rows.push(
+    flopRow(
+      `${attnLabel} backward`,
+      Math.max(fwdBwdMs - fwdMs, 1e-3),
+      14 * dh * pairs,
+      "fwd+bwd minus fwd; p recomputed from the saved logsumexp",
+    ),
+  );
+  for (const t of [qt, kt, vt, ck, cv, dOut]) {
+    t.grad?.dispose();
+    t.dispose();
+  }
+
+  // Memory-bound kernels: bytes read + written once.
+  const tok = q(2560), c = q(1152), hid = q(4304);
+  const x = persistent([tok, c], 10), lw = persistent([c], 11), lb = persistent([c], 12);
+  const lnMs = await timeGpuMedian(() => void layerNorm(x, lw, lb, { eps: 1e-6 }), { runs });
+  rows.push(byteRow(`layerNorm [${tok}, ${c}]`, lnMs, 8 * tok * c));
   x.dispose();
+  lw.dispose();
+  lb.dispose();
+  const h = persistent([tok, hid], 13);
+  const geluMs = await timeGpuMedian(() => void gelu(h), { runs });
+  rows.push(byteRow(`gelu [${tok}, ${hid}]`, geluMs, 8 * tok * hid, "f32 per thread"));
+  h.dispose();
+  const sRows = q(2560), sCols = q(729);
+  const sIn = persistent([sRows, sCols], 14);
+  const smMs = await timeGpuMedian(() => void softmax(sIn), { runs });
+  rows.push(byteRow(`softmax [${sRows}, ${sCols}]`, smMs, 8 * sRows * sCols));
+  sIn.dispose();
+
+  // Resizes of the 4K path: the 3780 image to 1512 (scale 2 and the ConvNet input) and 1512
+  // to 378 (the low-res view), bicubic on [B * 3, H, W, 1].
+  for (const [from, to] of quick ? [[756, 302], [302, 76]] : [[3780, 1512], [1512, 378]]) {
+    const img = persistent([3, from!, from!, 1], 15);
+    const ms = await timeGpuMedian(() => void resizeBicubic(img, [to!, to!]), { runs });
+    rows.push(
+      byteRow(`resize bicubic 3x${from}^2 -> ${to}^2`, ms, 4 * 3 * (from! ** 2 + to! ** 2)),
+    );
+    img.dispose();
+  }
+
+  // Gathers of the high-res pass: the selected patches of a 1512 image and their positions.
+  const side1 = quick ? 378 : 1512, p = 14, grid1 = side1 / p, sel = q(2560);
+  const pick = (n: number, k: number) => {
+    const idx = new Int32Array(k);
+    for (let i = 0; i < k; i++) idx[i] = Math.floor((i * n) / k);
+    return keep(tensor(idx, [1, k], "i32"));
+  };
+  const im = persistent([1, 3, side1, side1], 16);
+  const idx = pick(grid1 * grid1, sel);
+  const gpMs = await timeGpuMedian(() => void gatherPatches(im, { patch: p, index: idx }), {
+    runs,
+  });
+  rows.push(byteRow(`gatherPatches ${sel} of ${grid1}^2 patches, p=14`, gpMs, 8 * sel * 3 * p * p));
+  im.dispose();
+  const table = persistent([grid1 * grid1, c], 17);
+  const grMs = await timeGpuMedian(() => void gatherRows(table, idx), { runs });
+  rows.push(byteRow(`gatherRows ${sel} of [${grid1 * grid1}, ${c}]`, grMs, 8 * sel * c));
+  table.dispose();
+  idx.dispose();
+
+  // Top-k of the selection: 2134 of the 4K grid (270^2), 2048 of the 1.5K grid (108^2).
+  for (const [n, k] of quick ? [[4900, 512], [1296, 256]] : [[72900, 2134], [11664, 2048]]) {
+    const scores = persistent([1, n!], 18);
+    const ms = await timeGpuMedian(() => void topkIndices(scores, k!), { runs });
+    rows.push(
+      byteRow(`topkIndices ${k} of ${n}`, ms, 4 * n! + 4 * k!, "radix passes over the row"),
+    );
+    scores.dispose();
+  }
   await gpu().sync();
   return rows;
 }

@@ -1,36 +1,171 @@
 /**
- * `ps3 bench`: the performance record — kernel timings on the model's shapes, printed as a
- * table with the adapter's name.
+ * `ps3 bench`: the performance record. Measures the device ceilings (FMA rate, copy
+ * bandwidth), then every kernel on the model's shapes as a fraction of them, the matmul
+ * against plain JS and jax-js, and training steps with the equal-budget ratios and where the
+ * time goes; prints a table (or JSON) and can write Markdown + JSON files.
+ * `--device-check` first checks the kernels on this adapter against the float64 references
+ * at the model's sizes (see src/bench/device_check.ts).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { initGpu } from "../gpu/runtime.ts";
+import { join } from "node:path";
+import { gpu, initGpu } from "../gpu/runtime.ts";
+import { measureCeilings } from "../bench/ceiling.ts";
 import { benchOps } from "../bench/ops.ts";
-import { formatTable } from "../bench/timing.ts";
+import { benchSteps, STEP_CONFIG_NAMES, stepConfigs, stepRows } from "../bench/step.ts";
+import { deviceCheck } from "../bench/device_check.ts";
+import { type BenchRow, formatMarkdown, formatTable } from "../bench/timing.ts";
+
+const USAGE = `Usage: ps3 bench [options]
+
+  --quick               small shapes, one timed run per row, reduced step configs
+  --runs N              timed runs per row; the median is reported (default 3, quick 1;
+                        steps on a CPU adapter: 1)
+  --no-ops              skip the kernel table
+  --no-jax              skip the jax-js comparison (it runs in a child process)
+  --step-configs LIST   comma-separated training steps to time, from
+                        ${STEP_CONFIG_NAMES.join(", ")}; "none" for no steps
+                        (default eq-tiny,eq-1.5k,eq-4k,tiny; quick: eq-tiny,eq-1.5k,eq-4k)
+  --step-depth N        trunk and text depth of the eq-* configs (default 2, quick 1)
+  --step-budget N       selection budget of the eq-* configs (default 1024, quick 256)
+  --step-batch N        batch size of the SO400M-width configs (default 1)
+  --step-parts          also time the parts of each step (default unless --quick)
+  --no-step-parts       time whole steps only
+  --device-check        check every kernel against the float64 references first
+  --out DIR             also write bench.md and bench.json there
+  --json                print JSON instead of the table`;
 
 /**
  * Runs the benchmarks and prints the table.
  *
- * @param args `--quick` for small shapes, `--json` for machine-readable rows.
- * @returns Exit code.
+ * @param args Command-line arguments (see `ps3 bench --help`).
+ * @returns Exit code (1 when a device check failed).
  */
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { quick: { type: "boolean" }, json: { type: "boolean" }, help: { type: "boolean" } },
+    options: {
+      quick: { type: "boolean" },
+      runs: { type: "string" },
+      "no-ops": { type: "boolean" },
+      "no-jax": { type: "boolean" },
+      "step-configs": { type: "string" },
+      "step-depth": { type: "string" },
+      "step-budget": { type: "string" },
+      "step-batch": { type: "string" },
+      "step-parts": { type: "boolean" },
+      "no-step-parts": { type: "boolean" },
+      "device-check": { type: "boolean" },
+      out: { type: "string" },
+      json: { type: "boolean" },
+      help: { type: "boolean" },
+    },
   });
   if (values.help) {
-    console.log("Usage: ps3 bench [--quick] [--json]");
+    console.log(USAGE);
     return 0;
   }
+  const int = (name: string, v: string | undefined, dflt: number) => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new RangeError(`ps3 bench: --${name} must be a positive integer, got "${v}"`);
+    }
+    return n;
+  };
+  const quick = values.quick ?? false;
+  const runs = int("runs", values.runs, quick ? 1 : 3);
+  const stepNames = (values["step-configs"] ??
+    (quick ? "eq-tiny,eq-1.5k,eq-4k" : "eq-tiny,eq-1.5k,eq-4k,tiny")).split(",")
+    .filter((s) => s !== "none" && s !== "");
+  const steps = stepConfigs(stepNames, {
+    depth: int("step-depth", values["step-depth"], quick ? 1 : 2),
+    budget: int("step-budget", values["step-budget"], quick ? 256 : 1024),
+    batch: int("step-batch", values["step-batch"], 1),
+  });
   const rt = await initGpu();
-  const rows = await benchOps({ quick: values.quick });
-  if (values.json) console.log(JSON.stringify({ adapter: rt.info, rows }, null, 2));
-  else {
-    console.log(`adapter: ${rt.info.description} (${rt.info.backend})\n`);
-    console.log(formatTable(rows));
+  const log = (s: string) => {
+    if (!values.json) console.log(s);
+  };
+  const started = new Date().toISOString();
+  log(`adapter: ${rt.info.description} (${rt.info.backend})`);
+  const load = loadAverage();
+  if (load) log(`load average at start: ${load} (other processes slow the timings)`);
+
+  let checksFailed = 0;
+  const checkRows: BenchRow[] = [];
+  if (values["device-check"]) {
+    log("\nchecking kernels against the float64 references ...");
+    const checks = await deviceCheck({ log });
+    for (const c of checks) {
+      checkRows.push({ name: `check ${c.name}`, ms: c.ms, note: c.detail });
+      if (!c.ok) checksFailed++;
+    }
+  }
+
+  const ceilings = await measureCeilings({ runs });
+  const rows: BenchRow[] = [...ceilings.rows];
+  log("");
+  log(formatTable(ceilings.rows));
+  if (!values["no-ops"]) {
+    const opRows = await benchOps(ceilings, { quick, runs, noJax: values["no-jax"] });
+    rows.push(...opRows);
+    log(formatTable(opRows));
+  }
+  if (steps.length > 0) {
+    log(`\ntiming training steps: ${steps.map((s) => s.name).join(", ")} ...`);
+    const stepRuns = values.runs !== undefined ? runs : rt.info.isSoftware ? 1 : runs;
+    const parts = values["step-parts"] ?? (!quick && !values["no-step-parts"]);
+    const results = await benchSteps(steps, { runs: stepRuns, parts });
+    const sr = stepRows(results);
+    rows.push(...sr);
+    log(formatTable(sr));
+  }
+  await gpu().sync();
+  const record = {
+    adapter: rt.info,
+    started,
+    loadAverage: load,
+    options: {
+      quick,
+      runs,
+      steps: steps.map((s) => ({ name: s.name, batch: s.batch, note: s.note })),
+    },
+    checks: checkRows,
+    rows,
+  };
+  if (values.json) console.log(JSON.stringify(record, null, 2));
+  if (values.out) {
+    await Deno.mkdir(values.out, { recursive: true });
+    const md = [
+      `# ps3 bench on ${rt.info.description} (${rt.info.backend})`,
+      "",
+      `Started ${started}; load average ${load ?? "unknown"}; median of ${runs} run(s) per row.`,
+      "",
+      ...(checkRows.length > 0 ? ["## Device check", "", formatMarkdown(checkRows), ""] : []),
+      "## Kernels and steps",
+      "",
+      formatMarkdown(rows),
+      "",
+    ].join("\n");
+    await Deno.writeTextFile(join(values.out, "bench.md"), md);
+    await Deno.writeTextFile(join(values.out, "bench.json"), JSON.stringify(record, null, 2));
+    log(`\nwrote ${join(values.out, "bench.md")} and bench.json`);
+  }
+  if (checksFailed > 0) {
+    console.error(`ps3 bench: ${checksFailed} device check(s) failed (see the check rows)`);
+    return 1;
   }
   return 0;
+}
+
+/** The 1-minute load average, where /proc tells it. */
+function loadAverage(): string | null {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return null;
+  }
 }

@@ -14,9 +14,10 @@
  *
  * Kernels are generated per head dim D: the loops over D are unrolled in vec4 registers
  * (plus a scalar tail when D % 4 != 0), since llvmpipe sums loop trips over all loops of an
- * invocation; only the loops over keys (or queries) remain. These are the thread-per-row
- * variants; a workgroup-tiled variant for real GPUs would be another generator behind the
- * same bindings and parameters.
+ * invocation; only the loops over keys (or queries) remain. A thread handles R rows
+ * ({@linkcode attentionRows}): on CPU adapters R = 4, so every key / value row loaded serves
+ * four query rows (llvmpipe runs memory accesses lane by lane, so loads dominate); on GPUs
+ * R = 1 keeps the most threads in flight.
  *
  * @module
  */
@@ -25,7 +26,7 @@ import forwardSrc from "../../wgsl/attention_forward.wgsl" with { type: "text" }
 import prepSrc from "../../wgsl/attention_backward_prep.wgsl" with { type: "text" };
 import dqSrc from "../../wgsl/attention_backward_dq.wgsl" with { type: "text" };
 import dkvSrc from "../../wgsl/attention_backward_dkv.wgsl" with { type: "text" };
-import { defineKernel, grid, type Kernel } from "../gpu/kernel.ts";
+import { defineKernel, grid, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { isGradEnabled, record } from "../autograd/tape.ts";
 import { fmtShape, type Tensor } from "../autograd/tensor.ts";
@@ -163,44 +164,101 @@ function indented(lines: readonly string[], level: number): string {
   return lines.map((s) => "  ".repeat(level) + s).join("\n");
 }
 
-const kernelCache = new Map<string, Kernel>();
+const kernels = new KernelCache();
 
-function cached(key: string, make: () => Kernel): Kernel {
-  let k = kernelCache.get(key);
-  if (!k) {
-    k = make();
-    kernelCache.set(key, k);
+/** Query (or key) rows per thread: several on CPU adapters, one on GPUs. */
+let rowsChoice: number | null = null;
+
+/**
+ * Chooses how many query rows (key rows in the dK/dV kernel) one thread handles, for
+ * benchmarks and tests; "auto" restores the per-adapter choice (4 on CPU adapters, 1 else).
+ *
+ * @param rows Rows per thread (1 to 8), or "auto".
+ */
+export function setAttentionRows(rows: number | "auto"): void {
+  if (rows !== "auto" && (!Number.isInteger(rows) || rows < 1 || rows > 8)) {
+    throw new RangeError(`Attention rows per thread must be 1 to 8, got ${rows}`);
   }
-  return k;
+  rowsChoice = rows === "auto" ? null : rows;
 }
 
-function forwardKernel(d: number, hasMask: boolean): Kernel {
-  return cached(`fwd:${d}:${hasMask}`, () => {
+/**
+ * The rows per thread the attention kernels use on the current adapter.
+ *
+ * @returns Rows per thread.
+ */
+export function attentionRows(): number {
+  return rowsChoice ?? (gpu().info.isSoftware ? 4 : 1);
+}
+
+const range = (n: number) => [...Array(n).keys()];
+
+/**
+ * The online-softmax step of the forward for one key: the key row loaded once, every query
+ * row's score and rescale, then the value row loaded once and accumulated.
+ */
+function forwardStep(r: RowCode, rows: number, kBuf: string, vBuf: string): string[] {
+  const out = [...r.load("kx", [kBuf, "kb"])];
+  for (const i of range(rows)) {
+    out.push(
+      `let s${i} = params.scale * (${r.dot(`q${i}x`, "kx")});`,
+      `if (s${i} > m${i}) {`,
+      `  let corr = exp(m${i} - s${i});`,
+      `  l${i} = l${i} * corr;`,
+      ...r.scale(`a${i}x`, "corr").map((l) => "  " + l),
+      `  m${i} = s${i};`,
+      `}`,
+      `let p${i} = exp(s${i} - m${i});`,
+      `l${i} = l${i} + p${i};`,
+    );
+  }
+  out.push(...r.load("vx", [vBuf, "kb"]));
+  for (const i of range(rows)) out.push(...r.axpy(`a${i}x`, `p${i}`, "vx"));
+  return out;
+}
+
+function forwardKernel(d: number, hasMask: boolean, rows: number): Kernel {
+  return kernels.get(`fwd:${d}:${hasMask}:${rows}`, () => {
     const r = new RowCode(d);
+    const setup: string[] = [];
+    const store: string[] = [];
+    for (const i of range(rows)) {
+      setup.push(
+        `let qb${i} = (b * params.nq + min(i0 + ${i}u, params.nq - 1u)) * rs + h * ${r.du}u;`,
+        ...r.load(`q${i}x`, ["Q", `qb${i}`]),
+        ...r.zero(`a${i}x`),
+        `var m${i} = -3.0e38;`,
+        `var l${i} = 0.0;`,
+      );
+      store.push(
+        `if (i0 + ${i}u < params.nq) {`,
+        `  let inv = select(0.0, 1.0 / l${i}, l${i} > 0.0);`,
+        ...r.store(`a${i}x`, ["O", `qb${i}`], "inv").map((l) => "  " + l),
+        `  lse[bh * params.nq + i0 + ${i}u] = select(0.0, m${i} + log(l${i}), l${i} > 0.0);`,
+        `}`,
+      );
+    }
     return defineKernel({
-      name: `attention_forward_d${d}${hasMask ? "_mask" : ""}`,
+      name: `attention_forward_d${d}_r${rows}${hasMask ? "_mask" : ""}`,
       source: forwardSrc,
       bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
-      params: ["rows:u32", "nq:u32", "heads:u32", "nc:u32", "nk:u32", "scale:f32"],
+      params: ["threads:u32", "nq:u32", "heads:u32", "nc:u32", "nk:u32", "scale:f32"],
       defines: {
         ROW: r.rowType,
         DU: r.du,
+        R: rows,
         HAS_MASK: String(hasMask),
-        LOAD_Q: indented(r.load("q", ["Q", "qb"]), 1),
-        ZERO_ACC: indented(r.zero("a"), 1),
-        DOT_Q_KC: r.dot("q", ["KC", "kb"]),
-        DOT_Q_K: r.dot("q", ["K", "kb"]),
-        RESCALE: indented(r.scale("a", "corr"), 3),
-        ACC_VC: indented(r.axpy("a", "p", ["VC", "kb"]), 2),
-        ACC_V: indented(r.axpy("a", "p", ["V", "kb"]), 2),
-        STORE_O: indented(r.store("a", ["O", "qb"], "inv"), 1),
+        SETUP: indented(setup, 1),
+        STEP_C: indented(forwardStep(r, rows, "KC", "VC"), 2),
+        STEP: indented(forwardStep(r, rows, "K", "V"), 2),
+        STORE: indented(store, 1),
       },
     });
   });
 }
 
 function prepKernel(d: number): Kernel {
-  return cached(`prep:${d}`, () => {
+  return kernels.get(`prep:${d}`, () => {
     const r = new RowCode(d);
     return defineKernel({
       name: `attention_backward_prep_d${d}`,
@@ -213,7 +271,7 @@ function prepKernel(d: number): Kernel {
 }
 
 const SOURCE_PARAMS = [
-  "rows:u32",
+  "threads:u32",
   "nq:u32",
   "heads:u32",
   "nkeys:u32",
@@ -222,60 +280,97 @@ const SOURCE_PARAMS = [
   "scale:f32",
 ];
 
-function dqKernel(d: number, hasMask: boolean): Kernel {
-  return cached(`dq:${d}:${hasMask}`, () => {
+function dqKernel(d: number, hasMask: boolean, rows: number): Kernel {
+  return kernels.get(`dq:${d}:${hasMask}:${rows}`, () => {
     const r = new RowCode(d);
+    const setup: string[] = [];
+    const step = [...r.load("kx", ["KS", "kb"]), ...r.load("vx", ["VS", "kb"])];
+    const store: string[] = [];
+    for (const i of range(rows)) {
+      setup.push(
+        `let row${i} = min(i0 + ${i}u, params.nq - 1u);`,
+        `let qb${i} = (b * params.nq + row${i}) * rs + h * ${r.du}u;`,
+        `let st${i} = stats[bh * params.nq + row${i}];`,
+        ...r.load(`q${i}x`, ["Q", `qb${i}`]),
+        ...r.load(`g${i}x`, ["dO", `qb${i}`]),
+        ...r.zero(`a${i}x`),
+      );
+      step.push(
+        `let p${i} = exp(params.scale * (${r.dot(`q${i}x`, "kx")}) - st${i}.x);`,
+        `let ds${i} = p${i} * ((${r.dot(`g${i}x`, "vx")}) - st${i}.y);`,
+        ...r.axpy(`a${i}x`, `ds${i}`, "kx"),
+      );
+      store.push(
+        `if (i0 + ${i}u < params.nq) {`,
+        "  if (params.accumulate != 0u) {",
+        ...r.store(`a${i}x`, ["dQ", `qb${i}`], "params.scale", true).map((l) => "    " + l),
+        "  } else {",
+        ...r.store(`a${i}x`, ["dQ", `qb${i}`], "params.scale").map((l) => "    " + l),
+        "  }",
+        "}",
+      );
+    }
     return defineKernel({
-      name: `attention_backward_dq_d${d}${hasMask ? "_mask" : ""}`,
+      name: `attention_backward_dq_d${d}_r${rows}${hasMask ? "_mask" : ""}`,
       source: dqSrc,
       bindings: ["read", "read", "read", "read", "read", "read", "write"],
       params: [...SOURCE_PARAMS, "accumulate:u32"],
       defines: {
         ROW: r.rowType,
         DU: r.du,
+        R: rows,
         HAS_MASK: String(hasMask),
-        LOAD_Q: indented(r.load("q", ["Q", "qb"]), 1),
-        LOAD_DO: indented(r.load("g", ["dO", "qb"]), 1),
-        ZERO_DQ: indented(r.zero("a"), 1),
-        DOT_Q_K: r.dot("q", ["KS", "kb"]),
-        DOT_DO_V: r.dot("g", ["VS", "kb"]),
-        ACC_DQ: indented(r.axpy("a", "ds", ["KS", "kb"]), 2),
-        STORE_DQ: [
-          "  if (params.accumulate != 0u) {",
-          indented(r.store("a", ["dQ", "qb"], "params.scale", true), 2),
-          "  } else {",
-          indented(r.store("a", ["dQ", "qb"], "params.scale"), 2),
-          "  }",
-        ].join("\n"),
+        SETUP: indented(setup, 1),
+        STEP: indented(step, 2),
+        STORE: indented(store, 1),
       },
     });
   });
 }
 
-function dkvKernel(d: number, hasMask: boolean): Kernel {
-  return cached(`dkv:${d}:${hasMask}`, () => {
+function dkvKernel(d: number, hasMask: boolean, rows: number): Kernel {
+  return kernels.get(`dkv:${d}:${hasMask}:${rows}`, () => {
     const r = new RowCode(d);
+    const setup: string[] = [];
+    const step = [...r.load("qx", ["Q", "qb"]), ...r.load("gx", ["dO", "qb"])];
+    const store: string[] = [];
+    for (const i of range(rows)) {
+      setup.push(
+        `let row${i} = min(j0 + ${i}u, params.nkeys - 1u);`,
+        `let kb${i} = (b * params.nkeys + row${i}) * rs + h * ${r.du}u;`,
+        // 1 for a key that is attended, 0 for a masked one (its p, so its gradients, vanish).
+        `let keep${i} = select(0.0, 1.0, attends(b, row${i}));`,
+        ...r.load(`k${i}x`, ["KS", `kb${i}`]),
+        ...r.load(`v${i}x`, ["VS", `kb${i}`]),
+        ...r.zero(`dk${i}x`),
+        ...r.zero(`dv${i}x`),
+      );
+      step.push(
+        `let p${i} = keep${i} * exp(params.scale * (${r.dot(`k${i}x`, "qx")}) - st.x);`,
+        `let ds${i} = p${i} * ((${r.dot(`v${i}x`, "gx")}) - st.y);`,
+        ...r.axpy(`dk${i}x`, `ds${i}`, "qx"),
+        ...r.axpy(`dv${i}x`, `p${i}`, "gx"),
+      );
+      store.push(
+        `if (j0 + ${i}u < params.nkeys) {`,
+        ...r.store(`dk${i}x`, ["dK", `kb${i}`], "params.scale").map((l) => "  " + l),
+        ...r.store(`dv${i}x`, ["dV", `kb${i}`]).map((l) => "  " + l),
+        "}",
+      );
+    }
     return defineKernel({
-      name: `attention_backward_dkv_d${d}${hasMask ? "_mask" : ""}`,
+      name: `attention_backward_dkv_d${d}_r${rows}${hasMask ? "_mask" : ""}`,
       source: dkvSrc,
       bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
       params: SOURCE_PARAMS,
       defines: {
         ROW: r.rowType,
         DU: r.du,
+        R: rows,
         HAS_MASK: String(hasMask),
-        LOAD_K: indented(r.load("k", ["KS", "kb"]), 1),
-        LOAD_V: indented(r.load("v", ["VS", "kb"]), 1),
-        ZERO_DKV: indented([...r.zero("dk"), ...r.zero("dv")], 1),
-        LOAD_QI: indented(r.load("q", ["Q", "qb"]), 2),
-        LOAD_DOI: indented(r.load("g", ["dO", "qb"]), 2),
-        DOT_K_Q: r.dot("k", "q"),
-        DOT_V_DO: r.dot("v", "g"),
-        ACC_DKV: indented([...r.axpy("dk", "ds", "q"), ...r.axpy("dv", "p", "g")], 2),
-        STORE_DKV: indented([
-          ...r.store("dk", ["dK", "kb"], "params.scale"),
-          ...r.store("dv", ["dV", "kb"]),
-        ], 1),
+        SETUP: indented(setup, 1),
+        STEP: indented(step, 2),
+        STORE: indented(store, 1),
       },
     });
   });
@@ -367,15 +462,17 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const rt = gpu();
   const hasMask = keyMask !== undefined;
   const rows = batch * heads * nq;
+  const r = attentionRows();
+  const threads = batch * heads * Math.ceil(nq / r);
   const out = empty([batch, nq, width]);
   const lse = empty([batch, heads, nq]);
-  const fwd = forwardKernel(d, hasMask);
+  const fwd = forwardKernel(d, hasMask, r);
   rt.assertLoopTrips(fwd.spec.name, nt);
   rt.dispatch(
     fwd,
     [q, k, v, cache?.k ?? k, cache?.v ?? v, keyMask ?? q, out, lse],
-    { rows, nq, heads, nc, nk, scale },
-    grid(rows, WG),
+    { threads, nq, heads, nc, nk, scale },
+    grid(threads, WG),
   );
 
   const inputs = [q, k, v, ...(cache ? [cache.k, cache.v] : []), ...(keyMask ? [keyMask] : [])];
@@ -396,7 +493,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     let dq: Tensor | null = null;
     if (q.requiresGrad) {
       const dqOut = empty(q.shape);
-      const kern = dqKernel(d, hasMask);
+      const kern = dqKernel(d, hasMask, r);
       let accumulate = 0;
       for (const s of sources) {
         if (s.n === 0) continue;
@@ -404,8 +501,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
         rt.dispatch(
           kern,
           [q, s.k, s.v, mask, stats, dO, dqOut],
-          { rows, nq, heads, nkeys: s.n, maskOff: s.off, maskStride: nt, scale, accumulate },
-          grid(rows, WG),
+          { threads, nq, heads, nkeys: s.n, maskOff: s.off, maskStride: nt, scale, accumulate },
+          grid(threads, WG),
         );
         accumulate = 1;
       }
@@ -414,15 +511,15 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     const kvGrads = sources.map((s): [Tensor | null, Tensor | null] => {
       if (!s.k.requiresGrad && !s.v.requiresGrad) return [null, null];
       const dk = empty(s.k.shape), dv = empty(s.v.shape);
-      const keyRows = batch * heads * s.n;
-      if (keyRows > 0) {
-        const kern = dkvKernel(d, hasMask);
+      const keyThreads = batch * heads * Math.ceil(s.n / r);
+      if (keyThreads > 0) {
+        const kern = dkvKernel(d, hasMask, r);
         rt.assertLoopTrips(kern.spec.name, nq);
         rt.dispatch(
           kern,
           [q, s.k, s.v, mask, stats, dO, dk, dv],
-          { rows: keyRows, nq, heads, nkeys: s.n, maskOff: s.off, maskStride: nt, scale },
-          grid(keyRows, WG),
+          { threads: keyThreads, nq, heads, nkeys: s.n, maskOff: s.off, maskStride: nt, scale },
+          grid(keyThreads, WG),
         );
       }
       return [dk, dv];

@@ -1,5 +1,5 @@
 import { assertClose, checkOp, randArr, Rng, roundF32, rt } from "../harness.ts";
-import { attention } from "../../src/ops/attention.ts";
+import { attention, setAttentionRows } from "../../src/ops/attention.ts";
 import { attentionRef } from "../../src/reference/attention.ts";
 import { type Arr, arr } from "../../src/reference/array.ts";
 import { tensor } from "../../src/ops/creation.ts";
@@ -72,27 +72,42 @@ function label(c: Case): string {
     (c.cacheGradsOnly ? ", gradients to the cache only" : "");
 }
 
-for (const c of CASES) {
-  Deno.test(`attention() ${label(c)} matches float64 and FD`, async () => {
-    const { xs, maskAt } = inputsOf(c);
-    const opts = <T>(ys: T[]) => ({
-      heads: c.heads,
-      scale: c.scale,
-      cache: c.nc > 0 ? { k: ys[3]!, v: ys[4]! } : undefined,
-      keyMask: maskAt >= 0 ? ys[maskAt]! : undefined,
+// The adapter's choice of query rows per thread, plus one row (the GPU layout) and an odd
+// count that leaves partial groups.
+for (const rows of ["auto", 1, 3] as const) {
+  for (const c of CASES) {
+    const per = rows === "auto" ? "" : ` with ${rows} row${rows > 1 ? "s" : ""} per thread`;
+    Deno.test(`attention() ${label(c)}${per} matches float64 and FD`, async () => {
+      setAttentionRows(rows);
+      try {
+        await checkCase(c);
+      } finally {
+        setAttentionRows("auto");
+      }
     });
-    await checkOp(
-      "attention",
-      xs,
-      (ts) => attention(ts[0]!, ts[1]!, ts[2]!, opts(ts)),
-      (as) => attentionRef(as[0]!, as[1]!, as[2]!, opts(as)),
-      // f32 rounding of sums of <= 18 terms and of exp() (WGSL allows 3 + 2|x| ulp): measured
-      // worst |error| 2e-7 forward, 7e-7 for gradients (the peaked scale=2 case, gradients
-      // up to 2) on llvmpipe; the central difference (float64, h = 1e-5) adds ~1e-10.
-      { atol: 5e-7, rtol: 2e-6, gradAtol: 2e-6, gradRtol: 1e-5 },
-      [...(c.cacheGradsOnly ? [0, 1, 2] : []), ...(maskAt >= 0 ? [maskAt] : [])],
-    );
+  }
+}
+
+/** Checks one case against the float64 reference and finite differences. */
+async function checkCase(c: Case): Promise<void> {
+  const { xs, maskAt } = inputsOf(c);
+  const opts = <T>(ys: T[]) => ({
+    heads: c.heads,
+    scale: c.scale,
+    cache: c.nc > 0 ? { k: ys[3]!, v: ys[4]! } : undefined,
+    keyMask: maskAt >= 0 ? ys[maskAt]! : undefined,
   });
+  await checkOp(
+    "attention",
+    xs,
+    (ts) => attention(ts[0]!, ts[1]!, ts[2]!, opts(ts)),
+    (as) => attentionRef(as[0]!, as[1]!, as[2]!, opts(as)),
+    // f32 rounding of sums of <= 18 terms and of exp() (WGSL allows 3 + 2|x| ulp): measured
+    // worst |error| 2e-7 forward, 7e-7 for gradients (the peaked scale=2 case, gradients
+    // up to 2) on llvmpipe; the central difference (float64, h = 1e-5) adds ~1e-10.
+    { atol: 5e-7, rtol: 2e-6, gradAtol: 2e-6, gradRtol: 1e-5 },
+    [...(c.cacheGradsOnly ? [0, 1, 2] : []), ...(maskAt >= 0 ? [maskAt] : [])],
+  );
 }
 
 Deno.test("attention() without gradients keeps no logsumexp buffer", () => {

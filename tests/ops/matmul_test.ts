@@ -1,5 +1,14 @@
-import { arr, assertClose, checkOp, randArr, Rng } from "../harness.ts";
-import { matmul } from "../../src/ops/matmul.ts";
+import { deepStrictEqual as assertEquals } from "node:assert";
+import { type Arr, arr, assertClose, checkOp, randArr, Rng, roundF32, rt } from "../harness.ts";
+import {
+  DEFAULT_TILES,
+  matmul,
+  type MatmulTiles,
+  type MatmulVariant,
+  matmulVariant,
+  setMatmulTiles,
+  setMatmulVariant,
+} from "../../src/ops/matmul.ts";
 import { tensor } from "../../src/ops/creation.ts";
 import { matmulRef } from "../../src/reference/matmul.ts";
 
@@ -47,4 +56,138 @@ Deno.test("matmul() with K = 70000 sums every term (past llvmpipe's 65535-trip l
     tensor(Float32Array.from(b.data), b.shape),
   ).read();
   assertClose(y, new Array(6).fill(k * 0.5), { atol: 0, rtol: 1e-6, label: "K=70000" });
+});
+
+// Every kernel family on shapes that reach its vec4 paths (N a multiple of 4) yet leave
+// partial tiles (M 13 vs tile rows 12, N 20 vs 16), in every transpose, with K a multiple of
+// 4 (operands used in place) and not (27: both operands packed with zero padding).
+const VARIANT_CASES: {
+  a: number[];
+  b: number[];
+  transA?: boolean;
+  transB?: boolean;
+  bias?: boolean;
+}[] = [
+  { a: [13, 24], b: [24, 20] },
+  { a: [13, 24], b: [20, 24], transB: true, bias: true },
+  { a: [13, 27], b: [20, 27], transB: true, bias: true },
+  { a: [27, 20], b: [27, 36], transA: true },
+  { a: [2, 16, 20], b: [2, 12, 16], transA: true, transB: true },
+  { a: [3, 10, 8], b: [8, 12], bias: true },
+  { a: [2, 3, 9, 8], b: [2, 3, 8, 12] },
+];
+
+const TILINGS: { variant: MatmulVariant; tiles?: Partial<MatmulTiles>; label: string }[] = [
+  { variant: "scalar", label: "scalar" },
+  { variant: "vec4", label: "vec4" },
+  { variant: "vec4", tiles: { vec4: { tm: 4, tn: 8 } }, label: "vec4 4x8" },
+  { variant: "tiled", label: "tiled" },
+  { variant: "tiled", tiles: { tiled: { bm: 32, bn: 16, bk: 4 } }, label: "tiled 32x16x4" },
+];
+
+async function withVariant(
+  t: { variant: MatmulVariant | "auto"; tiles?: Partial<MatmulTiles> | undefined },
+  fn: () => Promise<void>,
+) {
+  setMatmulVariant(t.variant);
+  if (t.tiles) setMatmulTiles(t.tiles);
+  try {
+    await fn();
+  } finally {
+    setMatmulVariant("auto");
+    setMatmulTiles(DEFAULT_TILES);
+  }
+}
+
+for (const v of TILINGS) {
+  for (const c of VARIANT_CASES) {
+    const label = `[${c.a}]${c.transA ? "^T" : ""} @ [${c.b}]${c.transB ? "^T" : ""}` +
+      (c.bias ? " + bias" : "");
+    Deno.test(`matmul() ${v.label} kernel: ${label} and its gradients match float64`, async () => {
+      await withVariant(v, async () => {
+        const n = c.transB ? c.b[c.b.length - 2]! : c.b[c.b.length - 1]!;
+        const inputs = [randArr(c.a, rng), randArr(c.b, rng)];
+        if (c.bias) inputs.push(randArr([n], rng));
+        await checkOp(
+          "matmul",
+          inputs,
+          ([a, b, bias]) => matmul(a!, b!, { transA: c.transA, transB: c.transB, bias }),
+          ([a, b, bias]) => matmulRef(a!, b!, { transA: c.transA, transB: c.transB, bias }),
+          // K <= 36 products of |x| <= 1: f32 accumulation error well under 1e-5.
+          { atol: 1e-5, rtol: 1e-5, gradAtol: 1e-5, gradRtol: 1e-5 },
+        );
+      });
+    });
+  }
+}
+
+/** Forward only, on shapes spanning several tiles and workgroup blocks. */
+async function checkForward(a: Arr, b: Arr, opts: { transA?: boolean; transB?: boolean }) {
+  const y = await matmul(
+    tensor(Float32Array.from(a.data), a.shape),
+    tensor(Float32Array.from(b.data), b.shape),
+    opts,
+  ).read();
+  // K = 64 products of |x| <= 1 summed in f32.
+  assertClose(y, matmulRef(a, b, opts).data, { atol: 1e-5, rtol: 1e-5, label: "forward" });
+}
+
+for (const v of TILINGS) {
+  Deno.test(`matmul() ${v.label} kernel matches float64 over several blocks (130x132x64)`, async () => {
+    await withVariant(v, async () => {
+      const a = roundF32(randArr([130, 64], rng)), b = roundF32(randArr([64, 132], rng));
+      await checkForward(a, b, {});
+      const at = roundF32(randArr([64, 132], rng)), bt = roundF32(randArr([132, 64], rng));
+      await checkForward(at, bt, { transA: true, transB: true });
+    });
+  });
+}
+
+Deno.test("matmul() tiled-f16 kernel equals the f32 sum of f16-rounded operands", async () => {
+  if (!rt.info.hasF16) return; // the op falls back to tiled, tested above
+  await withVariant({ variant: "tiled-f16" }, async () => {
+    for (const [ta, tb] of [[false, false], [true, false], [false, true]] as const) {
+      const a = randArr(ta ? [40, 37] : [37, 40], rng), b = randArr(tb ? [29, 40] : [40, 29], rng);
+      const ah = arr(a.shape), bh = arr(b.shape);
+      // The GPU rounds the f32 upload to f16 (rounding f64 to f16 directly differs at ties).
+      ah.data.set(a.data.map((x) => Math.f16round(Math.fround(x))));
+      bh.data.set(b.data.map((x) => Math.f16round(Math.fround(x))));
+      const y = await matmul(
+        tensor(Float32Array.from(a.data), a.shape),
+        tensor(Float32Array.from(b.data), b.shape),
+        { transA: ta, transB: tb },
+      ).read();
+      // Products of two f16 values are exact in f32: only the f32 accumulation (K = 40) differs.
+      assertClose(y, matmulRef(ah, bh, { transA: ta, transB: tb }).data, {
+        atol: 1e-5,
+        rtol: 1e-5,
+        label: `tiled-f16 transA=${ta} transB=${tb}`,
+      });
+    }
+  });
+});
+
+for (
+  const [v, k, n] of [
+    [{ variant: "vec4" as const }, 140000, 4],
+    [{ variant: "tiled" as const, tiles: { tiled: { bm: 16, bn: 16, bk: 8 } } }, 270000, 3],
+  ] as const
+) {
+  Deno.test(`matmul() ${v.variant} kernel with K = ${k} sums every term (K split over dispatches)`, async () => {
+    await withVariant(v, async () => {
+      const a = new Float32Array(2 * k).fill(1), b = new Float32Array(k * n).fill(0.5);
+      const y = await matmul(tensor(a, [2, k]), tensor(b, [k, n])).read();
+      assertClose(y, new Array(2 * n).fill(k * 0.5), { atol: 0, rtol: 1e-6, label: `K=${k}` });
+    });
+  });
+}
+
+Deno.test("matmulVariant() picks vec4 on CPU adapters when N is a multiple of 4", () => {
+  const picks = [20, 21, 4, 3].map((n) => matmulVariant({ m: 13, n, k: 27 }));
+  assertEquals(
+    picks,
+    rt.info.isSoftware
+      ? ["vec4", "scalar", "vec4", "scalar"]
+      : ["tiled", "tiled", "tiled", "tiled"],
+  );
 });
