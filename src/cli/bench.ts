@@ -16,6 +16,7 @@ import { measureCeilings } from "../bench/ceiling.ts";
 import { benchOps } from "../bench/ops.ts";
 import { benchSteps, STEP_CONFIG_NAMES, stepConfigs, stepRows } from "../bench/step.ts";
 import { deviceCheck } from "../bench/device_check.ts";
+import { benchData } from "../bench/data.ts";
 import { type BenchRow, formatMarkdown, formatTable } from "../bench/timing.ts";
 
 const USAGE = `Usage: ps3 bench [options]
@@ -25,6 +26,10 @@ const USAGE = `Usage: ps3 bench [options]
                         steps on a CPU adapter: 1)
   --no-ops              skip the kernel table
   --no-jax              skip the jax-js comparison (it runs in a child process)
+  --no-data             skip the data-loading throughput (decode + crop + resize, 1 and 2
+                        workers)
+  --data-image FILE     the JPEG the data benchmark decodes (default the 2250x1500 test
+                        photo ../shared/data/dock.jpg)
   --step-configs LIST   comma-separated training steps to time, from
                         ${STEP_CONFIG_NAMES.join(", ")}; "none" for no steps
                         (default eq-tiny,eq-1.5k,eq-4k,tiny; quick: eq-tiny,eq-1.5k,eq-4k)
@@ -51,6 +56,8 @@ export async function run(args: string[]): Promise<number> {
       runs: { type: "string" },
       "no-ops": { type: "boolean" },
       "no-jax": { type: "boolean" },
+      "no-data": { type: "boolean" },
+      "data-image": { type: "string" },
       "step-configs": { type: "string" },
       "step-depth": { type: "string" },
       "step-budget": { type: "string" },
@@ -113,6 +120,11 @@ export async function run(args: string[]): Promise<number> {
     const opRows = await benchOps(ceilings, { quick, runs, noJax: values["no-jax"] });
     rows.push(...opRows);
     log(formatTable(opRows));
+  }
+  if (!values["no-data"]) {
+    const dataRows = await benchData({ quick, image: values["data-image"] });
+    rows.push(...dataRows);
+    log(formatTable(dataRows));
   }
   if (steps.length > 0) {
     log(`\ntiming training steps: ${steps.map((s) => s.name).join(", ")} ...`);
