@@ -249,8 +249,12 @@ export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
 export function sumSquares(x: Tensor): Tensor {
   x.assertAlive();
   const parts: Tensor[] = [];
-  forWindows([x], (n, [w]) => parts.push(reduceRaw(w!.view([n]), [0], 2, 1, [1])));
-  if (parts.length === 1) return parts[0]!.view([]);
+  forWindows([x], (_n, [w]) => parts.push(reduceRaw(w!, [...Array(w!.rank).keys()], 2, 1, [1])));
+  if (parts.length === 1) {
+    const total = parts[0]!.alias([]);
+    parts[0]!.dispose();
+    return total;
+  }
   const all = empty([parts.length]);
   parts.forEach((p, i) =>
     gpu().copy(p, { buffer: all.buffer, byteOffset: all.byteOffset + 4 * i, byteLength: 4 })

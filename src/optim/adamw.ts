@@ -14,7 +14,7 @@ import { keep } from "../autograd/scope.ts";
 import type { Tensor } from "../autograd/tensor.ts";
 import { empty } from "../ops/creation.ts";
 import { sumSquares } from "../ops/reduce.ts";
-import { concat1d } from "./_concat.ts";
+import { concat } from "../ops/layout.ts";
 import type { ParamTable } from "../nn/params.ts";
 
 const adamwKernel = defineKernel({
@@ -81,8 +81,9 @@ export class AdamW {
     const { m, v } = t.moments();
     // Global gradient norm: one sum of squares per buffer, combined on the GPU.
     const partials = t.grads.map((g) => sumSquares(g));
-    const sq = concat1d(loss ? [...partials, loss] : partials);
-    for (const p of partials) p.dispose();
+    const views = (loss ? [...partials, loss] : partials).map((x) => x.alias([1]));
+    const sq = concat(views, 0);
+    for (const x of [...views, ...partials]) x.dispose();
     rt.dispatch(clipKernel, [sq, this.stats], {
       count: t.grads.length,
       max_norm: this.options.clipNorm,

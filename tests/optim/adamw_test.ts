@@ -130,3 +130,26 @@ Deno.test("AdamW skips the step when the loss it is given is not finite", async 
   const moved = await rt.read([table.params[0]!.value]);
   assert(new Float32Array(moved[0]!).some((v, i) => v !== new Float32Array(before[0]!)[i]));
 });
+
+Deno.test("AdamW.update() leaves no buffer behind (steady memory over steps)", async () => {
+  const table = new ParamTable(specs(new Rng(11)), { chunkBytes: 512 });
+  const opt = new AdamW(table, {
+    beta1: 0.9,
+    beta2: 0.95,
+    eps: 1e-8,
+    weightDecay: 0.1,
+    clipNorm: 1,
+  });
+  const loss = tensor([1.5], []);
+  opt.update({ base: 0.01, selection: 0.01 }, loss);
+  await rt.sync();
+  const before = rt.memory();
+  for (let i = 0; i < 5; i++) opt.update({ base: 0.01, selection: 0.01 }, loss);
+  await rt.sync();
+  const after = rt.memory();
+  assert(
+    after.liveBuffers === before.liveBuffers,
+    `${before.liveBuffers} -> ${after.liveBuffers} live buffers`,
+  );
+  assert(after.inUseBytes === before.inUseBytes);
+});

@@ -1,8 +1,9 @@
 import { ok } from "node:assert";
-import { initGpu } from "../../src/gpu/runtime.ts";
+import { gpu, initGpu } from "../../src/gpu/runtime.ts";
 import { loadRunConfig } from "../../src/train/config.ts";
 import { Ps3Clip, type TrainOptions } from "../../src/model/ps3_clip.ts";
-import { forwardBackward } from "../../src/train/step.ts";
+import { forwardBackward, optimizerStep } from "../../src/train/step.ts";
+import { AdamW } from "../../src/optim/adamw.ts";
 import type { Batch } from "../../src/data/loader.ts";
 import { Rng } from "../../src/util/rng.ts";
 
@@ -77,4 +78,34 @@ Deno.test("forwardBackward() over 2 micro-batches equals one batch of twice the 
     }
   });
   ok(worst < 1e-4, `gradient of ${worstName} differs by ${worst.toExponential(2)} (relative L2)`);
+});
+
+Deno.test("training steps (forward, backward, AdamW, clamp) keep memory flat", async () => {
+  const model = new Ps3Clip(config.resolvedModel, { seed: 6 });
+  const opt = new AdamW(model.params, {
+    beta1: 0.9,
+    beta2: 0.95,
+    eps: 1e-8,
+    weightDecay: 1e-4,
+    clipNorm: 1,
+  });
+  const batch = randomBatch(8, 9);
+  let after2 = gpu().memory();
+  for (let step = 1; step <= 6; step++) {
+    model.params.zeroGrad();
+    const s = forwardBackward(model, batch, opts, step % 2 + 1);
+    optimizerStep(model, opt, { base: 1e-3, selection: 1e-3 }, s.total);
+    await s.total.read();
+    for (const t of Object.values(s)) t.dispose();
+    if (step === 2) after2 = gpu().memory();
+  }
+  const end = gpu().memory();
+  ok(
+    end.liveBuffers === after2.liveBuffers,
+    `${after2.liveBuffers} -> ${end.liveBuffers} live buffers`,
+  );
+  ok(
+    end.inUseBytes === after2.inUseBytes,
+    `${after2.inUseBytes} -> ${end.inUseBytes} bytes in use`,
+  );
 });
