@@ -16,7 +16,7 @@ import type { BenchRow } from "./timing.ts";
 
 /** The photo of the issue: 2250x1500 JPEG, in the shared data folder beside the repo. */
 export const DOCK_JPG: string = fileURLToPath(
-  new URL("../../../shared/data/dock.jpg", import.meta.url),
+  new URL("../../tests/testdata/dock.jpg", import.meta.url),
 );
 
 /** Options of {@link benchData}. */

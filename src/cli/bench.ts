@@ -29,7 +29,7 @@ const USAGE = `Usage: ps3 bench [options]
   --no-data             skip the data-loading throughput (decode + crop + resize, 1 and 2
                         workers)
   --data-image FILE     the JPEG the data benchmark decodes (default the 2250x1500 test
-                        photo ../shared/data/dock.jpg)
+                        photo tests/testdata/dock.jpg)
   --step-configs LIST   comma-separated training steps to time, from
                         ${STEP_CONFIG_NAMES.join(", ")}; "none" for no steps
                         (default eq-tiny,eq-1.5k,eq-4k,tiny; quick: eq-tiny,eq-1.5k,eq-4k)

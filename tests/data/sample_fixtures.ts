@@ -11,7 +11,7 @@ import { deflateSync } from "node:zlib";
 import { SampleError, type SampleErrorKind } from "../../src/data/sample_error.ts";
 
 /** The real 2250x1500 photo shared by the project. */
-export const DOCK_JPG = new URL("../../../shared/data/dock.jpg", import.meta.url);
+export const DOCK_JPG = new URL("../testdata/dock.jpg", import.meta.url);
 
 /**
  * Asserts that `fn` throws an instance of `cls` whose message contains `includes`.
