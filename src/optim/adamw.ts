@@ -28,7 +28,7 @@ const clipKernel = defineKernel({
   name: "grad_clip_factor",
   source: clipSrc,
   bindings: ["read", "write"],
-  params: ["count:u32", "max_norm:f32", "has_loss:u32"],
+  params: ["count:u32", "max_norm:f32", "has_loss:u32", "inv_scale:f32"],
 });
 
 /** AdamW hyper-parameters. */
@@ -73,9 +73,15 @@ export class AdamW {
    *
    * @param lr Learning rate per group for this step.
    * @param loss The step's loss (scalar): when it is not finite the update is skipped too.
+   * @param options `gradScale`: the loss scale the gradients carry (mixed precision); they
+   *   are divided by it before clipping and the update (default 1).
    * @returns The [clip factor, gradient norm] tensor of this step (read it when logging).
    */
-  update(lr: { base: number; selection: number }, loss?: Tensor): Tensor {
+  update(
+    lr: { base: number; selection: number },
+    loss?: Tensor,
+    options: { gradScale?: number | undefined } = {},
+  ): Tensor {
     const rt = gpu();
     const t = this.#table;
     const { m, v } = t.moments();
@@ -88,6 +94,7 @@ export class AdamW {
       count: t.grads.length,
       max_norm: this.options.clipNorm,
       has_loss: loss ? 1 : 0,
+      inv_scale: 1 / (options.gradScale ?? 1),
     }, [1]);
     sq.dispose();
     this.step++;

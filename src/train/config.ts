@@ -92,8 +92,10 @@ export interface TrainConfigInput {
   steps?: number | null | undefined;
   /** Seed of data order and augmentation (default 0). */
   seed: number;
-  /** Compute precision: only "f32" (the default). */
-  precision: "f32";
+  /** Compute precision: "f32" (default), or "f16": matmuls on float16 tiles with float32
+   * accumulation, float32 master weights and optimizer, dynamic loss scaling (needs the
+   * adapter's shader-f16). Activations stay float32 in memory. */
+  precision: "f32" | "f16";
   /** Recompute block activations in the backward pass (--grad-checkpointing; default true). */
   grad_checkpointing: boolean;
   /** Force the ground-truth patches into the selection (--select_w_gt; default true). */
@@ -225,7 +227,7 @@ const TrainSchema = z.object({
   epochs: posInt.default(1),
   steps: posInt.nullish(),
   seed: z.number().int().default(0),
-  precision: z.enum(["f32"]).default("f32"),
+  precision: z.enum(["f32", "f16"]).default("f32"),
   grad_checkpointing: z.boolean().default(true),
   select_w_gt: z.boolean().default(true),
   pool_gt_token_only: z.boolean().default(true),

@@ -23,6 +23,8 @@ export interface StepRecord {
   posterior_box: number;
   /** Global gradient norm (before clipping). */
   grad_norm: number;
+  /** Loss scale of float16 compute (absent in float32). */
+  loss_scale?: number | undefined;
   /** Seconds this step took. */
   step_s: number;
   /** Samples per second over this step. */

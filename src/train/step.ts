@@ -19,6 +19,7 @@ import { backward, noGrad } from "../autograd/tape.ts";
 import type { Tensor } from "../autograd/tensor.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { add, clamp } from "../ops/elementwise.ts";
+import { full } from "../ops/creation.ts";
 import type { Batch } from "../data/loader.ts";
 import type { AccumContext, Ps3Clip, TrainOptions } from "../model/ps3_clip.ts";
 import type { AdamW } from "../optim/adamw.ts";
@@ -36,26 +37,37 @@ export interface StepScalars {
   posteriorBox: Tensor;
 }
 
+/** Options of {@linkcode forwardBackward}. */
+export interface ForwardBackwardOptions {
+  /** Training switches. */
+  train: TrainOptions;
+  /** Micro-batches (1 = no accumulation). */
+  micro: number;
+  /** Loss scale of mixed precision: gradients are those of `scale * loss` (default 1). */
+  lossScale?: number | undefined;
+}
+
 /**
  * Records the forward and backward of one batch, accumulating gradients into the table.
  *
  * @param model The model (its gradients must be zero on entry).
  * @param batch The host batch.
- * @param opts Training switches.
- * @param micro Micro-batches (1 = no accumulation).
- * @returns The loss scalars (summed over micro-batches for the box terms).
+ * @param options Switches, micro-batches, loss scale.
+ * @returns The loss scalars (unscaled; summed over micro-batches for the box terms).
  */
 export function forwardBackward(
   model: Ps3Clip,
   batch: Batch,
-  opts: TrainOptions,
-  micro: number,
+  options: ForwardBackwardOptions,
 ): StepScalars {
+  const { train: opts, micro } = options;
+  const scale = options.lossScale ?? 1;
+  const seed = (t: Tensor) => backward(t, scale === 1 ? undefined : full([], scale));
   const n = batch.keys.length;
   if (micro === 1) {
     return tidy(() => {
       const out = model.forwardTrain(uploadBatch(batch), opts);
-      backward(out.total);
+      seed(out.total);
       return {
         total: out.total,
         contrastive: out.contrastive,
@@ -86,7 +98,7 @@ export function forwardBackward(
       };
       return tidy(() => {
         const out = model.forwardTrain(uploadBatch(batch, r), opts, { accum: ctx });
-        backward(out.total);
+        seed(out.total);
         return {
           contrastive: out.contrastive,
           priorBox: out.priorBox,
@@ -118,17 +130,15 @@ export function forwardBackward(
  *
  * @param model The model.
  * @param opt The optimizer.
- * @param lr Learning rates of this step.
- * @param loss The step's total loss.
+ * @param step Learning rates, the step's total loss, and the loss scale its gradients carry.
  * @returns The optimizer's [clip factor, gradient norm] tensor.
  */
 export function optimizerStep(
   model: Ps3Clip,
   opt: AdamW,
-  lr: { base: number; selection: number },
-  loss: Tensor,
+  step: { lr: { base: number; selection: number }; loss: Tensor; lossScale?: number | undefined },
 ): Tensor {
-  const stats = opt.update(lr, loss);
+  const stats = opt.update(step.lr, step.loss, { gradScale: step.lossScale });
   noGrad(() =>
     tidy(() => {
       const s = model.logitScale.value;

@@ -28,6 +28,8 @@ import {
 } from "../checkpoint/train_checkpoint.ts";
 import type { RunConfig } from "./config.ts";
 import { learningRate } from "./schedule.ts";
+import { LossScaler, type LossScaleState } from "./loss_scale.ts";
+import { setMatmulVariant } from "../ops/matmul.ts";
 import { forwardBackward, optimizerStep } from "./step.ts";
 import { describeEstimate, estimateMemory } from "./memory.ts";
 import { JsonLines, Progress, type StepRecord } from "./progress.ts";
@@ -68,6 +70,8 @@ export interface TrainSummary {
   evalAtStart: EvalMetrics | null;
   /** Why the run stopped. */
   stopped: "done" | "nan" | "signal";
+  /** Updates skipped because float16 gradients overflowed (mixed precision). */
+  skippedUpdates: number;
   /** The last checkpoint written. */
   checkpoint: string | null;
 }
@@ -153,6 +157,7 @@ function loaderOptions(config: RunConfig, paths: DataPaths, train: boolean): Loa
 /** The trainer's own state saved in checkpoints. */
 interface TrainerState {
   optimizerStep: number;
+  lossScale?: LossScaleState | undefined;
 }
 
 /**
@@ -195,6 +200,18 @@ export async function train(
     clipNorm: o.grad_clip_norm ?? 0,
   });
 
+  // float16 compute: f16 matmul tiles with f32 accumulation, f32 master weights, loss scaling.
+  let scaler: LossScaler | null = null;
+  if (t.precision === "f16") {
+    if (!rt.info.hasF16) {
+      throw new Error(
+        `train.precision f16 needs shader-f16, which this adapter (${rt.info.description}) lacks`,
+      );
+    }
+    scaler = new LossScaler();
+  }
+  let skippedUpdates = 0;
+
   // Resume, or initialise.
   let start = 0;
   let loaderState: LoaderState | null = null;
@@ -206,7 +223,9 @@ export async function train(
     const state = await readTrainState(resumeFrom);
     await loadSafetensorsInto(model.params, join(resumeFrom, "model.safetensors"));
     await loadMoments(model.params, resumeFrom);
-    opt.step = (state.trainer as TrainerState).optimizerStep;
+    const ts = state.trainer as TrainerState;
+    opt.step = ts.optimizerStep;
+    if (scaler && ts.lossScale) scaler.restore(ts.lossScale);
     loaderState = state.data as LoaderState;
     start = state.step;
     say(`resumed from ${resumeFrom} at step ${start}`);
@@ -302,8 +321,10 @@ export async function train(
       runConfig: config.raw,
       modelConfig: (config.raw as { model: unknown }).model,
       data,
-      trainer: { optimizerStep: opt.step } satisfies TrainerState,
-      metrics: last ? { ...last } : {},
+      trainer: { optimizerStep: opt.step, lossScale: scaler?.state() } satisfies TrainerState,
+      metrics: last
+        ? Object.fromEntries(Object.entries(last).filter(([, v]) => v !== undefined))
+        : {},
     }, {
       crashMidway: options.faults?.exitDuringSaveAtStep === atStep
         ? () => Deno.exit(137)
@@ -314,18 +335,20 @@ export async function train(
     return path;
   };
 
+  if (scaler) setMatmulVariant("tiled-f16");
   try {
     while (step < total && stop === "done") {
       const batch = await loader.next();
       if (!batch) break;
       const ts = performance.now();
       model.params.zeroGrad();
-      const scalars = forwardBackward(model, batch, trainOpts, micro);
+      const lossScale = scaler?.scale;
+      const scalars = forwardBackward(model, batch, { train: trainOpts, micro, lossScale });
       const lr = {
         base: schedule(step, o.lr),
         selection: schedule(step, o.token_selection_lr ?? o.lr),
       };
-      const stats = optimizerStep(model, opt, lr, scalars.total);
+      const stats = optimizerStep(model, opt, { lr, loss: scalars.total, lossScale });
       const host = (await rt.read([
         scalars.total,
         scalars.contrastive,
@@ -339,7 +362,20 @@ export async function train(
       ) s.dispose();
       const dt = (performance.now() - ts) / 1000;
       const loss = host[0]![0]!;
-      if (!Number.isFinite(loss) || !Number.isFinite(host[4]![1]!)) {
+      const gradsFinite = Number.isFinite(host[4]![1]!);
+      if (scaler && Number.isFinite(loss)) {
+        // float16 compute: overflowing gradients skip the update and halve the loss scale.
+        scaler.update(gradsFinite);
+        if (!gradsFinite) {
+          opt.step--;
+          skippedUpdates++;
+          progress.log(
+            `step ${step + 1}: gradients overflowed at loss scale ${lossScale}; update skipped, ` +
+              `scale now ${scaler.scale}`,
+          );
+        }
+      }
+      if (!Number.isFinite(loss) || (!scaler && !gradsFinite)) {
         // The update was skipped on the GPU: the parameters are those before this step.
         opt.step--;
         stop = "nan";
@@ -363,6 +399,7 @@ export async function train(
         prior_box: host[2]![0]!,
         posterior_box: host[3]![0]!,
         grad_norm: host[4]![1]!,
+        ...(scaler ? { loss_scale: lossScale! } : {}),
         step_s: dt,
         samples_per_s: batch.keys.length / dt,
         skipped: Object.values(stats2.skipped).reduce((a, b) => a + b, 0),
@@ -385,6 +422,7 @@ export async function train(
     }
     if (stop !== "nan" && step > start) await save(step, loader.state());
   } finally {
+    if (scaler) setMatmulVariant("auto");
     Deno.removeSignalListener("SIGINT", onSignal);
     await loader[Symbol.asyncDispose]();
   }
@@ -411,6 +449,7 @@ export async function train(
     eval: evalMetrics,
     evalAtStart,
     stopped: stop,
+    skippedUpdates,
     checkpoint: lastCheckpoint,
   };
   await writeFileAtomic(join(out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");

@@ -153,3 +153,35 @@ Deno.test("AdamW.update() leaves no buffer behind (steady memory over steps)", a
   );
   assert(after.inUseBytes === before.inUseBytes);
 });
+
+Deno.test("AdamW with gradScale S on gradients times S equals AdamW on the gradients", async () => {
+  const run = async (scale: number) => {
+    const table = new ParamTable(specs(new Rng(12)));
+    const opt = new AdamW(table, {
+      beta1: 0.9,
+      beta2: 0.95,
+      eps: 1e-8,
+      weightDecay: 0.1,
+      clipNorm: 2,
+    });
+    const rng = new Rng(13);
+    for (let step = 0; step < 3; step++) {
+      for (const p of table.params) {
+        rt.upload(p.grad, new Float32Array(p.grad.size).map(() => rng.uniform(-1, 1) * scale));
+      }
+      opt.update({ base: 0.01, selection: 0.01 }, undefined, { gradScale: scale });
+    }
+    const stats = await opt.stats.read();
+    return { values: await rt.read(table.params.map((p) => p.value)), norm: stats[1]! };
+  };
+  const plain = await run(1), scaled = await run(1024);
+  assertClose([scaled.norm], [plain.norm], { atol: 0, rtol: 1e-6, label: "unscaled norm" });
+  plain.values.forEach((b, k) => {
+    // S = 1024 is a power of two: scaling and unscaling are exact.
+    assertClose(new Float32Array(scaled.values[k]!), new Float32Array(b), {
+      atol: 0,
+      rtol: 0,
+      label: "params",
+    });
+  });
+});

@@ -43,7 +43,7 @@ const opts: TrainOptions = {
 
 async function gradsAndLoss(model: Ps3Clip, batch: Batch, micro: number) {
   model.params.zeroGrad();
-  const s = forwardBackward(model, batch, opts, micro);
+  const s = forwardBackward(model, batch, { train: opts, micro });
   const [total] = await s.total.read();
   for (const t of Object.values(s)) t.dispose();
   const grads = await Promise.all(
@@ -93,8 +93,8 @@ Deno.test("training steps (forward, backward, AdamW, clamp) keep memory flat", a
   let after2 = gpu().memory();
   for (let step = 1; step <= 6; step++) {
     model.params.zeroGrad();
-    const s = forwardBackward(model, batch, opts, step % 2 + 1);
-    optimizerStep(model, opt, { base: 1e-3, selection: 1e-3 }, s.total);
+    const s = forwardBackward(model, batch, { train: opts, micro: step % 2 + 1 });
+    optimizerStep(model, opt, { lr: { base: 1e-3, selection: 1e-3 }, loss: s.total });
     await s.total.read();
     for (const t of Object.values(s)) t.dispose();
     if (step === 2) after2 = gpu().memory();
