@@ -2,10 +2,12 @@
  * The device check of `ps3 bench --device-check`: the kernels at the model's sizes on the
  * current adapter against the float64 references of `src/reference/` (the op tests cover
  * awkward small sizes and every gradient; this covers the sizes that matter, where tiling,
- * grids and binding windows differ). Matmul outputs are poisoned first (every element must be
- * overwritten); outputs are compared by ||out - ref|| / ||ref|| over every element, or over
- * sampled elements for the big products (whose outputs are still checked whole for being
- * written and finite).
+ * grids and binding windows differ), with every kernel family: the matmul families, both
+ * attention families (`rows` with the adapter's rows per thread and with one; `tiled`) and
+ * both elementwise families (vec4, scalar). Matmul outputs are poisoned first (every element
+ * must be overwritten); outputs are compared by ||out - ref|| / ||ref|| over every element,
+ * or over sampled elements for the big products (whose outputs are still checked whole for
+ * being written and finite).
  *
  * @module
  */
@@ -15,7 +17,7 @@ import type { Tensor } from "../autograd/tensor.ts";
 import { tidy } from "../autograd/scope.ts";
 import { backward, noGrad } from "../autograd/tape.ts";
 import { full, tensor } from "../ops/creation.ts";
-import { gelu } from "../ops/elementwise.ts";
+import { add, type ElementwiseVariant, gelu, setElementwiseVariant } from "../ops/elementwise.ts";
 import {
   MATMUL_VARIANTS,
   matmulInto,
@@ -23,7 +25,12 @@ import {
   matmulVariant,
   setMatmulVariant,
 } from "../ops/matmul.ts";
-import { attention, setAttentionRows } from "../ops/attention.ts";
+import {
+  attention,
+  type AttentionVariant,
+  setAttentionRows,
+  setAttentionVariant,
+} from "../ops/attention.ts";
 import { layerNorm } from "../ops/norm.ts";
 import { softmax } from "../ops/softmax.ts";
 import { resizeBicubic } from "../ops/resize.ts";
@@ -31,7 +38,7 @@ import { gatherPatches } from "../ops/patch.ts";
 import { topkIndices } from "../ops/topk.ts";
 import { type Arr, arr, randArr } from "../reference/array.ts";
 import { attentionRef } from "../reference/attention.ts";
-import { unaryRef } from "../reference/elementwise.ts";
+import { binaryRef, unaryRef } from "../reference/elementwise.ts";
 import { layerNormRef } from "../reference/norm.ts";
 import { softmaxRef } from "../reference/softmax.ts";
 import { resizeBicubicRef } from "../reference/resize.ts";
@@ -55,6 +62,11 @@ export interface CheckResult {
 const POISON = 3.0e38;
 
 const up = (a: Arr, shape: readonly number[] = a.shape) => tensor(Float32Array.from(a.data), shape);
+/** A copy of an array with its values rounded to f32 (what the GPU receives). */
+const roundArr = (a: Arr): Arr => ({
+  data: Float64Array.from(Float32Array.from(a.data)),
+  shape: a.shape,
+});
 
 /** Relative error ||got - want|| / ||want|| and the largest |difference|; NaN is +Infinity. */
 function compare(got: ArrayLike<number>, want: ArrayLike<number>) {
@@ -154,7 +166,32 @@ async function checkMatmuls(rng: Rng, out: CheckResult[]) {
   }
 }
 
-/** Attention at one high-res block's size (sampled rows), and its gradients at a medium size. */
+/** The attention kernel families and layouts the check runs. */
+const ATTENTION_LAYOUTS: { variant: AttentionVariant; rows: number | "auto"; label: string }[] = [
+  { variant: "rows", rows: "auto", label: "rows, rows/thread: auto" },
+  { variant: "rows", rows: 1, label: "rows, rows/thread: 1" },
+  { variant: "tiled", rows: "auto", label: "tiled" },
+];
+
+/** Runs `fn` with an attention layout, restoring the adapter's choice after. */
+async function withAttention<T>(
+  l: (typeof ATTENTION_LAYOUTS)[number],
+  fn: () => Promise<T>,
+): Promise<T> {
+  setAttentionVariant(l.variant);
+  setAttentionRows(l.rows);
+  try {
+    return await fn();
+  } finally {
+    setAttentionVariant("auto");
+    setAttentionRows("auto");
+  }
+}
+
+/**
+ * Attention at one high-res block's size (sampled rows), and its gradients at a medium size,
+ * with every kernel family.
+ */
 async function checkAttention(rng: Rng, out: CheckResult[]) {
   const heads = 16, d = 72, w = heads * d, nq = 2560, nc = 729;
   const big = (n: number) => randArr([1, n, w], rng);
@@ -163,26 +200,22 @@ async function checkAttention(rng: Rng, out: CheckResult[]) {
   const qs = arr([1, picks.length, w]);
   picks.forEach((i, r) => qs.data.set(q.data.subarray(i * w, (i + 1) * w), r * w));
   const want = attentionRef(qs, k, v, { heads, cache: { k: ck, v: cv } });
-  for (const rows of ["auto", 1] as const) {
-    setAttentionRows(rows);
-    try {
-      const { ms, out: [y] } = await run(() => [
+  for (const l of ATTENTION_LAYOUTS) {
+    const { ms, out: [y] } = await withAttention(l, () =>
+      run(() => [
         noGrad(() => attention(up(q), up(k), up(v), { heads, cache: { k: up(ck), v: up(cv) } })),
-      ]);
-      const got = new Float64Array(picks.length * w);
-      picks.forEach((i, r) => got.set(y!.subarray(i * w, (i + 1) * w), r * w));
-      const finite = y!.every(Number.isFinite);
-      out.push(
-        verdict(
-          `attention forward (rows/thread: ${rows}) Nq=${nq} Nc=${nc}+Nk=${nq} H=${heads} D=${d}`,
-          ms,
-          finite ? compare(got, want.data) : { rel: Infinity, max: Infinity },
-          1e-5,
-        ),
-      );
-    } finally {
-      setAttentionRows("auto");
-    }
+      ]));
+    const got = new Float64Array(picks.length * w);
+    picks.forEach((i, r) => got.set(y!.subarray(i * w, (i + 1) * w), r * w));
+    const finite = y!.every(Number.isFinite);
+    out.push(
+      verdict(
+        `attention forward (${l.label}) Nq=${nq} Nc=${nc}+Nk=${nq} H=${heads} D=${d}`,
+        ms,
+        finite ? compare(got, want.data) : { rel: Infinity, max: Infinity },
+        1e-5,
+      ),
+    );
   }
   // Gradients: <dO, y> differentiated along a random direction, against central differences
   // of the float64 reference (h = 1e-4 on inputs of size ~1: truncation ~1e-8).
@@ -196,10 +229,9 @@ async function checkAttention(rng: Rng, out: CheckResult[]) {
     for (let i = 0; i < y.data.length; i++) s += y.data[i]! * Math.fround(dOut.data[i]!);
     return s;
   };
-  for (const rows of ["auto", 1] as const) {
-    setAttentionRows(rows);
-    try {
-      const { ms, out: grads } = await run(() => {
+  for (const l of ATTENTION_LAYOUTS) {
+    const { ms, out: grads } = await withAttention(l, () =>
+      run(() => {
         const ts = xs.map((x) => {
           const t = up(x);
           t.requiresGrad = true;
@@ -211,31 +243,28 @@ async function checkAttention(rng: Rng, out: CheckResult[]) {
         });
         backward(y, up(dOut));
         return ts.map((t) => t.grad!);
-      });
-      const names = ["q", "k", "v", "cache k", "cache v"];
-      for (let i = 0; i < xs.length; i++) {
-        const x = xs[i]!, u = dirs[i]!, hStep = 1e-4;
-        const rounded = xs.map((z) => ({ data: z.data.map(Math.fround), shape: z.shape }));
-        const plus = rounded.map((z) => ({ ...z, data: z.data.slice() }));
-        const minus = rounded.map((z) => ({ ...z, data: z.data.slice() }));
-        for (let e = 0; e < x.data.length; e++) {
-          plus[i]!.data[e] = plus[i]!.data[e]! + hStep * u.data[e]!;
-          minus[i]!.data[e] = minus[i]!.data[e]! - hStep * u.data[e]!;
-        }
-        const fd = (f(plus) - f(minus)) / (2 * hStep);
-        let dot = 0;
-        for (let e = 0; e < x.data.length; e++) dot += grads[i]![e]! * u.data[e]!;
-        out.push(
-          verdict(
-            `attention gradient of ${names[i]} (rows/thread: ${rows}) along a random direction`,
-            ms,
-            compare([dot], [fd]),
-            1e-4,
-          ),
-        );
+      }));
+    const names = ["q", "k", "v", "cache k", "cache v"];
+    for (let i = 0; i < xs.length; i++) {
+      const x = xs[i]!, u = dirs[i]!, hStep = 1e-4;
+      const rounded = xs.map((z) => ({ data: z.data.map(Math.fround), shape: z.shape }));
+      const plus = rounded.map((z) => ({ ...z, data: z.data.slice() }));
+      const minus = rounded.map((z) => ({ ...z, data: z.data.slice() }));
+      for (let e = 0; e < x.data.length; e++) {
+        plus[i]!.data[e] = plus[i]!.data[e]! + hStep * u.data[e]!;
+        minus[i]!.data[e] = minus[i]!.data[e]! - hStep * u.data[e]!;
       }
-    } finally {
-      setAttentionRows("auto");
+      const fd = (f(plus) - f(minus)) / (2 * hStep);
+      let dot = 0;
+      for (let e = 0; e < x.data.length; e++) dot += grads[i]![e]! * u.data[e]!;
+      out.push(
+        verdict(
+          `attention gradient of ${names[i]} (${l.label}) along a random direction`,
+          ms,
+          compare([dot], [fd]),
+          1e-4,
+        ),
+      );
     }
   }
 }
@@ -252,9 +281,22 @@ async function checkOthers(rng: Rng, out: CheckResult[]) {
       1e-5,
     ),
   );
-  const h = randArr([2560, 4304], rng, -4, 4);
-  r = await run(() => [gelu(up(h))]);
-  out.push(verdict("gelu [2560, 4304]", r.ms, compare(r.out[0]!, unaryRef("gelu", h).data), 1e-5));
+  // Elementwise ops with both kernel families (the vec4 one runs by default at these sizes).
+  const h = randArr([2560, 4304], rng, -4, 4), h2 = randArr([2560, 4304], rng, -4, 4);
+  const geluRef = unaryRef("gelu", h).data;
+  const addRef = binaryRef("add", roundArr(h), roundArr(h2)).data;
+  for (const variant of ["vec4", "scalar"] as ElementwiseVariant[]) {
+    setElementwiseVariant(variant);
+    try {
+      r = await run(() => [gelu(up(h))]);
+      out.push(verdict(`gelu (${variant}) [2560, 4304]`, r.ms, compare(r.out[0]!, geluRef), 1e-5));
+      r = await run(() => [add(up(h), up(h2))]);
+      // One f32 rounding of the exact sum of f32 inputs.
+      out.push(verdict(`add (${variant}) [2560, 4304]`, r.ms, compare(r.out[0]!, addRef), 1e-7));
+    } finally {
+      setElementwiseVariant("auto");
+    }
+  }
   const s = randArr([2560, 729], rng, -8, 8);
   r = await run(() => [softmax(up(s))]);
   out.push(verdict("softmax [2560, 729]", r.ms, compare(r.out[0]!, softmaxRef(s).data), 1e-5));

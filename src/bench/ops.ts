@@ -3,7 +3,9 @@
  * 16 heads of 72, MLP 4304; 729 low-res tokens, a 2560-token high-res selection, images up
  * to 3780 px): time, GFLOP/s or GB/s, and the fraction of the device ceiling measured in the
  * same run. The matmul is compared, in the same run, with its scalar-load kernel (the kernel
- * before the vec4 one), a plain JavaScript matmul, and jax-js on its WebGPU and Wasm devices.
+ * before the vec4 one), a plain JavaScript matmul, and jax-js on its WebGPU and Wasm devices;
+ * attention runs with every kernel family (the adapter's choice first), and GELU and add with
+ * the vec4 elementwise kernels and the scalar ones before them.
  *
  * @module
  */
@@ -16,9 +18,16 @@ import type { Tensor } from "../autograd/tensor.ts";
 import { keep } from "../autograd/scope.ts";
 import { backward, noGrad } from "../autograd/tape.ts";
 import { randn, tensor } from "../ops/creation.ts";
-import { gelu } from "../ops/elementwise.ts";
+import { add, gelu, setElementwiseVariant } from "../ops/elementwise.ts";
 import { matmul, matmulVariant, setMatmulVariant } from "../ops/matmul.ts";
-import { attention, attentionRows, setAttentionRows } from "../ops/attention.ts";
+import {
+  attention,
+  attentionRows,
+  type AttentionVariant,
+  attentionVariant,
+  setAttentionRows,
+  setAttentionVariant,
+} from "../ops/attention.ts";
 import { layerNorm } from "../ops/norm.ts";
 import { softmax } from "../ops/softmax.ts";
 import { resizeBicubic } from "../ops/resize.ts";
@@ -216,39 +225,61 @@ export async function benchOps(
   const pairs = heads * nq * (nq + nc);
   const attnLabel = `attention Nq=${nq} Nc=${nc}+Nk=${nq} H=${heads} D=${dh}`;
   const attnRuns = quick ? runs : 1;
-  const r = attentionRows();
-  const fwdMs = await timeGpuMedian(
-    () => void noGrad(() => attention(qt, kt, vt, { heads, cache: { k: ck, v: cv } })),
-    { runs: attnRuns, minMs: 100, maxReps: 10 },
-  );
-  setAttentionRows(1);
-  const fwdMs1 = await timeGpuMedian(
-    () => void noGrad(() => attention(qt, kt, vt, { heads, cache: { k: ck, v: cv } })),
-    { runs: attnRuns, minMs: 100, maxReps: 10 },
-  );
-  setAttentionRows("auto");
-  rows.push(
-    flopRow(
-      `${attnLabel} forward`,
-      fwdMs,
-      4 * dh * pairs,
-      `${r} query rows per thread; ${(fwdMs1 / fwdMs).toFixed(2)}x the 1-row kernel`,
-    ),
-  );
-  if (r !== 1) rows.push(flopRow(`${attnLabel} forward, 1 row per thread`, fwdMs1, 4 * dh * pairs));
   const dOut = persistent([1, nq, w], 9);
-  const fwdBwdMs = await timeGpuMedian(() => {
-    const y = attention(qt, kt, vt, { heads, cache: { k: ck, v: cv } });
-    backward(y, dOut);
-  }, { runs: attnRuns, minMs: 100, maxReps: 10 });
-  rows.push(
-    flopRow(
-      `${attnLabel} backward`,
-      Math.max(fwdBwdMs - fwdMs, 1e-3),
-      14 * dh * pairs,
-      "fwd+bwd minus fwd; p recomputed from the saved logsumexp",
-    ),
-  );
+  // Every family in the same run, the adapter's choice first: `rows` with its rows per thread
+  // here (and with 1, the GPU layout, on CPU adapters), and `tiled`.
+  const attnChoice = attentionVariant(dh);
+  const r = attentionRows();
+  type Layout = { variant: AttentionVariant; rows: number | "auto"; label: string };
+  const layouts: Layout[] = [
+    { variant: "rows", rows: "auto", label: `rows, ${r} query row${r > 1 ? "s" : ""} per thread` },
+    { variant: "rows", rows: 1, label: "rows, 1 query row per thread" },
+    { variant: "tiled", rows: "auto", label: "tiled: K/V tiles in workgroup memory" },
+  ];
+  if (r === 1) layouts.splice(1, 1);
+  layouts.sort((a, b) => Number(b.variant === attnChoice) - Number(a.variant === attnChoice));
+  const attn = () => attention(qt, kt, vt, { heads, cache: { k: ck, v: cv } });
+  const timed: { label: string; fwd: number; bwd: number }[] = [];
+  for (const l of layouts) {
+    setAttentionVariant(l.variant);
+    setAttentionRows(l.rows);
+    try {
+      const fwd = await timeGpuMedian(() => void noGrad(attn), {
+        runs: attnRuns,
+        minMs: 100,
+        maxReps: 10,
+      });
+      const fwdBwd = await timeGpuMedian(() => backward(attn(), dOut), {
+        runs: attnRuns,
+        minMs: 100,
+        maxReps: 10,
+      });
+      timed.push({ label: l.label, fwd, bwd: Math.max(fwdBwd - fwd, 1e-3) });
+    } finally {
+      setAttentionVariant("auto");
+      setAttentionRows("auto");
+    }
+  }
+  const best = timed[0]!;
+  for (const [i, t] of timed.entries()) {
+    const vs = i === 0
+      ? timed.slice(1).map((o) => `${(o.fwd / t.fwd).toFixed(2)}x (${o.label})`).join(", ")
+      : `${(best.fwd / t.fwd).toFixed(2)}x the adapter's choice`;
+    rows.push(
+      flopRow(
+        `${attnLabel} forward (${t.label})`,
+        t.fwd,
+        4 * dh * pairs,
+        `${i === 0 ? "chosen here; " : ""}${vs}`,
+      ),
+      flopRow(
+        `${attnLabel} backward (${t.label})`,
+        t.bwd,
+        14 * dh * pairs,
+        "fwd+bwd minus fwd; p recomputed from the saved logsumexp",
+      ),
+    );
+  }
   for (const t of [qt, kt, vt, ck, cv, dOut]) {
     t.grad?.dispose();
     t.dispose();
@@ -262,10 +293,27 @@ export async function benchOps(
   x.dispose();
   lw.dispose();
   lb.dispose();
-  const h = persistent([tok, hid], 13);
-  const geluMs = await timeGpuMedian(() => void gelu(h), { runs });
-  rows.push(byteRow(`gelu [${tok}, ${hid}]`, geluMs, 8 * tok * hid, "f32 per thread"));
+  // Elementwise kernels: the vec4 family (4 floats per thread) and the scalar one before it.
+  const h = persistent([tok, hid], 13), h2 = persistent([tok, hid], 19);
+  const elementwise = [
+    { name: `gelu [${tok}, ${hid}]`, fn: () => void gelu(h), bytes: 8 * tok * hid },
+    {
+      name: `add [${tok}, ${hid}] + [${tok}, ${hid}]`,
+      fn: () => void add(h, h2),
+      bytes: 12 * tok * hid,
+    },
+  ];
+  for (const e of elementwise) {
+    const vec = await timeGpuMedian(e.fn, { runs });
+    setElementwiseVariant("scalar");
+    const scalar = await timeGpuMedian(e.fn, { runs }).finally(() => setElementwiseVariant("auto"));
+    rows.push(
+      byteRow(`${e.name} (vec4)`, vec, e.bytes, `${(scalar / vec).toFixed(2)}x the scalar kernel`),
+      byteRow(`${e.name} (scalar, before)`, scalar, e.bytes, "one float per thread"),
+    );
+  }
   h.dispose();
+  h2.dispose();
   const sRows = q(2560), sCols = q(729);
   const sIn = persistent([sRows, sCols], 14);
   const smMs = await timeGpuMedian(() => void softmax(sIn), { runs });

@@ -3,21 +3,29 @@
  * prefixed by a cache (PS3's high-res pass attends to [cached low-res k, v ; own k, v]) and an
  * optional key mask (PS3's MAP pool over selected tokens).
  *
- * No B x H x Nq x Nk score matrix is ever stored. The forward is one thread per (batch,
- * head, query row) with an online softmax over the keys, saving the row's logsumexp; the
- * backward follows FlashAttention: per-row statistics (logsumexp, delta = rowsum(dO * O)),
- * then dQ with a thread per query row and dK/dV with a thread per key row, both recomputing
- * the probabilities from the logsumexp. The cache is read in place (key index j < Nc reads it)
- * and receives its own gradients; the dQ and dK/dV kernels are dispatched once per key source
- * (cache, own keys), so every kernel binds at most 8 storage buffers (WebGPU's guaranteed
- * minimum).
+ * No B x H x Nq x Nk score matrix is ever stored. The forward runs an online softmax over the
+ * keys, saving each row's logsumexp; the backward follows FlashAttention: per-row statistics
+ * (logsumexp, delta = rowsum(dO * O)), then dQ per query row and dK/dV per key row, both
+ * recomputing the probabilities from the logsumexp. The cache is read in place (key index
+ * j < Nc reads it) and receives its own gradients; the dQ and dK/dV kernels are dispatched
+ * once per key source (cache, own keys), so every kernel binds at most 8 storage buffers
+ * (WebGPU's guaranteed minimum).
+ *
+ * Two kernel families, chosen per adapter ({@linkcode setAttentionVariant}):
+ *
+ * - `rows` (CPU adapters such as llvmpipe): a thread per group of R query rows (key rows in
+ *   dK/dV) walks every key (query) row from memory, without workgroup memory (slow on a CPU).
+ *   On CPU adapters R = 4, so every key / value row loaded serves four query rows (llvmpipe
+ *   runs memory accesses lane by lane, so loads dominate); R = 1 keeps the most threads in
+ *   flight ({@linkcode setAttentionRows}).
+ * - `tiled` (real GPUs, FlashAttention-2 style): a workgroup owns a block of query rows (key
+ *   rows in dK/dV) of one (batch, head), one per thread; per step its threads stage a tile of
+ *   the other side's rows in workgroup memory, and every staged row serves the whole block.
+ *   The forward rescales its running sums once per tile ({@linkcode setAttentionTiles}).
  *
  * Kernels are generated per head dim D: the loops over D are unrolled in vec4 registers
  * (plus a scalar tail when D % 4 != 0), since llvmpipe sums loop trips over all loops of an
- * invocation; only the loops over keys (or queries) remain. A thread handles R rows
- * ({@linkcode attentionRows}): on CPU adapters R = 4, so every key / value row loaded serves
- * four query rows (llvmpipe runs memory accesses lane by lane, so loads dominate); on GPUs
- * R = 1 keeps the most threads in flight.
+ * invocation; only the loops over rows, tiles and a tile's rows remain.
  *
  * @module
  */
@@ -26,6 +34,9 @@ import forwardSrc from "../../wgsl/attention_forward.wgsl" with { type: "text" }
 import prepSrc from "../../wgsl/attention_backward_prep.wgsl" with { type: "text" };
 import dqSrc from "../../wgsl/attention_backward_dq.wgsl" with { type: "text" };
 import dkvSrc from "../../wgsl/attention_backward_dkv.wgsl" with { type: "text" };
+import tiledForwardSrc from "../../wgsl/attention_tiled_forward.wgsl" with { type: "text" };
+import tiledDqSrc from "../../wgsl/attention_tiled_backward_dq.wgsl" with { type: "text" };
+import tiledDkvSrc from "../../wgsl/attention_tiled_backward_dkv.wgsl" with { type: "text" };
 import { defineKernel, grid, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { isGradEnabled, record } from "../autograd/tape.ts";
@@ -191,6 +202,91 @@ export function attentionRows(): number {
   return rowsChoice ?? (gpu().info.isSoftware ? 4 : 1);
 }
 
+/** An attention kernel family (see the module documentation). */
+export type AttentionVariant = "rows" | "tiled";
+
+/** Every kernel family, for benchmarks and tests. */
+export const ATTENTION_VARIANTS: readonly AttentionVariant[] = ["rows", "tiled"];
+
+/** Block and tile sizes of the `tiled` family. */
+export interface AttentionTiles {
+  /**
+   * Rows one workgroup owns, one per thread: query rows in the forward and dQ kernels, key
+   * rows in the dK/dV kernel (1 to 256).
+   */
+  block: number;
+  /**
+   * Rows of the other side staged in workgroup memory per step (key and value rows; query
+   * and dO rows in dK/dV), or "auto": as many as fit the adapter's workgroup memory, at most
+   * 32.
+   */
+  tile: number | "auto";
+}
+
+/** The tiles used unless {@linkcode setAttentionTiles} chose others. */
+export const DEFAULT_ATTENTION_TILES: Readonly<AttentionTiles> = { block: 64, tile: "auto" };
+
+let variantChoice: AttentionVariant | null = null;
+let attnTiles: AttentionTiles = { ...DEFAULT_ATTENTION_TILES };
+
+/**
+ * Chooses the kernel family for every later attention (benchmarks and tests compare them);
+ * "auto" restores the per-adapter choice: `rows` on CPU adapters (where workgroup memory is
+ * slow), `tiled` on GPUs. `tiled` falls back to `rows` for a head dim whose tile does not fit
+ * the adapter's workgroup memory.
+ *
+ * @param variant The family, or "auto".
+ */
+export function setAttentionVariant(variant: AttentionVariant | "auto"): void {
+  if (variant !== "auto" && !ATTENTION_VARIANTS.includes(variant)) {
+    throw new RangeError(`Unknown attention variant "${variant}"`);
+  }
+  variantChoice = variant === "auto" ? null : variant;
+}
+
+/**
+ * Changes the block and tile sizes of the `tiled` family (tests use small ones to cover
+ * partial and multiple tiles).
+ *
+ * @param t The sizes to change.
+ */
+export function setAttentionTiles(t: Partial<AttentionTiles>): void {
+  const next = { ...attnTiles, ...t };
+  if (!Number.isInteger(next.block) || next.block < 1 || next.block > 256) {
+    throw new RangeError(`Attention block must be 1 to 256 rows, got ${next.block}`);
+  }
+  if (next.tile !== "auto" && (!Number.isInteger(next.tile) || next.tile < 1)) {
+    throw new RangeError(`Attention tile must be a positive number of rows, got ${next.tile}`);
+  }
+  attnTiles = next;
+}
+
+/** Bytes of workgroup memory per staged row of head dim d: two rows and a mask or stats. */
+const stagedRowBytes = (d: number) => 8 * d + 8;
+
+/** Rows staged per step for head dim d on this adapter; 0 when the chosen tile does not fit. */
+function tileRows(d: number): number {
+  // A little slack for the alignment of the three workgroup arrays.
+  const fit = Math.floor(
+    (gpu().device.limits.maxComputeWorkgroupStorageSize - 64) /
+      stagedRowBytes(d),
+  );
+  if (attnTiles.tile === "auto") return Math.min(32, fit);
+  return attnTiles.tile <= fit ? attnTiles.tile : 0;
+}
+
+/**
+ * The kernel family attention with head dim `d` runs with on the current adapter.
+ *
+ * @param d Head dim (decides whether a `tiled` tile fits workgroup memory).
+ * @returns The family.
+ */
+export function attentionVariant(d: number): AttentionVariant {
+  const wanted = variantChoice ?? (gpu().info.isSoftware ? "rows" : "tiled");
+  if (wanted === "tiled" && tileRows(d) < 1) return "rows";
+  return wanted;
+}
+
 const range = (n: number) => [...Array(n).keys()];
 
 /**
@@ -338,15 +434,16 @@ function dkvKernel(d: number, hasMask: boolean, rows: number): Kernel {
       setup.push(
         `let row${i} = min(j0 + ${i}u, params.nkeys - 1u);`,
         `let kb${i} = (b * params.nkeys + row${i}) * rs + h * ${r.du}u;`,
-        // 1 for a key that is attended, 0 for a masked one (its p, so its gradients, vanish).
-        `let keep${i} = select(0.0, 1.0, attends(b, row${i}));`,
+        // Whether the key is attended (else its p, so its gradients, vanish; a select, since
+        // exp() of a masked key's score may overflow and 0 * inf would be NaN).
+        `let keep${i} = attends(b, row${i});`,
         ...r.load(`k${i}x`, ["KS", `kb${i}`]),
         ...r.load(`v${i}x`, ["VS", `kb${i}`]),
         ...r.zero(`dk${i}x`),
         ...r.zero(`dv${i}x`),
       );
       step.push(
-        `let p${i} = keep${i} * exp(params.scale * (${r.dot(`k${i}x`, "qx")}) - st.x);`,
+        `let p${i} = select(0.0, exp(params.scale * (${r.dot(`k${i}x`, "qx")}) - st.x), keep${i});`,
         `let ds${i} = p${i} * ((${r.dot(`v${i}x`, "gx")}) - st.y);`,
         ...r.axpy(`dk${i}x`, `ds${i}`, "qx"),
         ...r.axpy(`dv${i}x`, `p${i}`, "gx"),
@@ -371,6 +468,227 @@ function dkvKernel(d: number, hasMask: boolean, rows: number): Kernel {
         SETUP: indented(setup, 1),
         STEP: indented(step, 2),
         STORE: indented(store, 1),
+      },
+    });
+  });
+}
+
+/**
+ * Lines staging `t` rows of head data into workgroup arrays, spread over `wg` threads: a loop
+ * of ceil(t*DU/wg) trips in which element e of the tile is element e % DU of staged row
+ * e / DU, read from global row `rowOf(kk)` (an expression clamped to the source) of each
+ * (dst, src) pair.
+ */
+function stageRows(
+  r: RowCode,
+  sizes: { wg: number; t: number },
+  pairs: readonly (readonly [dst: string, src: string])[],
+  rowOf: (kk: string) => string,
+): string[] {
+  const { wg, t } = sizes;
+  return [
+    `for (var e = tid; e < ${t * r.du}u; e += ${wg}u) {`,
+    `  let src = ${rowOf(`e / ${r.du}u`)} * rs + h * ${r.du}u + e % ${r.du}u;`,
+    ...pairs.map(([dst, src]) => `  ${dst}[e] = ${src}[src];`),
+    `}`,
+  ];
+}
+
+/** Loop trips of one staging by {@linkcode stageRows}. */
+const stageTrips = (d: number, wg: number, t: number) => Math.ceil((t * new RowCode(d).du) / wg);
+
+/** Unrolled lines setting one per-row entry of a tile (`put(kk)` for kk < t) over wg threads. */
+function stageEntries(sizes: { wg: number; t: number }, put: (kk: string) => string): string[] {
+  const { wg, t } = sizes;
+  const out: string[] = [];
+  for (let k = 0; k * wg < t; k++) {
+    const full = (k + 1) * wg <= t;
+    out.push(`{`, `  let kk = tid + ${k * wg}u;`, `  ${full ? "" : `if (kk < ${t}u) `}{`);
+    out.push(`    ${put("kk")}`, `  }`, `}`);
+  }
+  return out;
+}
+
+/**
+ * Lines staging a tile of T key and value rows of one source (KS/VS of n rows, mask columns
+ * from `maskAt(j)`) into Ks, Vs and Ms, for the forward and dQ kernels.
+ */
+function stageKeys(
+  r: RowCode,
+  sizes: { wg: number; t: number },
+  src: { k: string; v: string; n: string; maskAt: (j: string) => string },
+): string[] {
+  return [
+    ...stageRows(
+      r,
+      sizes,
+      [["Ks", src.k], ["Vs", src.v]],
+      (kk) => `(b * ${src.n} + min(j0 + ${kk}, ${src.n} - 1u))`,
+    ),
+    ...stageEntries(
+      sizes,
+      (kk) =>
+        `Ms[${kk}] = select(0.0, 1.0, (j0 + ${kk} < ${src.n}) & attends(b, ${
+          src.maskAt(`min(j0 + ${kk}, ${src.n} - 1u)`)
+        }));`,
+    ),
+  ];
+}
+
+function tiledDefines(r: RowCode, wg: number, t: number) {
+  return { ROW: r.rowType, DU: r.du, WG: wg, T: t, TILE_LEN: t * r.du };
+}
+
+/**
+ * The FlashAttention-2 step of the tiled forward over one staged tile: every key's score and
+ * the tile's maximum, one rescale of the running sums, then the weighted value rows. The
+ * loops over the tile's T keys stay loops (unrolling them made llvmpipe's compiler take
+ * minutes on these barrier-split kernels).
+ */
+function tiledForwardStep(r: RowCode, t: number): string[] {
+  return [
+    `var sc: array<f32, ${t}>;`,
+    `var mt = -3.0e38;`,
+    `for (var kk = 0u; kk < ${t}u; kk++) {`,
+    `  let kb = kk * ${r.du}u;`,
+    `  sc[kk] = select(-3.0e38, params.scale * (${r.dot("qx", ["Ks", "kb"])}), Ms[kk] != 0.0);`,
+    `  mt = max(mt, sc[kk]);`,
+    `}`,
+    `let mn = max(m, mt);`,
+    `let corr = exp(m - mn);`,
+    `l = l * corr;`,
+    ...r.scale("ax", "corr"),
+    `for (var kk = 0u; kk < ${t}u; kk++) {`,
+    `  let p = select(0.0, exp(sc[kk] - mn), Ms[kk] != 0.0);`,
+    `  l = l + p;`,
+    ...r.axpy("ax", "p", ["Vs", `kk * ${r.du}u`]).map((l) => "  " + l),
+    `}`,
+    `m = mn;`,
+  ];
+}
+
+function tiledForwardKernel(d: number, hasMask: boolean, wg: number, t: number): Kernel {
+  return kernels.get(`tfwd:${d}:${hasMask}:${wg}:${t}`, () => {
+    const r = new RowCode(d);
+    const sizes = { wg, t };
+    return defineKernel({
+      name: `attention_tiled_forward_d${d}_${wg}x${t}${hasMask ? "_mask" : ""}`,
+      source: tiledForwardSrc,
+      bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
+      params: ["groups:u32", "nq:u32", "heads:u32", "nc:u32", "nk:u32", "scale:f32"],
+      defines: {
+        ...tiledDefines(r, wg, t),
+        HAS_MASK: String(hasMask),
+        SETUP: indented([...r.load("qx", ["Q", "qb"]), ...r.zero("ax")], 1),
+        LOAD_C: indented(
+          stageKeys(r, sizes, { k: "KC", v: "VC", n: "params.nc", maskAt: (j) => j }),
+          2,
+        ),
+        LOAD: indented(
+          stageKeys(r, sizes, {
+            k: "K",
+            v: "V",
+            n: "params.nk",
+            maskAt: (j) => `params.nc + ${j}`,
+          }),
+          2,
+        ),
+        STEP: indented(tiledForwardStep(r, t), 2),
+        STORE: indented(r.store("ax", ["O", "qb"], "inv"), 2),
+      },
+    });
+  });
+}
+
+const TILED_SOURCE_PARAMS = ["groups:u32", ...SOURCE_PARAMS.slice(1)];
+
+function tiledDqKernel(d: number, hasMask: boolean, wg: number, t: number): Kernel {
+  return kernels.get(`tdq:${d}:${hasMask}:${wg}:${t}`, () => {
+    const r = new RowCode(d);
+    const sizes = { wg, t };
+    const k: Row = ["Ks", "kb"], v: Row = ["Vs", "kb"];
+    const step = [
+      `for (var kk = 0u; kk < ${t}u; kk++) {`,
+      `  let kb = kk * ${r.du}u;`,
+      `  let p = select(0.0, exp(params.scale * (${r.dot("qx", k)}) - st.x), Ms[kk] != 0.0);`,
+      `  let ds = p * ((${r.dot("gx", v)}) - st.y);`,
+      ...r.axpy("ax", "ds", k).map((l) => "  " + l),
+      `}`,
+    ];
+    return defineKernel({
+      name: `attention_tiled_backward_dq_d${d}_${wg}x${t}${hasMask ? "_mask" : ""}`,
+      source: tiledDqSrc,
+      bindings: ["read", "read", "read", "read", "read", "read", "write"],
+      params: [...TILED_SOURCE_PARAMS, "accumulate:u32"],
+      defines: {
+        ...tiledDefines(r, wg, t),
+        HAS_MASK: String(hasMask),
+        SETUP: indented([
+          ...r.load("qx", ["Q", "qb"]),
+          ...r.load("gx", ["dO", "qb"]),
+          ...r.zero("ax"),
+        ], 1),
+        LOAD: indented(
+          stageKeys(r, sizes, { k: "KS", v: "VS", n: "params.nkeys", maskAt: (j) => j }),
+          2,
+        ),
+        STEP: indented(step, 2),
+        STORE: indented([
+          "if (params.accumulate != 0u) {",
+          ...r.store("ax", ["dQ", "qb"], "params.scale", true).map((l) => "  " + l),
+          "} else {",
+          ...r.store("ax", ["dQ", "qb"], "params.scale").map((l) => "  " + l),
+          "}",
+        ], 2),
+      },
+    });
+  });
+}
+
+function tiledDkvKernel(d: number, hasMask: boolean, wg: number, t: number): Kernel {
+  return kernels.get(`tdkv:${d}:${hasMask}:${wg}:${t}`, () => {
+    const r = new RowCode(d);
+    const sizes = { wg, t };
+    const q: Row = ["Qs", "qb"], g: Row = ["Gs", "qb"];
+    const step = [
+      `for (var qq = 0u; qq < ${t}u; qq++) {`,
+      `  let qb = qq * ${r.du}u;`,
+      `  let p = select(0.0, exp(params.scale * (${r.dot("kx", q)}) - Ss[qq].x), ` +
+      `keep && i0 + qq < params.nq);`,
+      `  let ds = p * ((${r.dot("vx", g)}) - Ss[qq].y);`,
+      ...r.axpy("dkx", "ds", q).map((l) => "  " + l),
+      ...r.axpy("dvx", "p", g).map((l) => "  " + l),
+      `}`,
+    ];
+    const queryRow = (qq: string) => `min(i0 + ${qq}, params.nq - 1u)`;
+    return defineKernel({
+      name: `attention_tiled_backward_dkv_d${d}_${wg}x${t}${hasMask ? "_mask" : ""}`,
+      source: tiledDkvSrc,
+      bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
+      params: TILED_SOURCE_PARAMS,
+      defines: {
+        ...tiledDefines(r, wg, t),
+        HAS_MASK: String(hasMask),
+        SETUP: indented([
+          ...r.load("kx", ["KS", "kb"]),
+          ...r.load("vx", ["VS", "kb"]),
+          ...r.zero("dkx"),
+          ...r.zero("dvx"),
+        ], 1),
+        LOAD: indented([
+          ...stageRows(
+            r,
+            sizes,
+            [["Qs", "Q"], ["Gs", "dO"]],
+            (qq) => `(b * params.nq + ${queryRow(qq)})`,
+          ),
+          ...stageEntries(sizes, (qq) => `Ss[${qq}] = stats[bh * params.nq + ${queryRow(qq)}];`),
+        ], 2),
+        STEP: indented(step, 2),
+        STORE: indented([
+          ...r.store("dkx", ["dK", "kb"], "params.scale"),
+          ...r.store("dvx", ["dV", "kb"]),
+        ], 2),
       },
     });
   });
@@ -462,17 +780,30 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const rt = gpu();
   const hasMask = keyMask !== undefined;
   const rows = batch * heads * nq;
-  const r = attentionRows();
-  const threads = batch * heads * Math.ceil(nq / r);
+  // The family and its sizes are chosen once, for the forward and the backward.
+  const tiled = attentionVariant(d) === "tiled";
+  const r = attentionRows(), wg = attnTiles.block, tt = tiled ? tileRows(d) : 0;
+  // Work units over n rows per (batch, head): threads of R rows (`rows`), or workgroups of
+  // WG rows (`tiled`); with the name of their count among the kernel's params, and the grid.
+  const units = (n: number) => batch * heads * Math.ceil(n / (tiled ? wg : r));
+  const unitParam = tiled ? "groups" : "threads";
+  const gridOf = (n: number) => (tiled ? grid(n, 1) : grid(n, WG));
+  // Loop trips of a kernel that walks n rows: single rows (`rows`), or tiles of T rows, each
+  // staged, then walked `passes` times (`tiled`: the forward's scores, then its values).
+  // llvmpipe counts a loop's final, failing test as a trip too (measured: a loop of N trips
+  // costs N + 1 unless the compiler unrolled it).
+  const stage = tiled ? stageTrips(d, wg, tt) : 0;
+  const trips = (n: number, passes = 1) =>
+    tiled ? 1 + Math.ceil(n / tt) * (1 + (stage + 1) + passes * (tt + 1)) : n + 1;
   const out = empty([batch, nq, width]);
   const lse = empty([batch, heads, nq]);
-  const fwd = forwardKernel(d, hasMask, r);
-  rt.assertLoopTrips(fwd.spec.name, nt);
+  const fwd = tiled ? tiledForwardKernel(d, hasMask, wg, tt) : forwardKernel(d, hasMask, r);
+  rt.assertLoopTrips(fwd.spec.name, trips(nc, 2) + trips(nk, 2));
   rt.dispatch(
     fwd,
     [q, k, v, cache?.k ?? k, cache?.v ?? v, keyMask ?? q, out, lse],
-    { threads, nq, heads, nc, nk, scale },
-    grid(threads, WG),
+    { [unitParam]: units(nq), nq, heads, nc, nk, scale },
+    gridOf(units(nq)),
   );
 
   const inputs = [q, k, v, ...(cache ? [cache.k, cache.v] : []), ...(keyMask ? [keyMask] : [])];
@@ -493,16 +824,25 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     let dq: Tensor | null = null;
     if (q.requiresGrad) {
       const dqOut = empty(q.shape);
-      const kern = dqKernel(d, hasMask, r);
+      const kern = tiled ? tiledDqKernel(d, hasMask, wg, tt) : dqKernel(d, hasMask, r);
       let accumulate = 0;
       for (const s of sources) {
         if (s.n === 0) continue;
-        rt.assertLoopTrips(kern.spec.name, s.n);
+        rt.assertLoopTrips(kern.spec.name, trips(s.n));
         rt.dispatch(
           kern,
           [q, s.k, s.v, mask, stats, dO, dqOut],
-          { threads, nq, heads, nkeys: s.n, maskOff: s.off, maskStride: nt, scale, accumulate },
-          grid(threads, WG),
+          {
+            [unitParam]: units(nq),
+            nq,
+            heads,
+            nkeys: s.n,
+            maskOff: s.off,
+            maskStride: nt,
+            scale,
+            accumulate,
+          },
+          gridOf(units(nq)),
         );
         accumulate = 1;
       }
@@ -511,15 +851,22 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     const kvGrads = sources.map((s): [Tensor | null, Tensor | null] => {
       if (!s.k.requiresGrad && !s.v.requiresGrad) return [null, null];
       const dk = empty(s.k.shape), dv = empty(s.v.shape);
-      const keyThreads = batch * heads * Math.ceil(s.n / r);
-      if (keyThreads > 0) {
-        const kern = dkvKernel(d, hasMask, r);
-        rt.assertLoopTrips(kern.spec.name, nq);
+      if (s.n > 0) {
+        const kern = tiled ? tiledDkvKernel(d, hasMask, wg, tt) : dkvKernel(d, hasMask, r);
+        rt.assertLoopTrips(kern.spec.name, trips(nq));
         rt.dispatch(
           kern,
           [q, s.k, s.v, mask, stats, dO, dk, dv],
-          { threads: keyThreads, nq, heads, nkeys: s.n, maskOff: s.off, maskStride: nt, scale },
-          grid(keyThreads, WG),
+          {
+            [unitParam]: units(s.n),
+            nq,
+            heads,
+            nkeys: s.n,
+            maskOff: s.off,
+            maskStride: nt,
+            scale,
+          },
+          gridOf(units(s.n)),
         );
       }
       return [dk, dv];

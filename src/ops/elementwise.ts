@@ -5,6 +5,14 @@
  * Unary snippets see `v` (input), `a`, `b` (op constants); their derivatives also see `out`
  * (forward output) and `g` (output gradient). Binary snippets see `u`, `v`.
  *
+ * Two kernel families ({@linkcode setElementwiseVariant}): `scalar`, one element per thread
+ * (any size; binary ops with broadcasting), and `vec4`, four elements per thread through
+ * `array<vec4<f32>>` bindings, used for unary ops and their backward, and for binary ops and
+ * their backward on operands of one shape, whenever the size is a multiple of 4. A load or
+ * store moves 16 bytes instead of 4, which is what memory-bound kernels need to approach the
+ * copy bandwidth. Both families evaluate the same scalar snippet per element, so their results
+ * are bit for bit the same.
+ *
  * @module
  */
 
@@ -12,6 +20,10 @@ import unarySrc from "../../wgsl/unary.wgsl" with { type: "text" };
 import unaryBackwardSrc from "../../wgsl/unary_backward.wgsl" with { type: "text" };
 import binarySrc from "../../wgsl/binary.wgsl" with { type: "text" };
 import binaryBackwardSrc from "../../wgsl/binary_backward.wgsl" with { type: "text" };
+import unaryVec4Src from "../../wgsl/unary_vec4.wgsl" with { type: "text" };
+import unaryBackwardVec4Src from "../../wgsl/unary_backward_vec4.wgsl" with { type: "text" };
+import binaryVec4Src from "../../wgsl/binary_vec4.wgsl" with { type: "text" };
+import binaryBackwardVec4Src from "../../wgsl/binary_backward_vec4.wgsl" with { type: "text" };
 import { defineKernel, grid, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
@@ -123,6 +135,35 @@ const BINARY = {
 
 const kernels = new KernelCache();
 
+/** An elementwise kernel family (see the module documentation). */
+export type ElementwiseVariant = "scalar" | "vec4";
+
+let forcedVariant: ElementwiseVariant | null = null;
+
+/**
+ * Chooses the elementwise kernel family for every later op (benchmarks and tests compare
+ * them); "auto" restores the default, `vec4` wherever it applies. `vec4` falls back to
+ * `scalar` for sizes that are not a multiple of 4 and for broadcasting binary ops.
+ *
+ * @param variant The family, or "auto".
+ */
+export function setElementwiseVariant(variant: ElementwiseVariant | "auto"): void {
+  if (variant !== "auto" && variant !== "scalar" && variant !== "vec4") {
+    throw new RangeError(`Unknown elementwise variant "${variant}"`);
+  }
+  forcedVariant = variant === "auto" ? null : variant;
+}
+
+/**
+ * The family an elementwise op over `size` elements runs with (operands of one shape).
+ *
+ * @param size Number of elements.
+ * @returns `vec4` when the size is a multiple of 4 and `scalar` is not forced, else `scalar`.
+ */
+export function elementwiseVariant(size: number): ElementwiseVariant {
+  return forcedVariant !== "scalar" && size % 4 === 0 ? "vec4" : "scalar";
+}
+
 function checkF32(op: string, ...ts: Tensor[]): void {
   for (const t of ts) {
     t.assertAlive();
@@ -142,28 +183,33 @@ function checkF32(op: string, ...ts: Tensor[]): void {
 export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
   checkF32(op, x);
   const def: UnaryDef = UNARY[op];
-  const fwd = kernels.get(`u:${op}`, () =>
+  // The vec4 kernels take the size in vec4s; the choice is made once for both passes.
+  const vec = elementwiseVariant(x.size) === "vec4";
+  const tag = vec ? "_vec4" : "";
+  const n = vec ? x.size / 4 : x.size;
+  const params = vec ? { n4: n, a, b } : { n, a, b };
+  const fwd = kernels.get(`u:${op}${tag}`, () =>
     defineKernel({
-      name: `${op}_forward`,
-      source: unarySrc,
+      name: `${op}_forward${tag}`,
+      source: vec ? unaryVec4Src : unarySrc,
       bindings: ["read", "write"],
-      params: ["n:u32", "a:f32", "b:f32"],
+      params: [vec ? "n4:u32" : "n:u32", "a:f32", "b:f32"],
       defines: { FUNCS, EXPR: def.expr },
     }));
   const y = empty(x.shape);
-  gpu().dispatch(fwd, [x, y], { n: x.size, a, b }, grid(x.size, 256));
+  gpu().dispatch(fwd, [x, y], params, grid(n, 256));
   if (op === "greaterThan" || op === "equalTo") return y;
   record(op, [x], [y], ([g]) => {
-    const bwd = kernels.get(`ub:${op}`, () =>
+    const bwd = kernels.get(`ub:${op}${tag}`, () =>
       defineKernel({
-        name: `${op}_backward`,
-        source: unaryBackwardSrc,
+        name: `${op}_backward${tag}`,
+        source: vec ? unaryBackwardVec4Src : unaryBackwardSrc,
         bindings: ["read", "read", "read", "write"],
-        params: ["n:u32", "a:f32", "b:f32"],
+        params: [vec ? "n4:u32" : "n:u32", "a:f32", "b:f32"],
         defines: { FUNCS, DERIV: def.deriv },
       }));
     const dx = empty(x.shape);
-    gpu().dispatch(bwd, [x, y, g!, dx], { n: x.size, a, b }, grid(x.size, 256));
+    gpu().dispatch(bwd, [x, y, g!, dx], params, grid(n, 256));
     return [dx];
   });
   return y;
@@ -245,28 +291,18 @@ export function binary(op: BinaryOp, u: Tensor, v: Tensor): Tensor {
   checkF32(op, u, v);
   const def = BINARY[op];
   const shape = broadcastShape(u.shape, v.shape);
-  const fwd = kernels.get(`b:${op}`, () =>
-    defineKernel({
-      name: `${op}_forward`,
-      source: binarySrc,
-      bindings: ["read", "read", "write"],
-      params: BINARY_PARAMS,
-      defines: { FUNCS, EXPR: def.expr },
-    }));
-  const z = dispatchBroadcast(fwd, u, v, null, shape);
+  // Operands of one shape take the vec4 kernels (when the size allows); the choice is made
+  // once for both passes.
+  const vec = sameShape(u.shape, v.shape) && elementwiseVariant(u.size) === "vec4";
+  const fwd = binaryKernel(`${op}_forward`, { expr: def.expr, grad: false, vec });
+  const z = vec ? dispatchVec4(fwd, [u, v], shape) : dispatchBroadcast(fwd, u, v, null, shape);
   if (op === "equal" || op === "greater") return z;
   record(op, [u, v], [z], ([g]) => {
     const partial = (which: "u" | "v", expr: string, target: Tensor) => {
       if (!target.requiresGrad) return null;
       if (expr === "g") return sumTo(g!, target.shape);
-      const k = kernels.get(`bb:${op}:${which}`, () =>
-        defineKernel({
-          name: `${op}_backward_${which}`,
-          source: binaryBackwardSrc,
-          bindings: ["read", "read", "read", "write"],
-          params: BINARY_PARAMS,
-          defines: { FUNCS, EXPR: expr },
-        }));
+      const k = binaryKernel(`${op}_backward_${which}`, { expr, grad: true, vec });
+      if (vec) return dispatchVec4(k, [u, v, g!], shape);
       const full = dispatchBroadcast(k, u, v, g!, shape);
       if (sameShape(full.shape, target.shape)) return full;
       const reduced = sumTo(full, target.shape);
@@ -275,6 +311,33 @@ export function binary(op: BinaryOp, u: Tensor, v: Tensor): Tensor {
     };
     return [partial("u", def.du, u), partial("v", def.dv, v)];
   });
+  return z;
+}
+
+/**
+ * The kernel of a binary snippet named `name` (unique per snippet): the forward or the
+ * gradient of one operand, broadcasting or vec4.
+ */
+function binaryKernel(name: string, opts: { expr: string; grad: boolean; vec: boolean }) {
+  const { expr, grad, vec } = opts;
+  const tag = vec ? "_vec4" : "";
+  return kernels.get(`b:${name}${tag}`, () =>
+    defineKernel({
+      name: `${name}${tag}`,
+      source: grad
+        ? (vec ? binaryBackwardVec4Src : binaryBackwardSrc)
+        : (vec ? binaryVec4Src : binarySrc),
+      bindings: grad ? ["read", "read", "read", "write"] : ["read", "read", "write"],
+      params: vec ? ["n4:u32"] : BINARY_PARAMS,
+      defines: { FUNCS, EXPR: expr },
+    }));
+}
+
+/** Dispatches a vec4 kernel over operands of one shape (size a multiple of 4). */
+function dispatchVec4(k: Kernel, operands: Tensor[], shape: readonly number[]): Tensor {
+  const z = empty(shape);
+  const n4 = z.size / 4;
+  gpu().dispatch(k, [...operands, z], { n4 }, grid(n4, 256));
   return z;
 }
 

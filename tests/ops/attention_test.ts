@@ -1,5 +1,16 @@
+import { deepStrictEqual as assertEquals } from "node:assert";
 import { assertClose, checkOp, randArr, Rng, roundF32, rt } from "../harness.ts";
-import { attention, setAttentionRows } from "../../src/ops/attention.ts";
+import {
+  attention,
+  ATTENTION_VARIANTS,
+  type AttentionTiles,
+  type AttentionVariant,
+  attentionVariant,
+  DEFAULT_ATTENTION_TILES,
+  setAttentionRows,
+  setAttentionTiles,
+  setAttentionVariant,
+} from "../../src/ops/attention.ts";
 import { attentionRef } from "../../src/reference/attention.ts";
 import { type Arr, arr } from "../../src/reference/array.ts";
 import { tensor } from "../../src/ops/creation.ts";
@@ -72,18 +83,52 @@ function label(c: Case): string {
     (c.cacheGradsOnly ? ", gradients to the cache only" : "");
 }
 
-// The adapter's choice of query rows per thread, plus one row (the GPU layout) and an odd
-// count that leaves partial groups.
-for (const rows of ["auto", 1, 3] as const) {
+/** A kernel family with its sizes, as the tests run it. */
+interface Layout {
+  variant: AttentionVariant | "auto";
+  rows?: number;
+  tiles?: Partial<AttentionTiles>;
+  label: string;
+}
+
+// The adapter's choice; the rows family with one query row per thread (the GPU layout) and an
+// odd count that leaves partial groups; the tiled family with its default sizes (one tile
+// covers every case's keys) and with blocks of 4 rows and tiles of 3 (several blocks per head,
+// several tiles per source, partial blocks and tiles everywhere).
+const LAYOUTS: Layout[] = [
+  { variant: "auto", label: "" },
+  { variant: "rows", rows: 1, label: " with the rows kernel, 1 row per thread" },
+  { variant: "rows", rows: 3, label: " with the rows kernel, 3 rows per thread" },
+  { variant: "tiled", label: " with the tiled kernel" },
+  {
+    variant: "tiled",
+    tiles: { block: 4, tile: 3 },
+    label: " with the tiled kernel, blocks of 4 and tiles of 3",
+  },
+];
+
+async function withLayout(l: Layout, fn: () => Promise<void>): Promise<void> {
+  setAttentionVariant(l.variant);
+  if (l.rows !== undefined) setAttentionRows(l.rows);
+  if (l.tiles) setAttentionTiles(l.tiles);
+  try {
+    await fn();
+  } finally {
+    setAttentionVariant("auto");
+    setAttentionRows("auto");
+    setAttentionTiles(DEFAULT_ATTENTION_TILES);
+  }
+}
+
+for (const l of LAYOUTS) {
   for (const c of CASES) {
-    const per = rows === "auto" ? "" : ` with ${rows} row${rows > 1 ? "s" : ""} per thread`;
-    Deno.test(`attention() ${label(c)}${per} matches float64 and FD`, async () => {
-      setAttentionRows(rows);
-      try {
+    Deno.test(`attention() ${label(c)}${l.label} matches float64 and FD`, async () => {
+      await withLayout(l, async () => {
+        if (l.variant !== "auto" && attentionVariant(c.d) !== l.variant) {
+          throw new Error(`The ${l.variant} kernels cannot run D=${c.d} on this adapter`);
+        }
         await checkCase(c);
-      } finally {
-        setAttentionRows("auto");
-      }
+      });
     });
   }
 }
@@ -158,26 +203,89 @@ Deno.test("attention() rejects mismatched shapes, heads, masks and empty key set
   });
 });
 
-Deno.test({
-  name: "attention() refuses more keys than llvmpipe's loop limit instead of truncating",
-  ignore: !Number.isFinite(rt.info.maxLoopTrips),
-  fn() {
-    tidy(() => {
-      const n = rt.info.maxLoopTrips + 1;
-      const q = tensor(new Float32Array(4), [1, 1, 4]);
-      const k = tensor(new Float32Array(n * 4), [1, n, 4]);
-      let err: unknown = null;
-      try {
-        attention(q, k, k, { heads: 1 });
-      } catch (e) {
-        err = e;
-      }
-      if (!(err instanceof RangeError) || !err.message.includes("loop iterations")) {
-        throw new Error(`Expected the loop-trip guard's RangeError, got ${err}`);
-      }
-    });
-  },
+Deno.test("attentionVariant() picks rows on CPU adapters and tiled on GPUs; tiled falls back to rows when its tile cannot fit", () => {
+  try {
+    assertEquals(attentionVariant(8), rt.info.isSoftware ? "rows" : "tiled");
+    setAttentionVariant("tiled");
+    assertEquals(attentionVariant(8), "tiled");
+    setAttentionTiles({ tile: 1 << 20 });
+    assertEquals(attentionVariant(8), "rows");
+  } finally {
+    setAttentionVariant("auto");
+    setAttentionTiles(DEFAULT_ATTENTION_TILES);
+  }
 });
+
+Deno.test("setAttentionVariant() and setAttentionTiles() reject unknown families and bad sizes", () => {
+  const bad: [() => void, string][] = [
+    [() => setAttentionVariant("flash" as AttentionVariant), "Unknown attention variant"],
+    [() => setAttentionTiles({ block: 0 }), "block must be 1 to 256"],
+    [() => setAttentionTiles({ block: 257 }), "block must be 1 to 256"],
+    [() => setAttentionTiles({ tile: 0 }), "tile must be a positive"],
+    [() => setAttentionTiles({ tile: 2.5 }), "tile must be a positive"],
+  ];
+  for (const [fn, text] of bad) {
+    let err: unknown = null;
+    try {
+      fn();
+    } catch (e) {
+      err = e;
+    }
+    if (!(err instanceof RangeError) || !err.message.includes(text)) {
+      throw new Error(`Expected a RangeError mentioning "${text}", got ${err}`);
+    }
+  }
+  assertEquals(attentionVariant(8), rt.info.isSoftware ? "rows" : "tiled");
+});
+
+// llvmpipe silently leaves loops after 65535 trips per invocation; each kernel family counts
+// its worst case (every loop's trips plus its final test) and refuses more keys. At the
+// largest key count the guard accepts, the last key must still be seen: with zero queries and
+// keys every key weighs 1/n, and only the last has a value (1), so the output is exactly 1/n.
+for (const variant of ATTENTION_VARIANTS) {
+  Deno.test({
+    name: `attention() ${variant} kernel sees every key at the largest count its loop guard ` +
+      "accepts on llvmpipe, and refuses one more",
+    ignore: !Number.isFinite(rt.info.maxLoopTrips),
+    async fn() {
+      setAttentionVariant(variant);
+      try {
+        // The output for n keys, or null when the loop guard refuses them.
+        const run = (n: number): Tensor | null => {
+          const q = tensor(new Float32Array(4), [1, 1, 4]);
+          const k = tensor(new Float32Array(n * 4), [1, n, 4]);
+          const v = tensor(new Float32Array(n * 4).fill(1, (n - 1) * 4), [1, n, 4]);
+          try {
+            return noGrad(() => attention(q, k, v, { heads: 1 }));
+          } catch (e) {
+            if (e instanceof RangeError && e.message.includes("loop iterations")) return null;
+            throw e;
+          }
+        };
+        const accepts = (n: number) => tidy(() => run(n) !== null);
+        let lo = 1, hi = rt.info.maxLoopTrips + 1;
+        if (!accepts(lo) || accepts(hi)) {
+          throw new Error(`The loop guard should accept 1 key and refuse ${hi}`);
+        }
+        while (hi - lo > 1) {
+          const mid = Math.floor((lo + hi) / 2);
+          if (accepts(mid)) lo = mid;
+          else hi = mid;
+        }
+        const y = tidy(() => run(lo)!);
+        const got = await y.read();
+        y.dispose();
+        assertClose(Array.from(got, (x) => x * lo), [1, 1, 1, 1], {
+          atol: 0,
+          rtol: 1e-4,
+          label: `n * output at n = ${lo} keys`,
+        });
+      } finally {
+        setAttentionVariant("auto");
+      }
+    },
+  });
+}
 
 // One PS3-1.5K high-res block at batch 1: 2560 selected tokens attend to the 729 cached
 // low-res tokens and to each other, 16 heads of D = 72 (SO400M).

@@ -1,7 +1,19 @@
-import { assertClose, checkOp, randArr, Rng } from "../harness.ts";
+import { deepStrictEqual as assertEquals, throws } from "node:assert";
+import { type Arr, assertClose, checkOp, randArr, Rng, rt } from "../harness.ts";
 import { tensor } from "../../src/ops/creation.ts";
-import { binary, broadcastTo, unary, type UnaryOp } from "../../src/ops/elementwise.ts";
+import {
+  binary,
+  broadcastTo,
+  type ElementwiseVariant,
+  elementwiseVariant,
+  setElementwiseVariant,
+  unary,
+  type UnaryOp,
+} from "../../src/ops/elementwise.ts";
 import { binaryRef, broadcastToRef, unaryRef } from "../../src/reference/elementwise.ts";
+import { backward } from "../../src/autograd/tape.ts";
+import { tidy } from "../../src/autograd/scope.ts";
+import type { Tensor } from "../../src/autograd/tensor.ts";
 
 const rng = new Rng(1);
 
@@ -31,16 +43,101 @@ for (const op of ["greaterThan", "equalTo"] as const) {
   });
 }
 
+// 7x13 (91 elements) runs the scalar kernels, 5x12 (60) the vec4 ones.
 for (const c of UNARY_CASES) {
-  Deno.test(`unary("${c.op}") matches float64 and finite differences on 7x13`, async () => {
-    await checkOp(
-      c.op,
-      [randArr([7, 13], rng, c.lo, c.hi)],
-      ([x]) => unary(c.op, x!, c.a, c.b),
-      ([x]) => unaryRef(c.op, x!, c.a, c.b),
-      // |f32 rounding| of exp/log-based snippets is a few ulp of the result.
-      { atol: 1e-6, rtol: 2e-6, gradAtol: 1e-5, gradRtol: 1e-4 },
+  for (const shape of [[7, 13], [5, 12]]) {
+    const size = shape[0]! * shape[1]!;
+    const variant = elementwiseVariant(size);
+    Deno.test(
+      `unary("${c.op}") ${variant} kernel matches float64 and finite differences on ${
+        shape.join("x")
+      }`,
+      async () => {
+        await checkOp(
+          c.op,
+          [randArr(shape, rng, c.lo, c.hi)],
+          ([x]) => unary(c.op, x!, c.a, c.b),
+          ([x]) => unaryRef(c.op, x!, c.a, c.b),
+          // |f32 rounding| of exp/log-based snippets is a few ulp of the result.
+          { atol: 1e-6, rtol: 2e-6, gradAtol: 1e-5, gradRtol: 1e-4 },
+        );
+      },
     );
+  }
+}
+
+Deno.test("elementwiseVariant() picks vec4 for sizes that are multiples of 4 unless forced", () => {
+  const picks = (): ElementwiseVariant[] => [elementwiseVariant(60), elementwiseVariant(91)];
+  assertEquals(picks(), ["vec4", "scalar"]);
+  setElementwiseVariant("scalar");
+  try {
+    assertEquals(picks(), ["scalar", "scalar"]);
+  } finally {
+    setElementwiseVariant("auto");
+  }
+  assertThrows(() => setElementwiseVariant("vec8" as ElementwiseVariant), RangeError, "vec8");
+  assertEquals(picks(), ["vec4", "scalar"]);
+});
+
+/** Asserts that fn throws an error of a type whose message mentions `text`. */
+function assertThrows(fn: () => void, type: ErrorConstructor, text: string): void {
+  throws(fn, (e: unknown) => e instanceof type && e.message.includes(text));
+}
+
+/**
+ * Forward output and input gradients (given the output gradient `dOut`, or none for ops
+ * without gradients) of `op` under a variant, as raw f32 bits.
+ */
+async function runBits(
+  variant: ElementwiseVariant,
+  inputs: Arr[],
+  op: (xs: Tensor[]) => Tensor,
+  dOut: Arr | null,
+): Promise<Uint32Array[]> {
+  setElementwiseVariant(variant);
+  try {
+    const outs = tidy(() => {
+      const xs = inputs.map((x) => {
+        const t = tensor(Float32Array.from(x.data), x.shape);
+        t.requiresGrad = dOut !== null;
+        return t;
+      });
+      const y = op(xs);
+      if (dOut === null) return [y];
+      backward(y, tensor(Float32Array.from(dOut.data), dOut.shape));
+      return [y, ...xs.map((x) => x.grad!)];
+    });
+    const bytes = await rt.read(outs);
+    for (const t of outs) t.dispose();
+    return bytes.map((b) => new Uint32Array(b));
+  } finally {
+    setElementwiseVariant("auto");
+  }
+}
+
+/** Asserts that two runs produced the same bits, naming the first differing element. */
+function assertSameBits(a: Uint32Array[], b: Uint32Array[], label: string): void {
+  const names = ["forward", "gradient of input 0", "gradient of input 1"];
+  a.forEach((x, k) => {
+    const y = b[k]!;
+    const at = x.findIndex((v, i) => v !== y[i]);
+    if (x.length !== y.length || at >= 0) {
+      throw new Error(`${label} ${names[k]}: vec4 and scalar kernels differ at element ${at}`);
+    }
+  });
+}
+
+// 4 * 1031 elements spanning each op's range (with the masks' special values and zeros), so
+// every branch of the snippets (erf's sign, sigmoid's, clamp's bounds) is taken.
+for (const c of [...UNARY_CASES, { op: "greaterThan" as const, lo: -2, hi: 2, a: 0.5 }]) {
+  Deno.test(`unary("${c.op}") vec4 kernel equals the scalar kernel bit for bit`, async () => {
+    const x = randArr([4, 1031], rng, c.lo, c.hi);
+    x.data[7] = c.a ?? 0;
+    x.data[8] = c.b ?? 0;
+    const dOut = c.op === "greaterThan" ? null : randArr(x.shape, rng);
+    const run = (v: ElementwiseVariant) =>
+      runBits(v, [x], ([t]) => unary(c.op, t!, c.a, c.b), dOut);
+    assertSameBits(await run("vec4"), await run("scalar"), c.op);
   });
 }
 
@@ -55,8 +152,11 @@ Deno.test("unary(gelu) reaches 1e-6 of exact erf GELU over [-10, 10]", async () 
   });
 });
 
+// [5, 7] with [5, 7] runs the scalar kernels (35 elements), [3, 8] with [3, 8] the vec4 ones;
+// the rest broadcast (scalar kernels whatever the size).
 const SHAPES: [number[], number[]][] = [
   [[5, 7], [5, 7]],
+  [[3, 8], [3, 8]],
   [[5, 7], [7]],
   [[3, 1, 6], [4, 1]],
   [[1], [2, 3, 5]],
@@ -76,6 +176,21 @@ for (const op of ["add", "sub", "mul", "div", "maximum"] as const) {
       );
     });
   }
+}
+
+for (const op of ["add", "sub", "mul", "div", "maximum", "bce", "equal", "greater"] as const) {
+  Deno.test(`binary("${op}") vec4 kernel equals the scalar kernel bit for bit`, async () => {
+    const shape = [4, 1031];
+    const lo = op === "div" ? 0.5 : op === "bce" ? 0.02 : -2;
+    const u = randArr(shape, rng, lo, op === "bce" ? 0.98 : 2);
+    const v = randArr(shape, rng, op === "bce" ? 0 : lo, op === "bce" ? 1 : 2);
+    // Ties, where maximum's gradient and equal() pick a side.
+    for (let i = 0; i < 40; i++) u.data[i * 97] = v.data[i * 97]!;
+    const dOut = op === "equal" || op === "greater" ? null : randArr(shape, rng);
+    const run = (variant: ElementwiseVariant) =>
+      runBits(variant, [u, v], ([a, b]) => binary(op, a!, b!), dOut);
+    assertSameBits(await run("vec4"), await run("scalar"), op);
+  });
 }
 
 Deno.test("binary(bce) matches PyTorch's clamped BCE and its gradient", async () => {
