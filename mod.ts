@@ -44,6 +44,7 @@ export {
   KNOWN_TRUNKS,
   loadModelConfig,
   resolveModelConfig,
+  resolveVisionConfig,
   splitBudget,
 } from "./src/model/config.ts";
 export type {
@@ -60,6 +61,7 @@ export * from "./src/model/scales.ts";
 export * from "./src/model/ps3_vision.ts";
 export * from "./src/model/ps3_inference.ts";
 export * from "./src/model/ps3_clip.ts";
+export * from "./src/model/ps3_vision_model.ts";
 export * from "./src/model/debug_step.ts";
 export * from "./src/loss/siglip.ts";
 export * from "./src/loss/box.ts";

@@ -11,7 +11,8 @@
 import { join } from "node:path";
 import { writeFileAtomic } from "./atomic.ts";
 import { openSafetensors, writeSafetensors, type WriteTensor } from "./safetensors.ts";
-import { type ModelConfig, resolveModelConfig } from "../model/config.ts";
+import { type ModelConfig, resolveModelConfig, resolveVisionConfig } from "../model/config.ts";
+import type { VisionModelConfig } from "../model/ps3_vision_model.ts";
 import type { ParamTable } from "../nn/params.ts";
 import { fmtShape, numel } from "../autograd/tensor.ts";
 import { gpu } from "../gpu/runtime.ts";
@@ -55,7 +56,8 @@ export async function readHfConfig(folder: string): Promise<ModelConfig> {
   if (!("vision_config" in cfg) || !("text_config" in cfg)) {
     throw new SyntaxError(
       `Cannot use "${path}": it has no vision_config and text_config (a vision-only folder ` +
-        "cannot be trained or run with text)",
+        "has no text tower: it can be encoded with or initialise training from, see " +
+        "readHfFolderConfig)",
     );
   }
   const text = { ...(cfg.text_config as Record<string, unknown>) };
@@ -67,6 +69,47 @@ export async function readHfConfig(folder: string): Promise<ModelConfig> {
     vision_cfg: vision,
     text_cfg: text,
   }, `"${path}"`);
+}
+
+/** The configuration of a Hugging Face PS3 folder: the whole model, or the vision tower. */
+export type HfFolderConfig =
+  | { kind: "full"; config: ModelConfig }
+  | { kind: "vision"; config: VisionModelConfig };
+
+/**
+ * Reads the model configuration of a Hugging Face PS3 folder of either layout: the full
+ * `PS3Model` (vision and text) or the vision-only `PS3VisionModel` that
+ * `ps3 convert --vision-only` writes.
+ *
+ * @param folder The folder.
+ * @returns Which layout, with its resolved configuration.
+ * @throws {SyntaxError} For an invalid config, naming the field.
+ * @example
+ * ```ts
+ * const hf = await readHfFolderConfig("ps3-1.5k");
+ * const model = hf.kind === "full" ? new Ps3Clip(hf.config) : new Ps3VisionModel(hf.config);
+ * ```
+ */
+export async function readHfFolderConfig(folder: string): Promise<HfFolderConfig> {
+  const path = join(folder, "config.json");
+  const cfg = await readJson(path);
+  if ("vision_config" in cfg || "text_config" in cfg) {
+    return { kind: "full", config: await readHfConfig(folder) };
+  }
+  const { name, ...vision } = cfg;
+  return {
+    kind: "vision",
+    config: {
+      name: typeof name === "string" ? name : "PS3",
+      vision: resolveVisionConfig(vision, `"${path}"`),
+      preprocess: {
+        mean: [0.5, 0.5, 0.5],
+        std: [0.5, 0.5, 0.5],
+        interpolation: "bicubic",
+        resize_mode: "squash",
+      },
+    },
+  };
 }
 
 /** The float dtypes a checkpoint tensor may have (widened or narrowed to f32 on load). */

@@ -32,7 +32,8 @@ bicubic), then (v / 255 - mean) / std. A folder or shard gets one sub-folder per
 Printed sizes are width x height; arrays and summary.json use [height, width].
 
 Options:
-  --checkpoint <dir>        Hugging Face PS3 folder (config.json) or training checkpoint
+  --checkpoint <dir>        Hugging Face PS3 folder (config.json; a vision-only folder takes
+                            no text prompt) or training checkpoint
                             folder (state.json) (required)
   --prompt <text>           Top-down selection for this text (default: bottom-up)
   --tokenizer <file>        tokenizer.json for --prompt (default: <checkpoint>/tokenizer.json)

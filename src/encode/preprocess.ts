@@ -52,7 +52,9 @@ export interface Preprocessing {
  * @param config The model configuration.
  * @returns The preprocessing.
  */
-export function configPreprocessing(config: ModelConfig): Preprocessing {
+export function configPreprocessing(
+  config: Pick<ModelConfig, "vision" | "preprocess">,
+): Preprocessing {
   const s = config.vision.scales[config.vision.scales.length - 1]!;
   return {
     imageSize: [s, s],
@@ -74,7 +76,7 @@ export function configPreprocessing(config: ModelConfig): Preprocessing {
  */
 export async function readPreprocessing(
   folder: string,
-  config: ModelConfig,
+  config: Pick<ModelConfig, "vision" | "preprocess">,
 ): Promise<Preprocessing> {
   const path = join(folder, "preprocessor_config.json");
   let text: string;

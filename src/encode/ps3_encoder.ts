@@ -22,7 +22,7 @@ import type { Tensor } from "../autograd/tensor.ts";
 import { tensor } from "../ops/creation.ts";
 import { permute } from "../ops/layout.ts";
 import { writeFileAtomic } from "../checkpoint/atomic.ts";
-import { loadSafetensorsInto, readHfConfig } from "../checkpoint/hf.ts";
+import { loadSafetensorsInto, readHfFolderConfig } from "../checkpoint/hf.ts";
 import { writeSafetensors, type WriteTensor } from "../checkpoint/safetensors.ts";
 import { readTrainState } from "../checkpoint/train_checkpoint.ts";
 import { decodeImage, type RgbImage } from "../data/image.ts";
@@ -30,6 +30,7 @@ import { encodePng } from "../data/synth.ts";
 import { loadTokenizer, type Tokenizer } from "../data/tokenizer.ts";
 import { resolveModelConfig } from "../model/config.ts";
 import { Ps3Clip } from "../model/ps3_clip.ts";
+import { Ps3VisionModel } from "../model/ps3_vision_model.ts";
 import { encodeImage, type LookClose } from "../model/ps3_inference.ts";
 import type { Size } from "../model/scales.ts";
 import {
@@ -177,8 +178,8 @@ async function exists(path: string): Promise<boolean> {
 
 /** A PS3 model ready to encode images. */
 export class Ps3Encoder {
-  /** The model. */
-  readonly model: Ps3Clip;
+  /** The model: the whole PS3 model, or the vision tower of a vision-only folder. */
+  readonly model: Ps3Clip | Ps3VisionModel;
   /** The inference preprocessing. */
   readonly preprocessing: Preprocessing;
   /** The tokenizer for text prompts, or null. */
@@ -189,11 +190,11 @@ export class Ps3Encoder {
   /**
    * Wraps a model already in memory.
    *
-   * @param model The model (its parameters on the GPU).
+   * @param model The model (its parameters on the GPU); text prompts need the whole model.
    * @param options Preprocessing (default: the model config's), tokenizer, source name.
    */
   constructor(
-    model: Ps3Clip,
+    model: Ps3Clip | Ps3VisionModel,
     options: {
       preprocessing?: Preprocessing | undefined;
       tokenizer?: Tokenizer | null | undefined;
@@ -204,7 +205,7 @@ export class Ps3Encoder {
     this.preprocessing = options.preprocessing ?? configPreprocessing(model.config);
     this.tokenizer = options.tokenizer ?? null;
     this.source = options.source ?? "memory";
-    const vocab = model.config.text.vocab;
+    const vocab = model instanceof Ps3Clip ? model.config.text.vocab : Infinity;
     if (this.tokenizer && this.tokenizer.vocabSize > vocab) {
       throw new RangeError(
         `Cannot use a tokenizer of ${this.tokenizer.vocabSize} pieces with a text tower of ` +
@@ -243,7 +244,7 @@ export class Ps3Encoder {
           "training checkpoint folder)",
       );
     }
-    let model: Ps3Clip, preprocessing: Preprocessing, source: string;
+    let model: Ps3Clip | Ps3VisionModel, preprocessing: Preprocessing, source: string;
     if (await exists(join(path, "state.json"))) {
       if (!await exists(join(path, "COMPLETE"))) {
         throw new Error(`Cannot load checkpoint "${path}": it is incomplete (no COMPLETE marker)`);
@@ -254,10 +255,10 @@ export class Ps3Encoder {
       preprocessing = configPreprocessing(config);
       source = `training checkpoint "${path}" (step ${state.step})`;
     } else if (await exists(join(path, "config.json"))) {
-      const config = await readHfConfig(path);
-      model = new Ps3Clip(config);
-      preprocessing = await readPreprocessing(path, config);
-      source = `Hugging Face folder "${path}"`;
+      const hf = await readHfFolderConfig(path);
+      model = hf.kind === "full" ? new Ps3Clip(hf.config) : new Ps3VisionModel(hf.config);
+      preprocessing = await readPreprocessing(path, hf.config);
+      source = `Hugging Face ${hf.kind === "vision" ? "vision-only " : ""}folder "${path}"`;
     } else {
       throw new Error(
         `Cannot load model "${path}": it has neither config.json (a Hugging Face folder) nor ` +
@@ -279,22 +280,27 @@ export class Ps3Encoder {
    * @returns The prompt vector (vision width).
    */
   async promptVector(text: string): Promise<Float32Array> {
+    const model = this.model;
+    if (!(model instanceof Ps3Clip)) {
+      throw new Error(
+        `Cannot encode the prompt "${text}": ${this.source} is a vision-only model with no ` +
+          "text tower (give a prompt vector, or use the full model folder)",
+      );
+    }
     if (!this.tokenizer) {
       throw new Error(
         `Cannot encode the prompt "${text}": no tokenizer (give a tokenizer.json; the model ` +
           "folder has none)",
       );
     }
-    const ctx = this.model.config.text.context;
+    const ctx = model.config.text.context;
     const ids = this.tokenizer.encode(text, ctx);
     const q = tidy(() =>
-      noGrad(() =>
-        this.model.promptProj.forward(this.model.encodeText(tensor(ids, [1, ctx], "i32")))
-      )
+      noGrad(() => model.promptProj.forward(model.encodeText(tensor(ids, [1, ctx], "i32"))))
     );
     try {
       const [bytes] = await gpu().read([q]);
-      return new Float32Array(bytes!, 0, this.model.vision.width).slice();
+      return new Float32Array(bytes!, 0, model.vision.width).slice();
     } finally {
       q.dispose();
     }

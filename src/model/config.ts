@@ -466,21 +466,21 @@ export function splitBudget(scales: readonly number[], maxSelect: number): numbe
 }
 
 /**
- * Validates and resolves a raw model config.
+ * Resolves validated vision fields: trunk sizes (from `model_name` or the explicit fields),
+ * scales, budgets, ConvNet settings, each checked.
  *
- * @param raw Parsed YAML / JSON.
+ * @param v The validated fields.
+ * @param given The fields as given (kept as `raw`).
  * @param source File name for messages.
- * @returns The resolved config.
- * @throws {SyntaxError} Naming every invalid field.
+ * @param prefix Field path prefix for messages (`vision_cfg.` or none).
+ * @returns The resolved vision configuration.
  */
-export function resolveModelConfig(raw: unknown, source = "model config"): ModelConfig {
-  const r = ModelConfigSchema.safeParse(raw);
-  if (!r.success) {
-    throw new SyntaxError(`Invalid ${source}:\n${formatIssues(r.error)}`);
-  }
-  const c = r.data;
-  const v = c.vision_cfg;
-  const given = raw as { vision_cfg: Record<string, unknown>; text_cfg: Record<string, unknown> };
+function resolveVision(
+  v: VisionConfigInput,
+  given: Record<string, unknown>,
+  source: string,
+  prefix: string,
+): VisionConfig {
   const known = v.model_name ? KNOWN_TRUNKS[v.model_name] : undefined;
   if (v.model_name && !known && (v.embed_dim === undefined || v.depth === undefined)) {
     throw new SyntaxError(
@@ -494,7 +494,7 @@ export function resolveModelConfig(raw: unknown, source = "model config"): Model
   >(k: K) => {
     const value = v[k] ?? known?.[k];
     if (value === undefined) {
-      throw new SyntaxError(`Invalid ${source}: vision_cfg.${k} is required`);
+      throw new SyntaxError(`Invalid ${source}: ${prefix}${k} is required`);
     }
     return value;
   };
@@ -548,6 +548,56 @@ export function resolveModelConfig(raw: unknown, source = "model config"): Model
       `highres_selection_input_size ${conv.inputSize} is not a multiple of the kernel ${conv.kernel}`,
     );
   }
+  return {
+    trunk,
+    modelName: v.model_name,
+    scales,
+    selectLayers: [...v.select_based_on_layer],
+    maxSelect: v.max_select_num,
+    budgets,
+    separatePosEmb: v.separate_pos_emb,
+    conv,
+    poolAct: v.pool_act,
+    raw: { ...given },
+  };
+}
+
+/**
+ * Validates and resolves a raw vision config on its own: the `vision_config` of a Hugging
+ * Face PS3 folder, or the top-level `config.json` of a vision-only folder
+ * (`PS3VisionModel`).
+ *
+ * @param raw Parsed JSON.
+ * @param source File name for messages.
+ * @returns The resolved vision configuration.
+ * @throws {SyntaxError} Naming every invalid field.
+ */
+export function resolveVisionConfig(raw: unknown, source = "vision config"): VisionConfig {
+  const r = VisionConfigSchema.safeParse(raw);
+  if (!r.success) throw new SyntaxError(`Invalid ${source}:\n${formatIssues(r.error)}`);
+  return resolveVision(r.data, raw as Record<string, unknown>, source, "");
+}
+
+/**
+ * Validates and resolves a raw model config.
+ *
+ * @param raw Parsed YAML / JSON.
+ * @param source File name for messages.
+ * @returns The resolved config.
+ * @throws {SyntaxError} Naming every invalid field.
+ */
+export function resolveModelConfig(raw: unknown, source = "model config"): ModelConfig {
+  const r = ModelConfigSchema.safeParse(raw);
+  if (!r.success) {
+    throw new SyntaxError(`Invalid ${source}:\n${formatIssues(r.error)}`);
+  }
+  const c = r.data;
+  const given = raw as { vision_cfg: Record<string, unknown>; text_cfg: Record<string, unknown> };
+  const vision = resolveVision(c.vision_cfg, given.vision_cfg, source, "vision_cfg.");
+  const width = vision.trunk.width;
+  const fail = (msg: string) => {
+    throw new SyntaxError(`Invalid ${source}: ${msg}`);
+  };
   if (c.embed_dim !== width) {
     fail(
       `embed_dim ${c.embed_dim} differs from the vision width ${width}: PS3's image features are ` +
@@ -561,18 +611,7 @@ export function resolveModelConfig(raw: unknown, source = "model config"): Model
     embedDim: c.embed_dim,
     initLogitScale: c.init_logit_scale,
     initLogitBias: c.init_logit_bias,
-    vision: {
-      trunk,
-      modelName: v.model_name,
-      scales,
-      selectLayers: [...v.select_based_on_layer],
-      maxSelect: v.max_select_num,
-      budgets,
-      separatePosEmb: v.separate_pos_emb,
-      conv,
-      poolAct: v.pool_act,
-      raw: { ...given.vision_cfg },
-    },
+    vision,
     text: {
       context: t.context_length,
       vocab: t.vocab_size,

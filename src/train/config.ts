@@ -151,7 +151,10 @@ export interface CheckpointConfigInput {
   keep_last: number;
   /** Resume: null, "latest", or a checkpoint folder. */
   resume?: string | null | undefined;
-  /** Start from the weights of an HF PS3 folder or a training checkpoint. */
+  /**
+   * Start from the weights of an HF PS3 folder (full, or vision-only: the text tower then
+   * keeps its initialisation) or a training checkpoint.
+   */
   init?: string | null | undefined;
   /** Start from OpenCLIP / timm SigLIP weights (the reference's --pretrained webli). */
   init_siglip?: string | null | undefined;

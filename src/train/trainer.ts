@@ -15,7 +15,7 @@ import type { Batch } from "../data/loader.ts";
 import { type SynthManifest, writeSynthDataset } from "../data/synth.ts";
 import { Ps3Clip, referenceGroups, type TrainOptions } from "../model/ps3_clip.ts";
 import { AdamW } from "../optim/adamw.ts";
-import { loadSafetensorsInto, readHfConfig } from "../checkpoint/hf.ts";
+import { loadSafetensorsInto, readHfFolderConfig } from "../checkpoint/hf.ts";
 import { writeFileAtomic } from "../checkpoint/atomic.ts";
 import { initFromSiglip } from "../checkpoint/siglip_init.ts";
 import {
@@ -231,7 +231,7 @@ export async function train(
     say(`resumed from ${resumeFrom} at step ${start}`);
   } else if (ck.init) {
     const isHf = await Deno.stat(join(ck.init, "config.json")).then(() => true, () => false);
-    if (isHf) await readHfConfig(ck.init); // validates the folder
+    if (isHf) await readHfFolderConfig(ck.init); // validates the folder (full or vision-only)
     const r = await loadSafetensorsInto(model.params, join(ck.init, "model.safetensors"), {
       strict: false,
     });

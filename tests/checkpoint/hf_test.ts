@@ -5,6 +5,7 @@ import {
   hfConfigJson,
   loadSafetensorsInto,
   readHfConfig,
+  readHfFolderConfig,
   writeHfConfigFiles,
 } from "../../src/checkpoint/hf.ts";
 import { writeSafetensors, type WriteTensor } from "../../src/checkpoint/safetensors.ts";
@@ -198,6 +199,37 @@ Deno.test("readHfConfig() refuses a vision-only folder with a clear error", asyn
     await rejects(
       readHfConfig(dir),
       (e: Error) => e instanceof SyntaxError && e.message.includes("vision-only"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readHfFolderConfig() reads both layouts; a bad vision-only field is named", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeHfConfigFiles(dir, config);
+    const full = await readHfFolderConfig(dir);
+    equal(full.kind, "full");
+    deepStrictEqual(full.config, config);
+    await writeHfConfigFiles(dir, config, { visionOnly: true });
+    const vision = await readHfFolderConfig(dir);
+    equal(vision.kind, "vision");
+    const { raw: _a, ...got } = vision.config.vision;
+    const { raw: _b, ...want } = config.vision;
+    deepStrictEqual(got, want);
+    const path = join(dir, "config.json");
+    const cfg = JSON.parse(await Deno.readTextFile(path));
+    await Deno.writeTextFile(path, JSON.stringify({ ...cfg, ps3_scales: [64, 100] }));
+    await rejects(
+      readHfFolderConfig(dir),
+      (e: Error) =>
+        e instanceof SyntaxError && e.message.includes(path) && e.message.includes("ps3_scales"),
+    );
+    await Deno.writeTextFile(path, JSON.stringify({ ...cfg, max_select_num: "many" }));
+    await rejects(
+      readHfFolderConfig(dir),
+      (e: Error) => e instanceof SyntaxError && e.message.includes("max_select_num"),
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

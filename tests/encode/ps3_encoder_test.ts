@@ -9,6 +9,8 @@ import { saveCheckpoint } from "../../src/checkpoint/train_checkpoint.ts";
 import { decodeImage, type RgbImage } from "../../src/data/image.ts";
 import { SampleError } from "../../src/data/sample_error.ts";
 import { Ps3Clip } from "../../src/model/ps3_clip.ts";
+import { Ps3VisionModel } from "../../src/model/ps3_vision_model.ts";
+import { writeHfFolder } from "../../src/checkpoint/hf.ts";
 import { resolveModelConfig } from "../../src/model/config.ts";
 import type { LookClose } from "../../src/model/ps3_inference.ts";
 import { preprocessImage } from "../../src/encode/preprocess.ts";
@@ -263,7 +265,10 @@ Deno.test("encode() with a text prompt selects top-down: the probabilities and m
 });
 
 /** Normalised selection features of the low-res cells, [N0][C], as the model computes them. */
-async function selectionFeatures(model: Ps3Clip, image: RgbImage): Promise<Float32Array[]> {
+async function selectionFeatures(
+  model: Ps3Clip | Ps3VisionModel,
+  image: RgbImage,
+): Promise<Float32Array[]> {
   const x = preprocessImage(image, {
     size: [128, 128],
     mean: [0.5, 0.5, 0.5],
@@ -352,6 +357,34 @@ Deno.test("Ps3Encoder.load() reads a training checkpoint like the Hugging Face f
     await Deno.remove(join(folder, "COMPLETE"));
     const e = await rejectsWith(() => Ps3Encoder.load(folder), Error);
     assert(e.message.includes(folder) && e.message.includes("COMPLETE"), e.message);
+  });
+});
+
+Deno.test("Ps3Encoder.load() reads a vision-only folder: same features, prompt vectors only", async () => {
+  await withTmp(async (dir) => {
+    const config = resolveModelConfig(tinyModelConfig(true));
+    await writeHfFolder(dir, convModel.params, config, { visionOnly: true });
+    const vision = await Ps3Encoder.load(dir);
+    assert(vision.source.includes("vision-only"), vision.source);
+    assert(vision.model instanceof Ps3VisionModel);
+    assertEquals(
+      vision.model.params.params.map((p) => p.spec.name),
+      convModel.params.params.map((p) => p.spec.name).filter((n) => n.startsWith("vision_model.")),
+    );
+    assertEquals(
+      { ...vision.preprocessing, source: "" },
+      { ...encoder.preprocessing, source: "" },
+    );
+    const look: LookClose = { rounds: 2 };
+    const a = await vision.encode(DOCK, { numLookClose: look });
+    const b = await encoder.encode(DOCK, { numLookClose: look });
+    assertEquals(a.lastHiddenState, b.lastHiddenState);
+    assertEquals(a.selectionProbs, b.selectionProbs);
+    const prompt = new Float32Array(32).map((_, i) => Math.sin(i + 1));
+    const c = await vision.encode(DOCK, { prompt }), d = await encoder.encode(DOCK, { prompt });
+    assertEquals(c.selectionProbs, d.selectionProbs);
+    const e = await rejectsWith(() => vision.encode(DOCK, { prompt: "a boat" }), Error);
+    assert(e.message.includes("vision-only") && e.message.includes(dir), e.message);
   });
 });
 
