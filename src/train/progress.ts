@@ -25,8 +25,10 @@ export interface StepRecord {
   grad_norm: number;
   /** Loss scale of float16 compute (absent in float32). */
   loss_scale?: number | undefined;
-  /** Seconds this step took. */
+  /** Seconds this step took (forward, backward, update; not the wait for its batch). */
   step_s: number;
+  /** Seconds this step waited for its batch (near 0 while loading keeps ahead of the GPU). */
+  data_wait_s: number;
   /** Samples per second over this step. */
   samples_per_s: number;
   /** Samples skipped so far (bad data). */

@@ -58,6 +58,8 @@ export interface TrainSummary {
   peakActivationBytes: number;
   /** GPU memory of parameters, gradients and moments, bytes. */
   stateBytes: number;
+  /** Seconds the steps of this run waited for their batches (data loading not hidden). */
+  dataWaitSeconds: number;
   /** The memory estimate printed before the first step, bytes. */
   estimatedBytes: number;
   /** Samples skipped by reason. */
@@ -303,6 +305,7 @@ export async function train(
   let last: StepRecord | null = null;
   let lastCheckpoint: string | null = null;
   const t0 = performance.now();
+  let dataWait = 0;
   rt.pool.resetPeak();
   let step = start;
   let posBefore = loader.state();
@@ -338,9 +341,12 @@ export async function train(
   if (scaler) setMatmulVariant("tiled-f16");
   try {
     while (step < total && stop === "done") {
+      const tw = performance.now();
       const batch = await loader.next();
       if (!batch) break;
       const ts = performance.now();
+      const wait = (ts - tw) / 1000;
+      dataWait += wait;
       model.params.zeroGrad();
       const lossScale = scaler?.scale;
       const scalars = forwardBackward(model, batch, { train: trainOpts, micro, lossScale });
@@ -401,6 +407,7 @@ export async function train(
         grad_norm: host[4]![1]!,
         ...(scaler ? { loss_scale: lossScale! } : {}),
         step_s: dt,
+        data_wait_s: wait,
         samples_per_s: batch.keys.length / dt,
         skipped: Object.values(stats2.skipped).reduce((a, b) => a + b, 0),
       };
@@ -441,6 +448,7 @@ export async function train(
     stepsThisRun: step - start,
     seconds,
     samplesPerSecond: (step - start) * t.batch_size / Math.max(seconds, 1e-9),
+    dataWaitSeconds: dataWait,
     peakActivationBytes: mem.peakInUseBytes,
     stateBytes: model.params.bytes(),
     estimatedBytes: est.total,
@@ -498,6 +506,9 @@ function describeSummary(s: TrainSummary, estimate: number): string {
     }: ${s.stepsThisRun} steps in ` +
     `${s.seconds.toFixed(1)} s (${(s.seconds / Math.max(s.stepsThisRun, 1)).toFixed(2)} s/step, ` +
     `${s.samplesPerSecond.toFixed(1)} samples/s)`,
+    `waiting for data: ${s.dataWaitSeconds.toFixed(1)} s (${
+      (100 * s.dataWaitSeconds / Math.max(s.seconds, 1e-9)).toFixed(1)
+    }% of the run)`,
     `peak device memory ${fmtBytes(s.peakActivationBytes + s.stateBytes)} (activations ` +
     `${fmtBytes(s.peakActivationBytes)}, parameters/gradients/moments ${
       fmtBytes(s.stateBytes)

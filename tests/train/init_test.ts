@@ -39,6 +39,10 @@ async function trainFrom(init: string, out: string, synth: string) {
   ]);
   const summary = await train(config, { tty: false });
   ok(summary.checkpoint, "a checkpoint was written");
+  // The wait for data is measured apart from the step and counted in the summary.
+  const wait = summary.last!.data_wait_s;
+  ok(wait >= 0 && wait <= summary.dataWaitSeconds + 1e-9, `step waited ${wait} s`);
+  ok(summary.dataWaitSeconds <= summary.seconds, `${summary.dataWaitSeconds} s of data wait`);
   return tensors(join(summary.checkpoint!, "model.safetensors"));
 }
 
