@@ -33,7 +33,7 @@ export * from "./src/util/rng.ts";
 export * from "./src/nn/params.ts";
 export * from "./src/nn/module.ts";
 export type { Init } from "./src/nn/init.ts";
-export type { LayerNorm, Linear, LinearOptions } from "./src/nn/linear.ts";
+export type { LayerNorm, Linear, LinearForwardOptions, LinearOptions } from "./src/nn/linear.ts";
 export type { Activation, Mlp, MlpOptions } from "./src/nn/mlp.ts";
 export type { BlockDims, BlockOutput, KvCache, VitBlock } from "./src/nn/vit_block.ts";
 export type { AttentionPool } from "./src/nn/attention_pool.ts";

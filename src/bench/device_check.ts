@@ -2,7 +2,8 @@
  * The device check of `ps3 bench --device-check`: the kernels at the model's sizes on the
  * current adapter against the float64 references of `src/reference/` (the op tests cover
  * awkward small sizes and every gradient; this covers the sizes that matter, where tiling,
- * grids and binding windows differ), with every kernel family: the matmul families, both
+ * grids and binding windows differ), with every kernel family: the matmul families (the
+ * forward also with its fused residual and GELU epilogues), both
  * attention families (`rows` with the adapter's rows per thread and with one; `tiled`) and
  * both elementwise families (vec4, scalar). Matmul outputs are poisoned first (every element
  * must be overwritten); outputs are compared by ||out - ref|| / ||ref|| over every element,
@@ -38,7 +39,7 @@ import { gatherPatches } from "../ops/patch.ts";
 import { topkIndices } from "../ops/topk.ts";
 import { type Arr, arr, randArr } from "../reference/array.ts";
 import { attentionRef } from "../reference/attention.ts";
-import { binaryRef, unaryRef } from "../reference/elementwise.ts";
+import { binaryRef, UNARY_REF, unaryRef } from "../reference/elementwise.ts";
 import { layerNormRef } from "../reference/norm.ts";
 import { softmaxRef } from "../reference/softmax.ts";
 import { resizeBicubicRef } from "../reference/resize.ts";
@@ -125,40 +126,71 @@ async function checkMatmuls(rng: Rng, out: CheckResult[]) {
       }
       return s;
     });
+    // The forward also runs with the fused epilogues: a residual add, and GELU with its input
+    // saved for the backward (both outputs checked).
+    const residual = randArr([mode.m, mode.n], rng);
+    const epilogues: { name: string; fused: "residual" | "gelu" | null }[] = mode.transB
+      ? [{ name: "", fused: null }, { name: " + residual", fused: "residual" }, {
+        name: " + GELU",
+        fused: "gelu",
+      }]
+      : [{ name: "", fused: null }];
     for (const variant of MATMUL_VARIANTS) {
       setMatmulVariant(variant);
       const used: MatmulVariant = matmulVariant(mode);
       try {
         if (used !== variant) continue; // e.g. tiled-f16 without shader-f16
-        const { ms, out: [y] } = await run(() => {
-          const c = full([mode.m, mode.n], POISON);
-          matmulInto(
-            up(a),
-            up(b),
-            c,
-            { batch: 1, m: mode.m, n: mode.n, k: mode.k, sharedB: true },
-            {
-              transA: mode.transA,
-              transB: mode.transB,
-              bias: up(bias),
-            },
-          );
-          return [c];
-        });
-        const unwritten = y!.findIndex((x) => !Number.isFinite(x) || x === Math.fround(POISON));
-        const got = picks.map(([i, j]) => y![i * mode.n + j]!);
-        const f16 = variant === "tiled-f16";
-        // f32: K <= 3456 products summed in f32 (~1e-6 relative); f16: operands rounded to
-        // f16 (2^-11 relative each), so ~1e-3 against the exact product.
-        const err = compare(got, exact);
-        const r = verdict(
-          `matmul ${variant} ${mode.name} ${mode.m}x${mode.n}x${mode.k}`,
-          ms,
-          unwritten >= 0 ? { rel: Infinity, max: Infinity } : err,
-          f16 ? 3e-3 : 1e-5,
-        );
-        if (unwritten >= 0) r.detail = `output element ${unwritten} not written (or not finite)`;
-        out.push(r);
+        for (const epi of epilogues) {
+          const { ms, out: ys } = await run(() => {
+            const c = full([mode.m, mode.n], POISON);
+            const z = full([mode.m, mode.n], POISON);
+            matmulInto(
+              up(a),
+              up(b),
+              c,
+              { batch: 1, m: mode.m, n: mode.n, k: mode.k, sharedB: true },
+              {
+                transA: mode.transA,
+                transB: mode.transB,
+                bias: up(bias),
+                residual: epi.fused === "residual" ? up(residual) : undefined,
+                activation: epi.fused === "gelu" ? "gelu" : undefined,
+                preActivation: epi.fused === "gelu" ? z : undefined,
+              },
+            );
+            return epi.fused === "gelu" ? [c, z] : [c];
+          });
+          const f16 = variant === "tiled-f16";
+          // Each output against its float64 value at the sampled places.
+          const outputs: { y: Float32Array; want: number[]; what: string }[] = [];
+          if (epi.fused === "gelu") {
+            outputs.push({ y: ys[0]!, want: exact.map((v) => UNARY_REF.gelu!(v, 0, 0)), what: "" });
+            outputs.push({ y: ys[1]!, want: exact, what: " (saved input)" });
+          } else if (epi.fused === "residual") {
+            const want = exact.map((v, i) =>
+              v + residual.data[picks[i]![0] * mode.n + picks[i]![1]]!
+            );
+            outputs.push({ y: ys[0]!, want, what: "" });
+          } else outputs.push({ y: ys[0]!, want: exact, what: "" });
+          for (const o of outputs) {
+            const unwritten = o.y.findIndex((x) =>
+              !Number.isFinite(x) || x === Math.fround(POISON)
+            );
+            const got = picks.map(([i, j]) => o.y[i * mode.n + j]!);
+            // f32: K <= 3456 products summed in f32 (~1e-6 relative); f16: operands rounded to
+            // f16 (2^-11 relative each), so ~1e-3 against the exact product.
+            const r = verdict(
+              `matmul ${variant} ${mode.name}${epi.name}${o.what} ${mode.m}x${mode.n}x${mode.k}`,
+              ms,
+              unwritten >= 0 ? { rel: Infinity, max: Infinity } : compare(got, o.want),
+              f16 ? 3e-3 : 1e-5,
+            );
+            if (unwritten >= 0) {
+              r.detail = `output element ${unwritten} not written (or not finite)`;
+            }
+            out.push(r);
+          }
+        }
       } finally {
         setMatmulVariant("auto");
       }

@@ -4,8 +4,9 @@
  * to 3780 px): time, GFLOP/s or GB/s, and the fraction of the device ceiling measured in the
  * same run. The matmul is compared, in the same run, with its scalar-load kernel (the kernel
  * before the vec4 one), a plain JavaScript matmul, and jax-js on its WebGPU and Wasm devices;
- * attention runs with every kernel family (the adapter's choice first), and GELU and add with
- * the vec4 elementwise kernels and the scalar ones before them.
+ * attention runs with every kernel family (the adapter's choice first), GELU and add with the
+ * vec4 elementwise kernels and the scalar ones before them, and the matmuls with fused GELU
+ * and residual epilogues against the separate passes they replace.
  *
  * @module
  */
@@ -108,6 +109,91 @@ async function timeMatmul(
   return ms;
 }
 
+/** Makes rows of GFLOP/s, with the fraction of the device's FMA ceiling. */
+function flopRows(ceilings: Ceilings) {
+  return (name: string, ms: number, flops: number, note?: string): BenchRow => ({
+    name,
+    ms,
+    rate: flops / ms / 1e6,
+    unit: "GFLOP/s",
+    ceiling: flops / ms / 1e6 / ceilings.gflops,
+    note,
+  });
+}
+
+/**
+ * Times the matmul epilogues on the high-res MLP (2560 tokens, width 1152, hidden 4304):
+ * fc1 with its GELU fused against matmul then gelu, and fc2 with the block's residual add
+ * fused against matmul then add; the fused rows' notes give the speedup. Inputs take no
+ * gradient (the inference form: the fused fc1 writes only its output), and fc1 is also timed
+ * as training records it (weights that take a gradient: it writes the pre-activation too).
+ *
+ * @param ceilings The device ceilings measured in this run.
+ * @param options Shape preset (quick: about 1/4 per side) and runs.
+ * @returns Result rows.
+ * @example
+ * ```ts
+ * const rows = await benchEpilogues(await measureCeilings(), { runs: 3 });
+ * ```
+ */
+export async function benchEpilogues(
+  ceilings: Ceilings,
+  options: Pick<OpsBenchOptions, "quick" | "runs"> = {},
+): Promise<BenchRow[]> {
+  const quick = options.quick ?? false;
+  const runs = options.runs ?? 3;
+  const q = (x: number) => (quick ? Math.max(4, Math.round(x / 16) * 4) : x);
+  const flopRow = flopRows(ceilings);
+  const t = q(2560), c = q(1152), hid = q(4304);
+  const x1 = persistent([t, c], 20), w1 = persistent([hid, c], 21), b1 = persistent([hid], 22);
+  const w1g = persistent([hid, c], 21, true);
+  const x2 = persistent([t, hid], 23), w2 = persistent([c, hid], 24), b2 = persistent([c], 25);
+  const res = persistent([t, c], 26);
+  const fc1 = `matmul high-res mlp fc1 + GELU ${t}x${hid}x${c}`;
+  const fc2 = `matmul high-res mlp fc2 + residual ${t}x${c}x${hid}`;
+  const pairs = [
+    {
+      name: fc1,
+      dims: { m: t, n: hid, k: c },
+      fused: () => void matmul(x1, w1, { transB: true, bias: b1, activation: "gelu" }),
+      separate: () => void gelu(matmul(x1, w1, { transB: true, bias: b1 })),
+      what: "matmul, then gelu",
+    },
+    {
+      name: `${fc1}, recorded`,
+      dims: { m: t, n: hid, k: c },
+      fused: () => void matmul(x1, w1g, { transB: true, bias: b1, activation: "gelu" }),
+      separate: () => void gelu(matmul(x1, w1g, { transB: true, bias: b1 })),
+      what: "matmul, then gelu",
+    },
+    {
+      name: fc2,
+      dims: { m: t, n: c, k: hid },
+      fused: () => void matmul(x2, w2, { transB: true, bias: b2, residual: res }),
+      separate: () => void add(res, matmul(x2, w2, { transB: true, bias: b2 })),
+      what: "matmul, then add",
+    },
+  ];
+  const rows: BenchRow[] = [];
+  const timing = { runs, minMs: 200, maxReps: 50 };
+  for (const p of pairs) {
+    const fused = await timeGpuMedian(p.fused, timing);
+    const separate = await timeGpuMedian(p.separate, timing);
+    const flops = 2 * p.dims.m * p.dims.n * p.dims.k;
+    rows.push(
+      flopRow(
+        `${p.name} (fused)`,
+        fused,
+        flops,
+        `${(separate / fused).toFixed(2)}x ${p.what}; ${matmulVariant(p.dims)}`,
+      ),
+      flopRow(`${p.name} (${p.what}, before)`, separate, flops, "separate passes"),
+    );
+  }
+  for (const x of [x1, w1, b1, w1g, x2, w2, b2, res]) x.dispose();
+  return rows;
+}
+
 /**
  * Runs the kernel benchmarks.
  *
@@ -127,14 +213,7 @@ export async function benchOps(
   const quick = options.quick ?? false;
   const runs = options.runs ?? 3;
   const q = (x: number) => (quick ? Math.max(4, Math.round(x / 16) * 4) : x);
-  const flopRow = (name: string, ms: number, flops: number, note?: string): BenchRow => ({
-    name,
-    ms,
-    rate: flops / ms / 1e6,
-    unit: "GFLOP/s",
-    ceiling: flops / ms / 1e6 / ceilings.gflops,
-    note,
-  });
+  const flopRow = flopRows(ceilings);
   const byteRow = (name: string, ms: number, bytes: number, note?: string): BenchRow => ({
     name,
     ms,
@@ -215,6 +294,7 @@ export async function benchOps(
       );
     }
   }
+  rows.push(...await benchEpilogues(ceilings, { quick, runs }));
 
   // Attention of one high-res block against the low-res cache (forward, and backward).
   const heads = quick ? 4 : 16, dh = 72, w = heads * dh;

@@ -6,7 +6,7 @@
  */
 
 import type { Tensor } from "../autograd/tensor.ts";
-import { add, broadcastTo } from "../ops/elementwise.ts";
+import { broadcastTo } from "../ops/elementwise.ts";
 import { split } from "../ops/layout.ts";
 import { attention } from "../ops/attention.ts";
 import { reshape } from "../ops/shape.ts";
@@ -84,7 +84,8 @@ export class AttentionPool {
     const a = this.proj.forward(
       attention(q, k, v, { heads: this.heads, keyMask: mask ?? undefined }),
     );
-    const y = add(a, this.mlp.forward(this.norm.forward(a)));
+    // The residual add runs in the matmul of mlp.fc2.
+    const y = this.mlp.forward(this.norm.forward(a), { residual: a });
     return reshape(y, [batch, c]);
   }
 }

@@ -5,7 +5,7 @@
  */
 
 import type { Tensor } from "../autograd/tensor.ts";
-import { matmul } from "../ops/matmul.ts";
+import { matmul, type MatmulActivation } from "../ops/matmul.ts";
 import { layerNorm } from "../ops/norm.ts";
 import { reshape } from "../ops/shape.ts";
 import { type Init, ones, torchDefault, zeros } from "./init.ts";
@@ -22,6 +22,14 @@ export interface LinearOptions {
   biasInit?: Init | undefined;
   /** Store the weight with this shape (e.g. [out, in, 1, 1] for a 1x1 conv). */
   weightShape?: readonly number[] | undefined;
+}
+
+/** Epilogues {@linkcode Linear.forward} fuses into the layer's matmul. */
+export interface LinearForwardOptions {
+  /** Added to the output ([..., out]): a residual connection, `residual + x W^T + b`. */
+  residual?: Tensor | undefined;
+  /** Applied to the output: `act(x W^T + b)`. Not with `residual`. */
+  activation?: MatmulActivation | undefined;
 }
 
 /** `y = x W^T + b` over the last dim. */
@@ -66,15 +74,22 @@ export class Linear {
   }
 
   /**
-   * Applies the layer to the last dim of `x`.
+   * Applies the layer to the last dim of `x`, with an optional residual add or activation
+   * fused into the same pass (results equal to the separate ops; see `matmul()`).
    *
    * @param x [..., in].
+   * @param options Residual or activation.
    * @returns [..., out].
    */
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor, options: LinearForwardOptions = {}): Tensor {
     const w = this.weight.value;
     const w2 = w.rank === 2 ? w : reshape(w, [this.outFeatures, this.inFeatures]);
-    return matmul(x, w2, { transB: true, bias: this.bias?.value });
+    return matmul(x, w2, {
+      transB: true,
+      bias: this.bias?.value,
+      residual: options.residual,
+      activation: options.activation,
+    });
   }
 }
 

@@ -5,14 +5,14 @@
  */
 
 import type { Tensor } from "../autograd/tensor.ts";
-import { gelu, geluTanh } from "../ops/elementwise.ts";
+import type { MatmulActivation } from "../ops/matmul.ts";
 import type { Init } from "./init.ts";
 import { LayerNorm, Linear } from "./linear.ts";
 import type { ParamBuilder } from "./module.ts";
 import type { Rng } from "../util/rng.ts";
 
-/** Activations an Mlp may use. */
-export type Activation = "gelu" | "gelu_tanh";
+/** Activations an Mlp may use (fused into fc1's matmul). */
+export type Activation = MatmulActivation;
 
 /** Options of {@linkcode Mlp}. */
 export interface MlpOptions {
@@ -72,15 +72,16 @@ export class Mlp {
   }
 
   /**
-   * Applies fc1, the activation, the optional norm and fc2 to the last dim of `x`.
+   * Applies fc1, the activation, the optional norm and fc2 to the last dim of `x`; the
+   * activation runs in fc1's matmul and the optional residual add in fc2's.
    *
    * @param x [..., in].
+   * @param options A residual [..., out] added to the output (`residual + mlp(x)`).
    * @returns [..., out].
    */
-  forward(x: Tensor): Tensor {
-    let h = this.fc1.forward(x);
-    h = this.act === "gelu" ? gelu(h) : geluTanh(h);
+  forward(x: Tensor, options: { residual?: Tensor | undefined } = {}): Tensor {
+    let h = this.fc1.forward(x, { activation: this.act });
     if (this.norm) h = this.norm.forward(h);
-    return this.fc2.forward(h);
+    return this.fc2.forward(h, { residual: options.residual });
   }
 }

@@ -81,8 +81,9 @@ export class TextBlock {
     // nn.MultiheadAttention's fused input projection (rows q; k; v).
     const qkv = matmul(h, this.inProjWeight.value, { transB: true, bias: this.inProjBias.value });
     const [q, k, v] = split(qkv, [w, w, w], { axis: -1 }) as [Tensor, Tensor, Tensor];
-    const y = add(x, this.outProj.forward(attention(q, k, v, { heads: this.heads })));
-    return add(y, this.mlp.forward(this.ln2.forward(y)));
+    // Both residual adds run in the matmuls of out_proj and c_proj.
+    const y = this.outProj.forward(attention(q, k, v, { heads: this.heads }), { residual: x });
+    return this.mlp.forward(this.ln2.forward(y), { residual: y });
   }
 }
 

@@ -6,7 +6,6 @@
  */
 
 import type { Tensor } from "../autograd/tensor.ts";
-import { add } from "../ops/elementwise.ts";
 import { split } from "../ops/layout.ts";
 import { attention } from "../ops/attention.ts";
 import type { Init } from "./init.ts";
@@ -102,7 +101,8 @@ export class VitBlock {
     const qkv = this.qkv.forward(this.norm1.forward(x));
     const [q, k, v] = split(qkv, [c, c, c], { axis: -1 }) as [Tensor, Tensor, Tensor];
     const a = attention(q, k, v, { heads: this.dims.heads, cache: cache ?? undefined });
-    const h = add(x, this.proj.forward(a));
-    return { x: add(h, this.mlp.forward(this.norm2.forward(h))), kv: { k, v } };
+    // Both residual adds run in the matmuls of attn.proj and mlp.fc2.
+    const h = this.proj.forward(a, { residual: x });
+    return { x: this.mlp.forward(this.norm2.forward(h), { residual: h }), kv: { k, v } };
   }
 }

@@ -183,7 +183,7 @@ function checkF32(op: string, ...ts: Tensor[]): void {
 export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
   checkF32(op, x);
   const def: UnaryDef = UNARY[op];
-  // The vec4 kernels take the size in vec4s; the choice is made once for both passes.
+  // The vec4 kernels take the size in vec4s.
   const vec = elementwiseVariant(x.size) === "vec4";
   const tag = vec ? "_vec4" : "";
   const n = vec ? x.size / 4 : x.size;
@@ -199,20 +199,73 @@ export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
   const y = empty(x.shape);
   gpu().dispatch(fwd, [x, y], params, grid(n, 256));
   if (op === "greaterThan" || op === "equalTo") return y;
-  record(op, [x], [y], ([g]) => {
-    const bwd = kernels.get(`ub:${op}${tag}`, () =>
-      defineKernel({
-        name: `${op}_backward${tag}`,
-        source: vec ? unaryBackwardVec4Src : unaryBackwardSrc,
-        bindings: ["read", "read", "read", "write"],
-        params: [vec ? "n4:u32" : "n:u32", "a:f32", "b:f32"],
-        defines: { FUNCS, DERIV: def.deriv },
-      }));
-    const dx = empty(x.shape);
-    gpu().dispatch(bwd, [x, y, g!, dx], params, grid(n, 256));
-    return [dx];
-  });
+  record(op, [x], [y], ([g]) => [unaryBackward(op, { x, y, dy: g!, a, b })]);
   return y;
+}
+
+/**
+ * The gradient of a unary op, `dx = dy * f'(x)`: the kernel the backward of {@linkcode unary}
+ * runs, callable on its own by kernels that fuse the op into another one (the GELU epilogue
+ * of `matmul()` keeps the pre-activation x for it).
+ *
+ * @param op Op name.
+ * @param io The forward input `x`, its output `y` (read by derivatives written in terms of
+ *   it, such as sigmoid's), the output gradient `dy` (all of x's shape), and the op
+ *   constants `a`, `b` the forward used.
+ * @returns The input gradient, shaped like x.
+ * @example
+ * ```ts
+ * const dz = unaryBackward("gelu", { x: z, y: gelu(z), dy });
+ * ```
+ */
+export function unaryBackward(
+  op: UnaryOp,
+  io: { x: Tensor; y: Tensor; dy: Tensor; a?: number | undefined; b?: number | undefined },
+): Tensor {
+  const { x, y, dy, a = 0, b = 0 } = io;
+  checkF32("unaryBackward", x, y, dy);
+  for (const t of [y, dy]) {
+    if (!sameShape(t.shape, x.shape)) {
+      throw new RangeError(
+        `unaryBackward() of ${op} needs tensors of one shape, got x ${fmtShape(x.shape)} and ` +
+          `${fmtShape(t.shape)}`,
+      );
+    }
+  }
+  // Both families evaluate the same snippet per element, so the choice does not change dx.
+  const vec = elementwiseVariant(x.size) === "vec4";
+  const tag = vec ? "_vec4" : "";
+  const n = vec ? x.size / 4 : x.size;
+  const bwd = kernels.get(`ub:${op}${tag}`, () =>
+    defineKernel({
+      name: `${op}_backward${tag}`,
+      source: vec ? unaryBackwardVec4Src : unaryBackwardSrc,
+      bindings: ["read", "read", "read", "write"],
+      params: [vec ? "n4:u32" : "n:u32", "a:f32", "b:f32"],
+      defines: { FUNCS, DERIV: UNARY[op].deriv },
+    }));
+  const dx = empty(x.shape);
+  gpu().dispatch(bwd, [x, y, dy, dx], vec ? { n4: n, a, b } : { n, a, b }, grid(n, 256));
+  return dx;
+}
+
+/**
+ * WGSL of a unary op as a function `fn <name>(v: f32) -> f32`, with the helpers its snippet
+ * needs, for kernels that fuse the op into their stores (the `matmul()` epilogues). It is
+ * the very snippet the elementwise kernels evaluate, so a fused result equals the separate
+ * op's bit for bit (on adapters that compile both the same way, as llvmpipe does). Only
+ * for ops without constants (the snippet may not use `a`, `b`).
+ *
+ * @param op Op name.
+ * @param name The WGSL function's name.
+ * @returns WGSL declarations to paste at module scope.
+ * @example
+ * ```ts
+ * const src = unaryWgsl("gelu", "act") + "fn main() { let y = act(1.0); }";
+ * ```
+ */
+export function unaryWgsl(op: UnaryOp, name: string): string {
+  return `${FUNCS}\nfn ${name}(v: f32) -> f32 {\n  return ${UNARY[op].expr};\n}\n`;
 }
 
 /**

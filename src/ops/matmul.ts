@@ -1,6 +1,7 @@
 /**
- * Matrix multiplication: batched, with transposes, a bias epilogue and accumulation, for any
- * sizes (tiles need not divide them). Three kernel families, chosen per adapter and shape:
+ * Matrix multiplication: batched, with transposes, fused epilogues (bias, then a residual add
+ * or a GELU) and accumulation, for any sizes (tiles need not divide them). Three kernel
+ * families, chosen per adapter and shape:
  *
  * - `vec4` (CPU adapters such as llvmpipe): a large register tile per thread, every load and
  *   store a vec4, no workgroup memory. llvmpipe executes a memory access lane by lane, so the
@@ -14,6 +15,13 @@
  * - `tiled` / `tiled-f16` (real GPUs): workgroup-memory tiles with 8 x 8 register blocking
  *   per thread; `tiled-f16` stores the tiles as f16 (shader-f16) and accumulates in f32.
  *
+ * Every family generates its store from one epilogue description (`storeC`): the value is
+ * the sum, plus the bias, plus `beta * C` (long K is summed in several dispatches that
+ * accumulate), plus the residual, then the activation, which evaluates the elementwise op's
+ * own WGSL snippet. The additions come in the order of the separate ops, so a fused residual
+ * equals `add()` after the matmul bit for bit, and a fused GELU equals `gelu()` after it
+ * wherever the adapter compiles the snippet alike in both kernels (llvmpipe does).
+ *
  * @module
  */
 
@@ -23,10 +31,10 @@ import matmulTiledSrc from "../../wgsl/matmul_tiled.wgsl" with { type: "text" };
 import matmulPackSrc from "../../wgsl/matmul_pack.wgsl" with { type: "text" };
 import { defineKernel, grid, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
-import { record } from "../autograd/tape.ts";
+import { isGradEnabled, record } from "../autograd/tape.ts";
 import { fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty } from "./creation.ts";
-import { broadcastTo } from "./elementwise.ts";
+import { broadcastTo, unaryBackward, type UnaryOp, unaryWgsl } from "./elementwise.ts";
 import { sum, sumTo } from "./reduce.ts";
 
 /** Options of {@linkcode matmul}. */
@@ -37,7 +45,21 @@ export interface MatmulOptions {
   transB?: boolean | undefined;
   /** Bias [N] added to every row of the result. */
   bias?: Tensor | undefined;
+  /**
+   * A tensor of the result's shape added to it in the same pass (a residual connection:
+   * `residual + a @ b + bias`, bit for bit what `add(residual, matmul(a, b))` gives). Not
+   * with `activation`.
+   */
+  residual?: Tensor | undefined;
+  /** An activation applied to `a @ b + bias` in the same pass (see {@linkcode matmul}). */
+  activation?: MatmulActivation | undefined;
 }
+
+/** Activations a matmul can apply in its store: exact (erf) GELU or its tanh approximation. */
+export type MatmulActivation = "gelu" | "gelu_tanh";
+
+/** The elementwise op of each activation (the same snippet, forward and derivative). */
+const ACTIVATION_OP: Record<MatmulActivation, UnaryOp> = { gelu: "gelu", gelu_tanh: "geluTanh" };
 
 /** A matmul kernel family (see the module documentation). */
 export type MatmulVariant = "scalar" | "vec4" | "tiled" | "tiled-f16";
@@ -148,11 +170,79 @@ const PARAMS = [
   "k0:u32",
   "k1:u32",
 ];
-const BINDINGS = ["read", "read", "read", "write"] as const;
+
+/** What one dispatch's store adds to the sum (long K: the first dispatch adds the bias, the
+ * last one the residual and the activation). */
+interface Epilogue {
+  /** Add bias[col]. */
+  bias: boolean;
+  /** Add R[idx] (after `beta * C`). */
+  residual: boolean;
+  /** Store act(v) instead of v. */
+  act: MatmulActivation | null;
+  /** Also store v, the activation's input, to Z (for the backward). */
+  saveZ: boolean;
+}
+
+/** Kernel cache key and name suffix of an epilogue. */
+function epilogueTag(e: Epilogue): string {
+  return `${e.bias ? "_bias" : ""}${e.residual ? "_res" : ""}${e.act ? `_${e.act}` : ""}${
+    e.saveZ ? "_z" : ""
+  }`;
+}
+
+/**
+ * The defines of an epilogue (bindings after C, the activation function, the binding of
+ * params) and the storage bindings of its kernel. `elem` is the element type of C.
+ */
+function epilogueDefines(e: Epilogue, elem: "f32" | "vec4<f32>") {
+  const bindings: ("read" | "write")[] = ["read", "read", "read", "write"];
+  const decls: string[] = [];
+  if (e.residual) {
+    decls.push(`@group(0) @binding(${bindings.length}) var<storage, read> R: array<${elem}>;`);
+    bindings.push("read");
+  }
+  if (e.saveZ) {
+    decls.push(
+      `@group(0) @binding(${bindings.length}) var<storage, read_write> Z: array<${elem}>;`,
+    );
+    bindings.push("write");
+  }
+  if (e.act) {
+    decls.push(unaryWgsl(ACTIVATION_OP[e.act], "act"));
+    if (elem !== "f32") {
+      decls.push(
+        "fn act4(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(act(v.x), act(v.y), act(v.z), " +
+          "act(v.w)); }",
+      );
+    }
+  }
+  return {
+    bindings,
+    defines: { EPILOGUE: decls.join("\n"), PARAMS_BINDING: bindings.length },
+  };
+}
+
+/**
+ * The store of one element (or vec4) of C: `v = acc + bias; v += beta * C; v += R; Z = v;
+ * C = act(v)`, each step where the epilogue has it. The order of the additions is that of
+ * the separate ops (matmul with bias, then the residual add), so the results are equal.
+ */
+function storeC(
+  e: Epilogue,
+  at: { acc: string; bias: string; idx: string; vec: boolean },
+): string {
+  let s = `var v = ${at.acc}${e.bias ? ` + bias[${at.bias}]` : ""}; ` +
+    `if (params.beta != 0.0) { v = v + params.beta * C[${at.idx}]; }`;
+  if (e.residual) s += ` v = v + R[${at.idx}];`;
+  if (e.saveZ) s += ` Z[${at.idx}] = v;`;
+  return `${s} C[${at.idx}] = ${e.act ? (at.vec ? "act4(v)" : "act(v)") : "v"};`;
+}
 
 /** The scalar-load register-tiled kernel (any shape). */
-function scalarKernel(tm: number, tn: number, transA: boolean, transB: boolean, hasBias: boolean) {
-  return kernels.get(`scalar:${tm}x${tn}:${transA}:${transB}:${hasBias}`, () => {
+function scalarKernel(tm: number, tn: number, transA: boolean, transB: boolean, e: Epilogue) {
+  const tag = epilogueTag(e);
+  return kernels.get(`scalar:${tm}x${tn}:${transA}:${transB}:${tag}`, () => {
     const tn4 = tn / 4;
     const setup: string[] = [];
     const inner: string[] = [];
@@ -177,22 +267,21 @@ function scalarKernel(tm: number, tn: number, transA: boolean, transB: boolean, 
       for (let j = 0; j < tn; j++) {
         const col = `col0 + ${j}u`;
         const idx = `cBase + (row0 + ${i}u) * params.N + ${col}`;
-        const biasTerm = hasBias ? ` + bias[${col}]` : "";
+        const acc = `acc${i}_${j >> 2}[${j & 3}]`;
         store.push(
-          `    if (${col} < params.N) { var v = acc${i}_${j >> 2}[${j & 3}]${biasTerm}; ` +
-            `if (params.beta != 0.0) { v = v + params.beta * C[${idx}]; } C[${idx}] = v; }`,
+          `    if (${col} < params.N) { ${storeC(e, { acc, bias: col, idx, vec: false })} }`,
         );
       }
       store.push("  }");
     }
+    const epi = epilogueDefines(e, "f32");
     return defineKernel({
-      name: `matmul_${tm}x${tn}${transA ? "_tA" : ""}${transB ? "_tB" : ""}${
-        hasBias ? "_bias" : ""
-      }`,
+      name: `matmul_${tm}x${tn}${transA ? "_tA" : ""}${transB ? "_tB" : ""}${tag}`,
       source: matmulSrc,
-      bindings: BINDINGS,
+      bindings: epi.bindings,
       params: PARAMS,
       defines: {
+        ...epi.defines,
         TM: tm,
         TN: tn,
         TRANS_A: String(transA),
@@ -210,8 +299,9 @@ function scalarKernel(tm: number, tn: number, transA: boolean, transB: boolean, 
  * multiple of 4; {@linkcode packed} makes them so): `a{i}` = row i, k..k+3 and `b{j}` =
  * column j, k..k+3; each K step of 4 is 4 * tm * tn/4 vec4 FMAs.
  */
-function vec4Kernel(tm: number, tn: number, hasBias: boolean) {
-  return kernels.get(`vec4:${tm}x${tn}:${hasBias}`, () => {
+function vec4Kernel(tm: number, tn: number, e: Epilogue) {
+  const tag = epilogueTag(e);
+  return kernels.get(`vec4:${tm}x${tn}:${tag}`, () => {
     const tn4 = tn / 4;
     const setup: string[] = [];
     for (let i = 0; i < tm; i++) {
@@ -240,20 +330,19 @@ function vec4Kernel(tm: number, tn: number, hasBias: boolean) {
       for (let j = 0; j < tn4; j++) {
         const col = `col0 + ${4 * j}u`;
         const idx = `(cBase + (row0 + ${i}u) * N + ${col}) / 4u`;
-        const biasTerm = hasBias ? ` + bias[(${col}) / 4u]` : "";
-        store.push(
-          `    if (${col} < N) { var v = acc${i}_${j}${biasTerm}; ` +
-            `if (params.beta != 0.0) { v = v + params.beta * C[${idx}]; } C[${idx}] = v; }`,
-        );
+        const at = { acc: `acc${i}_${j}`, bias: `(${col}) / 4u`, idx, vec: true };
+        store.push(`    if (${col} < N) { ${storeC(e, at)} }`);
       }
       store.push("  }");
     }
+    const epi = epilogueDefines(e, "vec4<f32>");
     return defineKernel({
-      name: `matmul_vec4_${tm}x${tn}${hasBias ? "_bias" : ""}`,
+      name: `matmul_vec4_${tm}x${tn}${tag}`,
       source: matmulVec4Src,
-      bindings: BINDINGS,
+      bindings: epi.bindings,
       params: PARAMS,
       defines: {
+        ...epi.defines,
         TM: tm,
         TN: tn,
         SETUP: setup.map((l) => "  " + l).join("\n"),
@@ -304,10 +393,11 @@ function tiledKernel(
   f16: boolean,
   transA: boolean,
   transB: boolean,
-  hasBias: boolean,
+  e: Epilogue,
 ) {
   const { bm, bn, bk } = t;
-  const key = `tiled:${bm}x${bn}x${bk}:${f16}:${transA}:${transB}:${hasBias}`;
+  const tag = epilogueTag(e);
+  const key = `tiled:${bm}x${bn}x${bk}:${f16}:${transA}:${transB}:${tag}`;
   return kernels.get(key, () => {
     const tx = bn / 8, wg = (bm / 8) * tx;
     const sdt = f16 ? "f16" : "f32";
@@ -357,26 +447,32 @@ function tiledKernel(
       const row = `m0 + ${r < 4 ? `ty * 4u + ${r}u` : `${bm / 2 + r - 4}u + ty * 4u`}`;
       store.push(`  {`, `    let row = ${row};`, `    if (row < params.M) {`);
       for (let g = 0; g < 2; g++) {
-        for (let e = 0; e < 4; e++) {
-          const col = `n0 + ${g * bn / 2 + e}u + tx * 4u`;
-          const idx = `cBase + row * params.N + col`;
-          const biasTerm = hasBias ? " + bias[col]" : "";
+        for (let c = 0; c < 4; c++) {
+          const col = `n0 + ${g * bn / 2 + c}u + tx * 4u`;
+          const at = {
+            acc: `acc${r}_${g}[${c}]`,
+            bias: "col",
+            idx: "cBase + row * params.N + col",
+          };
           store.push(
-            `      { let col = ${col}; if (col < params.N) { var v = acc${r}_${g}[${e}]${biasTerm}; ` +
-              `if (params.beta != 0.0) { v = v + params.beta * C[${idx}]; } C[${idx}] = v; } }`,
+            `      { let col = ${col}; if (col < params.N) { ${
+              storeC(e, { ...at, vec: false })
+            } } }`,
           );
         }
       }
       store.push(`    }`, `  }`);
     }
+    const epi = epilogueDefines(e, "f32");
     return defineKernel({
       name: `matmul_tiled${f16 ? "_f16" : ""}_${bm}x${bn}x${bk}${transA ? "_tA" : ""}${
         transB ? "_tB" : ""
-      }${hasBias ? "_bias" : ""}`,
+      }${tag}`,
       source: matmulTiledSrc,
-      bindings: BINDINGS,
+      bindings: epi.bindings,
       params: PARAMS,
       defines: {
+        ...epi.defines,
         ENABLE: f16 ? "enable f16;" : "",
         SDT: sdt,
         AS_LEN: bm4 * bk,
@@ -397,23 +493,44 @@ function tiledKernel(
   });
 }
 
+/** Options of {@linkcode matmulInto}. */
+export interface MatmulIntoOptions {
+  /** A is stored [batch, K, M] and used transposed. */
+  transA?: boolean | undefined;
+  /** B is stored [batchB, N, K] and used transposed. */
+  transB?: boolean | undefined;
+  /** Bias [N]. */
+  bias?: Tensor | undefined;
+  /** Scale of the previous contents of `out` added to the result (default 0: overwrite). */
+  beta?: number | undefined;
+  /** Residual [batch, M, N] added last. */
+  residual?: Tensor | undefined;
+  /** Activation applied last. */
+  activation?: MatmulActivation | undefined;
+  /** Receives the activation's input [batch, M, N] (with `activation`). */
+  preActivation?: Tensor | undefined;
+}
+
 /**
- * Records the raw kernel (no autograd): `out = op(a) @ op(b) (+ bias) (+ beta * out)`, with
- * the family {@linkcode matmulVariant} picks (for `vec4`, after packing the operands that are
- * not stored along K; the packed copies are freed once recorded).
+ * Records the raw kernel (no autograd): `out = act(op(a) @ op(b) (+ bias) (+ beta * out)
+ * (+ residual))`, with the family {@linkcode matmulVariant} picks (for `vec4`, after packing
+ * the operands that are not stored along K; the packed copies are freed once recorded). A K
+ * too long for the adapter's loop limit is summed by several dispatches: the first adds the
+ * bias, the later ones accumulate into `out`, and the last adds the residual and applies the
+ * activation, so every epilogue sees the whole sum.
  *
  * @param a Left operand, stored [batch, M, K] (or [batch, K, M] with transA).
  * @param b Right operand, stored [batchB, K, N] (or [batchB, N, K]); batchB 1 = shared.
  * @param out Result [batch, M, N].
  * @param dims Sizes.
- * @param opts Transposes, bias and beta.
+ * @param opts Transposes, bias, beta and the epilogue.
  */
 export function matmulInto(
   a: Tensor,
   b: Tensor,
   out: Tensor,
   dims: MatmulDims,
-  opts: { transA?: boolean; transB?: boolean; bias?: Tensor | undefined; beta?: number } = {},
+  opts: MatmulIntoOptions = {},
 ): void {
   const { batch, m, n, k, sharedB } = dims;
   if (batch * m * n === 0) return;
@@ -435,29 +552,38 @@ export function matmulInto(
   const limit = Math.floor(rt.info.maxLoopTrips / 2);
   // K is summed in ranges short enough for the adapter's loop limit, accumulating (beta 1).
   let step: number, workgroups: [number, number];
-  let make: (hasBias: boolean) => Kernel;
+  let make: (e: Epilogue) => Kernel;
   if (variant === "vec4") {
     const { tm, tn } = tiles.vec4;
     step = 4 * limit;
     workgroups = grid(batch * Math.ceil(m / tm) * Math.ceil(n / tn), 64);
-    make = (hasBias) => vec4Kernel(tm, tn, hasBias);
+    make = (e) => vec4Kernel(tm, tn, e);
   } else if (variant === "scalar") {
     const { tm, tn } = tiles.scalar;
     step = limit;
     workgroups = grid(batch * Math.ceil(m / tm) * Math.ceil(n / tn), 64);
-    make = (hasBias) => scalarKernel(tm, tn, transA, transB, hasBias);
+    make = (e) => scalarKernel(tm, tn, transA, transB, e);
   } else {
     const t = tiles.tiled;
     step = t.bk * limit;
     workgroups = grid(batch * Math.ceil(m / t.bm) * Math.ceil(n / t.bn), 1);
-    make = (hasBias) => tiledKernel(t, variant === "tiled-f16", transA, transB, hasBias);
+    make = (e) => tiledKernel(t, variant === "tiled-f16", transA, transB, e);
   }
   step = Math.min(K, step) || 1;
+  const { residual, activation, preActivation } = opts;
   for (let k0 = 0; k0 < Math.max(K, 1); k0 += step) {
     const bias = k0 === 0 ? opts.bias : undefined;
+    const last = k0 + step >= K;
+    const e: Epilogue = {
+      bias: !!bias,
+      residual: last && !!residual,
+      act: last ? activation ?? null : null,
+      saveZ: last && !!preActivation,
+    };
+    const extra = [...(e.residual ? [residual!] : []), ...(e.saveZ ? [preActivation!] : [])];
     rt.dispatch(
-      make(!!bias),
-      [A, B, bias ?? A, out],
+      make(e),
+      [A, B, bias ?? A, out, ...extra],
       {
         M: m,
         N: n,
@@ -476,24 +602,36 @@ export function matmulInto(
 }
 
 /**
- * Matrix product with batching, transposes and an optional bias.
+ * Matrix product with batching, transposes, and epilogues fused into its store: a bias, then
+ * either a residual add or an activation.
  *
  * `a` is [...batch, M, K] ([...batch, K, M] with transA); `b` is [K, N] (shared by every
  * batch entry) or [...batch, K, N] ([..., N, K] with transB). The result is [...batch, M, N].
  *
+ * The result equals the separate ops bit for bit: `residual` gives `add(residual, matmul(a,
+ * b, { bias }))` and its gradient is the output's; `activation` gives `gelu(matmul(a, b,
+ * { bias }))` (or `geluTanh`) on adapters that compile the shared WGSL snippet alike in both
+ * kernels (llvmpipe does; tests check it). When the tape records (an input requires a
+ * gradient and recording is on), the activation's input is stored as well, in the same
+ * pass, for the backward (the GELU derivative, then the matmul's gradients); without
+ * recording only the result is written. A K too long for one dispatch (llvmpipe's loop
+ * limit) is accumulated over several, and the epilogue is applied by the last one.
+ *
  * @param a Left operand.
  * @param b Right operand.
- * @param opts Transposes and bias.
+ * @param opts Transposes, bias, residual or activation.
  * @returns The product.
  * @example
  * ```ts
  * const y = matmul(x, w, { transB: true, bias: b }); // Linear: x @ w^T + b
+ * const h = matmul(x, w1, { transB: true, bias: b1, activation: "gelu" }); // MLP fc1
+ * const out = matmul(h, w2, { transB: true, bias: b2, residual: x }); // x + fc2(h)
  * ```
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   a.assertAlive();
   b.assertAlive();
-  const { transA = false, transB = false, bias } = opts;
+  const { transA = false, transB = false, bias, residual, activation } = opts;
   if (a.rank < 2 || b.rank < 2) {
     throw new RangeError(
       `matmul() needs rank >= 2, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`,
@@ -520,10 +658,42 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   if (bias && (bias.rank !== 1 || bias.shape[0] !== n)) {
     throw new RangeError(`matmul() bias must be [${n}], got ${fmtShape(bias.shape)}`);
   }
-  for (const t of [a, b, ...(bias ? [bias] : [])]) {
+  const outShape = [...batchShape, m, n];
+  if (residual) {
+    residual.assertAlive();
+    if (
+      residual.shape.length !== outShape.length || residual.shape.some((d, i) => d !== outShape[i])
+    ) {
+      throw new RangeError(
+        `matmul() residual must have the result's shape ${fmtShape(outShape)} ` +
+          `(${fmtShape(a.shape)}${transA ? "^T" : ""} @ ${fmtShape(b.shape)}${
+            transB ? "^T" : ""
+          }), got ${fmtShape(residual.shape)}`,
+      );
+    }
+  }
+  if (activation !== undefined && !Object.hasOwn(ACTIVATION_OP, activation)) {
+    throw new RangeError(
+      `Unknown matmul() activation "${activation}": expected "gelu" or "gelu_tanh"`,
+    );
+  }
+  if (activation && residual) {
+    throw new RangeError(
+      `Cannot fuse both activation "${activation}" and a residual into one matmul(): the ` +
+        "epilogue applies one of them (apply the other as a separate op)",
+    );
+  }
+  const extra = [...(bias ? [bias] : []), ...(residual ? [residual] : [])];
+  for (const t of [a, b, ...extra]) {
     if (t.dtype !== "f32") throw new TypeError(`matmul() takes f32 tensors, got ${t.describe()}`);
   }
-  const out = empty([...batchShape, m, n]);
+  const inputs = [a, b, ...extra];
+  const out = empty(outShape);
+  // The activation's input, kept for the backward when the op is recorded (record's rule).
+  const z = activation && isGradEnabled() && inputs.some((t) => t.requiresGrad)
+    ? empty(outShape)
+    : undefined;
+  if (z) z.name = "matmul.preActivation";
   // A shared right operand with an untransposed left one is one big matmul over all rows.
   const flat = sharedB && !transA;
   matmulInto(a, b, out, {
@@ -532,10 +702,10 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     n,
     k: ka,
     sharedB,
-  }, { transA, transB, bias });
-  const inputs = bias ? [a, b, bias] : [a, b];
+  }, { transA, transB, bias, residual, activation, preActivation: z });
   record("matmul", inputs, [out], ([g]) => {
-    const dC = g!;
+    // The gradient of the product: through the activation's derivative when there is one.
+    const dC = z ? unaryBackward(ACTIVATION_OP[activation!], { x: z, y: out, dy: g! }) : g!;
     let dA: Tensor | null = null, dB: Tensor | null = null, dBias: Tensor | null = null;
     if (a.requiresGrad) {
       if (!transA) dA = matmul(dC, b, { transB: !transB });
@@ -560,7 +730,12 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     if (bias?.requiresGrad) {
       dBias = sum(dC, [...Array(dC.rank - 1).keys()]);
     }
-    return bias ? [dA, dB, dBias] : [dA, dB];
+    // The backward runs once: the saved pre-activation is not needed again.
+    z?.dispose();
+    const grads = [dA, dB];
+    if (bias) grads.push(dBias);
+    if (residual) grads.push(residual.requiresGrad ? g! : null);
+    return grads;
   });
   return out;
 }
