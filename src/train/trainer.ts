@@ -31,7 +31,8 @@ import { learningRate } from "./schedule.ts";
 import { LossScaler, type LossScaleState } from "./loss_scale.ts";
 import { setMatmulVariant } from "../ops/matmul.ts";
 import { forwardBackward, optimizerStep } from "./step.ts";
-import { describeEstimate, estimateMemory } from "./memory.ts";
+import { describeEstimate } from "./memory.ts";
+import { checkRunInputs, checkRunMemory, type RunDataPaths } from "./preflight.ts";
 import { JsonLines, Progress, type StepRecord } from "./progress.ts";
 import { plotLosses } from "./plot.ts";
 import { type EvalMetrics, evaluate } from "./evaluate.ts";
@@ -78,16 +79,7 @@ export interface TrainSummary {
   checkpoint: string | null;
 }
 
-/** Where the data is: shard specs, tokenizer, held-out set. */
-interface DataPaths {
-  images: string;
-  texts: string | undefined;
-  tokenizer: string;
-  evalImages: string | undefined;
-  evalTexts: string | undefined;
-}
-
-async function dataPaths(config: RunConfig, log: (s: string) => void): Promise<DataPaths> {
+async function dataPaths(config: RunConfig, log: (s: string) => void): Promise<RunDataPaths> {
   const d = config.data;
   if (d.synthesize) {
     const out = d.synthesize.out;
@@ -125,7 +117,7 @@ async function dataPaths(config: RunConfig, log: (s: string) => void): Promise<D
   };
 }
 
-function loaderOptions(config: RunConfig, paths: DataPaths, train: boolean): LoaderOptions {
+function loaderOptions(config: RunConfig, paths: RunDataPaths, train: boolean): LoaderOptions {
   const m = config.resolvedModel, d = config.data, t = config.train;
   const sk = m.vision.scales[m.vision.scales.length - 1]!;
   return {
@@ -188,12 +180,16 @@ export async function train(
   const earlyLog: string[] = [];
   const say = (s: string) => earlyLog.push(s);
   const paths = await dataPaths(config, (s) => console.log(s));
+  // Before anything is allocated: every input exists, and the run fits in memory.
+  await checkRunInputs(config, paths);
+  const est = checkRunMemory(config, rt);
 
   const model = new Ps3Clip(config.resolvedModel, {
     seed: t.seed,
     group: referenceGroups(!!o.token_selection_lr),
   });
   say(`model ${config.resolvedModel.name}: ${model.params.describe()}`);
+  say(describeEstimate(est));
   const opt = new AdamW(model.params, {
     beta1: o.beta1,
     beta2: o.beta2,
@@ -249,28 +245,6 @@ export async function train(
   }
 
   const micro = t.accum_steps;
-  const est = estimateMemory(config.resolvedModel, {
-    params: model.params.count,
-    microBatch: t.batch_size / micro,
-    checkpointing: t.grad_checkpointing,
-  });
-  say(describeEstimate(est));
-  const limit = t.memory_limit_gb
-    ? t.memory_limit_gb * 2 ** 30
-    : rt.info.isSoftware
-    ? Deno.systemMemoryInfo().total * 0.8
-    : null;
-  if (limit !== null && est.total > limit) {
-    throw new RangeError(
-      `The run needs about ${fmtBytes(est.total)} but ${
-        t.memory_limit_gb ? "train.memory_limit_gb allows" : "this machine has"
-      } ` +
-        `${
-          fmtBytes(limit)
-        }: lower train.batch_size (or raise train.accum_steps), keep train.grad_checkpointing on`,
-    );
-  }
-
   const loader = await DataLoader.create(loaderOptions(config, paths, true));
   if (loaderState) await loader.resume(loaderState);
   const metrics = new JsonLines(join(out, "metrics.jsonl"));
@@ -468,7 +442,7 @@ export async function train(
 async function runEval(
   model: Ps3Clip,
   config: RunConfig,
-  paths: DataPaths,
+  paths: RunDataPaths,
   opts: TrainOptions,
 ): Promise<EvalMetrics> {
   const loader = await DataLoader.create(loaderOptions(config, paths, false));
