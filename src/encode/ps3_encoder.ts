@@ -283,8 +283,8 @@ export class Ps3Encoder {
     const model = this.model;
     if (!(model instanceof Ps3Clip)) {
       throw new Error(
-        `Cannot encode the prompt "${text}": ${this.source} is a vision-only model with no ` +
-          "text tower (give a prompt vector, or use the full model folder)",
+        `Cannot encode the prompt "${text}": the model (${this.source}) is vision-only, with ` +
+          "no text tower; use the full model folder, or pass a prompt vector to encode()",
       );
     }
     if (!this.tokenizer) {
