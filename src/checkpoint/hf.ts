@@ -11,7 +11,12 @@
 import { join } from "node:path";
 import { writeFileAtomic } from "./atomic.ts";
 import { openSafetensors, writeSafetensors, type WriteTensor } from "./safetensors.ts";
-import { type ModelConfig, resolveModelConfig, resolveVisionConfig } from "../model/config.ts";
+import {
+  type ModelConfig,
+  resolveModelConfig,
+  resolveVisionConfig,
+  siglipPreprocess,
+} from "../model/config.ts";
 import type { VisionModelConfig } from "../model/ps3_vision_model.ts";
 import type { ParamTable } from "../nn/params.ts";
 import { fmtShape, numel } from "../autograd/tensor.ts";
@@ -52,12 +57,15 @@ async function readJson(path: string): Promise<Record<string, unknown>> {
  */
 export async function readHfConfig(folder: string): Promise<ModelConfig> {
   const path = join(folder, "config.json");
-  const cfg = await readJson(path);
+  return fullConfig(await readJson(path), path);
+}
+
+/** Resolves the `PS3Model` layout of a parsed `config.json` (see {@linkcode readHfConfig}). */
+function fullConfig(cfg: Record<string, unknown>, path: string): ModelConfig {
   if (!("vision_config" in cfg) || !("text_config" in cfg)) {
     throw new SyntaxError(
       `Cannot use "${path}": it has no vision_config and text_config (a vision-only folder ` +
-        "has no text tower: it can be encoded with or initialise training from, see " +
-        "readHfFolderConfig)",
+        "has no text tower; readHfFolderConfig reads both layouts)",
     );
   }
   const text = { ...(cfg.text_config as Record<string, unknown>) };
@@ -94,7 +102,7 @@ export async function readHfFolderConfig(folder: string): Promise<HfFolderConfig
   const path = join(folder, "config.json");
   const cfg = await readJson(path);
   if ("vision_config" in cfg || "text_config" in cfg) {
-    return { kind: "full", config: await readHfConfig(folder) };
+    return { kind: "full", config: fullConfig(cfg, path) };
   }
   const { name, ...vision } = cfg;
   return {
@@ -102,12 +110,7 @@ export async function readHfFolderConfig(folder: string): Promise<HfFolderConfig
     config: {
       name: typeof name === "string" ? name : "PS3",
       vision: resolveVisionConfig(vision, `"${path}"`),
-      preprocess: {
-        mean: [0.5, 0.5, 0.5],
-        std: [0.5, 0.5, 0.5],
-        interpolation: "bicubic",
-        resize_mode: "squash",
-      },
+      preprocess: siglipPreprocess(),
     },
   };
 }

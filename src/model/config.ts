@@ -239,6 +239,21 @@ export interface PreprocessConfigInput {
   resize_mode: "squash";
 }
 
+/**
+ * SigLIP's preprocessing (mean and std 0.5, bicubic, squash): the default of `preprocess_cfg`
+ * and of a vision-only Hugging Face folder.
+ *
+ * @returns A fresh copy.
+ */
+export function siglipPreprocess(): PreprocessConfigInput {
+  return {
+    mean: [0.5, 0.5, 0.5],
+    std: [0.5, 0.5, 0.5],
+    interpolation: "bicubic",
+    resize_mode: "squash",
+  };
+}
+
 /** A whole PS3 CLIP model config (the open_clip JSON layout), validated, defaults filled in. */
 export interface ModelConfigInput {
   /** Name for messages and the converted config (default "PS3"). */
@@ -337,16 +352,11 @@ export const ModelConfigSchema: z.ZodType<ModelConfigInput> = z.object({
   vision_cfg: VisionConfigSchema,
   text_cfg: TextConfigSchema,
   preprocess_cfg: z.object({
-    mean: z.tuple([z.number(), z.number(), z.number()]).default([0.5, 0.5, 0.5]),
-    std: z.tuple([z.number(), z.number(), z.number()]).default([0.5, 0.5, 0.5]),
+    mean: z.tuple([z.number(), z.number(), z.number()]).default(() => siglipPreprocess().mean),
+    std: z.tuple([z.number(), z.number(), z.number()]).default(() => siglipPreprocess().std),
     interpolation: z.literal("bicubic").default("bicubic"),
     resize_mode: z.literal("squash").default("squash"),
-  }).strict().default({
-    mean: [0.5, 0.5, 0.5],
-    std: [0.5, 0.5, 0.5],
-    interpolation: "bicubic",
-    resize_mode: "squash",
-  }),
+  }).strict().default(siglipPreprocess),
 }).strict();
 
 /** Resolved trunk sizes. */

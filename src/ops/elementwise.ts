@@ -182,22 +182,8 @@ function checkF32(op: string, ...ts: Tensor[]): void {
  */
 export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
   checkF32(op, x);
-  const def: UnaryDef = UNARY[op];
-  // The vec4 kernels take the size in vec4s.
-  const vec = elementwiseVariant(x.size) === "vec4";
-  const tag = vec ? "_vec4" : "";
-  const n = vec ? x.size / 4 : x.size;
-  const params = vec ? { n4: n, a, b } : { n, a, b };
-  const fwd = kernels.get(`u:${op}${tag}`, () =>
-    defineKernel({
-      name: `${op}_forward${tag}`,
-      source: vec ? unaryVec4Src : unarySrc,
-      bindings: ["read", "write"],
-      params: [vec ? "n4:u32" : "n:u32", "a:f32", "b:f32"],
-      defines: { FUNCS, EXPR: def.expr },
-    }));
   const y = empty(x.shape);
-  gpu().dispatch(fwd, [x, y], params, grid(n, 256));
+  dispatchUnary(op, false, [x, y], x.size, a, b);
   if (op === "greaterThan" || op === "equalTo") return y;
   record(op, [x], [y], ([g]) => [unaryBackward(op, { x, y, dy: g!, a, b })]);
   return y;
@@ -232,21 +218,40 @@ export function unaryBackward(
       );
     }
   }
-  // Both families evaluate the same snippet per element, so the choice does not change dx.
-  const vec = elementwiseVariant(x.size) === "vec4";
-  const tag = vec ? "_vec4" : "";
-  const n = vec ? x.size / 4 : x.size;
-  const bwd = kernels.get(`ub:${op}${tag}`, () =>
-    defineKernel({
-      name: `${op}_backward${tag}`,
-      source: vec ? unaryBackwardVec4Src : unaryBackwardSrc,
-      bindings: ["read", "read", "read", "write"],
-      params: [vec ? "n4:u32" : "n:u32", "a:f32", "b:f32"],
-      defines: { FUNCS, DERIV: UNARY[op].deriv },
-    }));
   const dx = empty(x.shape);
-  gpu().dispatch(bwd, [x, y, dy, dx], vec ? { n4: n, a, b } : { n, a, b }, grid(n, 256));
+  dispatchUnary(op, true, [x, y, dy, dx], x.size, a, b);
   return dx;
+}
+
+/**
+ * Records a unary op's forward (`grad` false: x -> y) or backward (x, y, dy -> dx) over
+ * `size` elements, with the family {@linkcode elementwiseVariant} picks. Both families
+ * evaluate the same snippet per element, so the choice does not change the result.
+ */
+function dispatchUnary(
+  op: UnaryOp,
+  grad: boolean,
+  buffers: Tensor[],
+  size: number,
+  a: number,
+  b: number,
+): void {
+  const def: UnaryDef = UNARY[op];
+  const vec = elementwiseVariant(size) === "vec4";
+  const tag = vec ? "_vec4" : "";
+  const k = kernels.get(`u${grad ? "b" : ""}:${op}${tag}`, () =>
+    defineKernel({
+      name: `${op}_${grad ? "backward" : "forward"}${tag}`,
+      source: grad
+        ? (vec ? unaryBackwardVec4Src : unaryBackwardSrc)
+        : (vec ? unaryVec4Src : unarySrc),
+      bindings: grad ? ["read", "read", "read", "write"] : ["read", "write"],
+      params: [vec ? "n4:u32" : "n:u32", "a:f32", "b:f32"],
+      defines: grad ? { FUNCS, DERIV: def.deriv } : { FUNCS, EXPR: def.expr },
+    }));
+  // The vec4 kernels take the size in vec4s.
+  const n = vec ? size / 4 : size;
+  gpu().dispatch(k, buffers, vec ? { n4: n, a, b } : { n, a, b }, grid(n, 256));
 }
 
 /**
