@@ -68,28 +68,28 @@ export * from "./src/loss/box.ts";
 export * from "./src/optim/adamw.ts";
 
 // Data pipeline
-export * from "./src/data/loader.ts";
-export type { ShardMode, ShardUnit } from "./src/data/shards.ts";
-export type { DataProblem } from "./src/data/pairing.ts";
-export { prepareSample, SampleError } from "./src/data/sample.ts";
+export * from "./src/data/pipeline/loader.ts";
+export type { ShardMode, ShardUnit } from "./src/data/pipeline/shards.ts";
+export type { DataProblem } from "./src/data/pipeline/pairing.ts";
+export { prepareSample, SampleError } from "./src/data/pipeline/sample.ts";
 export type {
   PreparedSample,
   SampleErrorKind,
   SampleInput,
   SampleRepair,
-} from "./src/data/sample.ts";
-export type { SampleWhere } from "./src/data/sample_error.ts";
-export * from "./src/data/tokenizer.ts";
-export { decodeImage } from "./src/data/image.ts";
+} from "./src/data/pipeline/sample.ts";
+export type { SampleWhere } from "./src/data/formats/sample_error.ts";
+export * from "./src/data/formats/tokenizer.ts";
+export { decodeImage } from "./src/data/formats/image.ts";
 export type {
   DecodedImage,
   DecodeImageOptions,
   ImageFormat,
   ImageInfo,
   RgbImage,
-} from "./src/data/image.ts";
-export { writeSynthDataset } from "./src/data/synth.ts";
-export type { SynthManifest, SynthOptions, SynthSplit } from "./src/data/synth.ts";
+} from "./src/data/formats/image.ts";
+export { writeSynthDataset } from "./src/data/tools/synth.ts";
+export type { SynthManifest, SynthOptions, SynthSplit } from "./src/data/tools/synth.ts";
 
 // Training
 export * from "./src/train/config.ts";

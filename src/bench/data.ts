@@ -8,10 +8,10 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DataLoader } from "../data/loader.ts";
-import { readImageInfo } from "../data/image.ts";
-import { unigramTokenizerJson } from "../data/synth.ts";
-import { TarWriter } from "../data/tar.ts";
+import { DataLoader } from "../data/pipeline/loader.ts";
+import { readImageInfo } from "../data/formats/image.ts";
+import { unigramTokenizerJson } from "../data/tools/synth.ts";
+import { TarWriter } from "../data/formats/tar.ts";
 import type { BenchRow } from "./timing.ts";
 
 /** The photo of the issue: 2250x1500 JPEG, in the shared data folder beside the repo. */

@@ -6,7 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { checkDataset } from "../data/check.ts";
+import { checkDataset } from "../data/tools/check.ts";
 
 const USAGE = `Usage: ps3 check <image shards> [<text-box shards>] [options]
 

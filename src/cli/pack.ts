@@ -6,7 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { packDataset } from "../data/pack.ts";
+import { packDataset } from "../data/tools/pack.ts";
 
 const USAGE = `Usage: ps3 pack --images <folder> --captions <jsonl> --out <dir> [options]
 

@@ -6,7 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { writeSynthDataset } from "../data/synth.ts";
+import { writeSynthDataset } from "../data/tools/synth.ts";
 
 const USAGE = `Usage: ps3 synth --out <dir> [options]
 

@@ -8,7 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { loadTokenizer } from "../data/tokenizer.ts";
+import { loadTokenizer } from "../data/formats/tokenizer.ts";
 
 const USAGE = `Usage: ps3 tokenize --tokenizer <tokenizer.json> [--context-length N] [--pad-token T]
 

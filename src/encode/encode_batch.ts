@@ -7,8 +7,8 @@
  */
 
 import { basename, extname, join } from "node:path";
-import { SampleError } from "../data/sample_error.ts";
-import { TarReader } from "../data/tar.ts";
+import { SampleError } from "../data/formats/sample_error.ts";
+import { TarReader } from "../data/formats/tar.ts";
 import {
   type Ps3EncodeOptions,
   type Ps3Encoder,

@@ -16,8 +16,8 @@
  * @module
  */
 
-import type { RgbImage } from "../data/image.ts";
-import { resizeBicubic } from "../data/resize.ts";
+import type { RgbImage } from "../data/formats/image.ts";
+import { resizeBicubic } from "../data/pipeline/resize.ts";
 import type { Size } from "../model/scales.ts";
 
 /** matplotlib's `_jet_data`: (x, value) knots per channel. */

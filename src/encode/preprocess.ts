@@ -3,7 +3,7 @@
  * (`ps3/image_processing_ps3.py`) runs it on a PIL image: torchvision's
  * `Resize(image_size, interpolation=BICUBIC)` with the tuple `image_size` = (h, w) from
  * `preprocessor_config.json` (a "squash" to exactly h x w, whatever the aspect ratio; on a PIL
- * image that is Pillow's antialiased bicubic, bit-exact in `src/data/resize.ts`), then
+ * image that is Pillow's antialiased bicubic, bit-exact in `src/data/pipeline/resize.ts`), then
  * `convert("RGB")`, `ToTensor` (v / 255) and `Normalize(mean, std)`. For the released models
  * image_size is the largest PS3 scale and mean = std = 0.5.
  *
@@ -13,7 +13,7 @@
  * is a square in both modes).
  *
  * Differences from the package: EXIF orientation is applied (PIL's `Image.open` ignores it;
- * see `src/data/image.ts`); transparent images are resized after dropping alpha (Pillow
+ * see `src/data/formats/image.ts`); transparent images are resized after dropping alpha (Pillow
  * resizes RGBA premultiplied); palette images are resized as RGB (Pillow resizes mode "P"
  * with nearest-neighbour).
  *
@@ -21,8 +21,8 @@
  */
 
 import { join } from "node:path";
-import type { RgbImage } from "../data/image.ts";
-import { resizeBicubic } from "../data/resize.ts";
+import type { RgbImage } from "../data/formats/image.ts";
+import { resizeBicubic } from "../data/pipeline/resize.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { Size } from "../model/scales.ts";
 

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Batch } from "../data/loader.ts";
+import type { Batch } from "../data/pipeline/loader.ts";
 import { tensor } from "../ops/creation.ts";
 import type { TrainBatch } from "../model/ps3_clip.ts";
 

@@ -11,7 +11,7 @@ import { noGrad } from "../autograd/tape.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { matmul } from "../ops/matmul.ts";
 import { boxTargets } from "../loss/box.ts";
-import type { Batch } from "../data/loader.ts";
+import type { Batch } from "../data/pipeline/loader.ts";
 import type { Ps3Clip, TrainOptions } from "../model/ps3_clip.ts";
 import { uploadBatch } from "./batch.ts";
 

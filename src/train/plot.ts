@@ -6,7 +6,7 @@
  * @module
  */
 
-import { encodePng } from "../data/synth.ts";
+import { encodePng } from "../data/formats/png.ts";
 
 /** One series: a label, an RGB colour and (step, value) points. */
 export interface Series {

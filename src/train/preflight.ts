@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { fmtBytes } from "../gpu/buffer_pool.ts";
 import type { Runtime } from "../gpu/runtime.ts";
-import { missingShards, shardUnits } from "../data/shards.ts";
+import { missingShards, shardUnits } from "../data/pipeline/shards.ts";
 import { numel } from "../autograd/tensor.ts";
 import { Ps3Clip } from "../model/ps3_clip.ts";
 import type { RunConfig } from "./config.ts";

@@ -20,7 +20,7 @@ import type { Tensor } from "../autograd/tensor.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { add, clamp } from "../ops/elementwise.ts";
 import { full } from "../ops/creation.ts";
-import type { Batch } from "../data/loader.ts";
+import type { Batch } from "../data/pipeline/loader.ts";
 import type { AccumContext, Ps3Clip, TrainOptions } from "../model/ps3_clip.ts";
 import type { AdamW } from "../optim/adamw.ts";
 import { uploadBatch } from "./batch.ts";

@@ -10,9 +10,9 @@
 import { join } from "node:path";
 import { gpu } from "../gpu/runtime.ts";
 import { fmtBytes } from "../gpu/buffer_pool.ts";
-import { DataLoader, type LoaderOptions, type LoaderState } from "../data/loader.ts";
-import type { Batch } from "../data/loader.ts";
-import { type SynthManifest, writeSynthDataset } from "../data/synth.ts";
+import { DataLoader, type LoaderOptions, type LoaderState } from "../data/pipeline/loader.ts";
+import type { Batch } from "../data/pipeline/loader.ts";
+import { type SynthManifest, writeSynthDataset } from "../data/tools/synth.ts";
 import { Ps3Clip, referenceGroups, type TrainOptions } from "../model/ps3_clip.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { loadSafetensorsInto, readHfFolderConfig } from "../checkpoint/hf.ts";

@@ -11,7 +11,7 @@ import {
   mergeSentences,
   parseAnnotation,
   splitSentences,
-} from "../../src/data/annotations.ts";
+} from "../../src/data/pipeline/annotations.ts";
 import { Rng } from "../../src/util/rng.ts";
 import { assertKind } from "./sample_fixtures.ts";
 

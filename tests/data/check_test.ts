@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert";
-import { checkDataset } from "../../src/data/check.ts";
-import { writeSynthDataset } from "../../src/data/synth.ts";
-import { TarReader } from "../../src/data/tar.ts";
+import { checkDataset } from "../../src/data/tools/check.ts";
+import { writeSynthDataset } from "../../src/data/tools/synth.ts";
+import { TarReader } from "../../src/data/formats/tar.ts";
 import { run } from "../../src/cli/check.ts";
 import { rewriteShard, withTmp } from "./helpers.ts";
 

@@ -1,11 +1,11 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert";
-import type { Box } from "../../src/data/annotations.ts";
+import type { Box } from "../../src/data/pipeline/annotations.ts";
 import {
   randomResizedCropParams,
   resizedCrop,
   resizedCropBoxes,
   roundHalfEven,
-} from "../../src/data/crop.ts";
+} from "../../src/data/pipeline/crop.ts";
 import { Rng } from "../../src/util/rng.ts";
 
 /** An Rng whose uniform draws are scripted (uniform() and int() both go through next()). */

@@ -1,5 +1,5 @@
 /**
- * A stand-in for `src/data/sample.ts` and `src/data/tokenizer.ts` in the loader tests: it
+ * A stand-in for `src/data/pipeline/sample.ts` and `src/data/formats/tokenizer.ts` in the loader tests: it
  * checks the bytes the loader hands over and returns small outputs that encode the sample
  * key and draws from the sample's Rng, so tests can see which sample and which random
  * stream produced each batch row.
@@ -10,7 +10,7 @@
  * @module
  */
 
-import { SampleError } from "../../src/data/sample_error.ts";
+import { SampleError } from "../../src/data/formats/sample_error.ts";
 import type { Rng } from "../../src/util/rng.ts";
 
 export { SampleError };

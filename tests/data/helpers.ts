@@ -6,7 +6,7 @@
  */
 
 import { ok as assert } from "node:assert";
-import { readTar, TarWriter } from "../../src/data/tar.ts";
+import { readTar, TarWriter } from "../../src/data/formats/tar.ts";
 
 const enc = new TextEncoder();
 

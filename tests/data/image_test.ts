@@ -5,10 +5,10 @@ import { defaultOptions as jpegDefaults } from "@jsquash/jpeg/meta.js";
 import webpEncWasm from "@jsquash/webp/codec/enc/webp_enc.wasm" with { type: "bytes" };
 import webpEncFactory from "@jsquash/webp/codec/enc/webp_enc.js";
 import { defaultOptions as webpDefaults } from "@jsquash/webp/meta.js";
-import { SampleError } from "../../src/data/sample_error.ts";
+import { SampleError } from "../../src/data/formats/sample_error.ts";
 import { Rng } from "../../src/util/rng.ts";
-import { orientBox, orientImage, tiffOrientation } from "../../src/data/exif.ts";
-import { decodeImage, readImageInfo, type RgbImage } from "../../src/data/image.ts";
+import { orientBox, orientImage, tiffOrientation } from "../../src/data/formats/exif.ts";
+import { decodeImage, readImageInfo, type RgbImage } from "../../src/data/formats/image.ts";
 import {
   assertKind,
   concat,

@@ -4,8 +4,8 @@ import {
   DataLoader,
   type LoaderOptions,
   type SampleOptions,
-} from "../../src/data/loader.ts";
-import { DataError } from "../../src/data/pairing.ts";
+} from "../../src/data/pipeline/loader.ts";
+import { DataError } from "../../src/data/pipeline/pairing.ts";
 import { fakeImage, fakeJson, pairedDataset, rejectsWith, withTmp, writeShard } from "./helpers.ts";
 
 const FAKE = new URL("./fake_sample.ts", import.meta.url).href;

@@ -1,9 +1,9 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert";
-import { packDataset, PackError } from "../../src/data/pack.ts";
-import { pairUnit } from "../../src/data/pairing.ts";
-import { shardUnits } from "../../src/data/shards.ts";
-import { encodePng } from "../../src/data/synth.ts";
-import { TarReader } from "../../src/data/tar.ts";
+import { packDataset, PackError } from "../../src/data/tools/pack.ts";
+import { pairUnit } from "../../src/data/pipeline/pairing.ts";
+import { shardUnits } from "../../src/data/pipeline/shards.ts";
+import { encodePng } from "../../src/data/formats/png.ts";
+import { TarReader } from "../../src/data/formats/tar.ts";
 import { run } from "../../src/cli/pack.ts";
 import { rejectsWith, withTmp } from "./helpers.ts";
 

@@ -5,8 +5,8 @@ import {
   type PairedSample,
   pairUnit,
   splitKey,
-} from "../../src/data/pairing.ts";
-import { TarReader } from "../../src/data/tar.ts";
+} from "../../src/data/pipeline/pairing.ts";
+import { TarReader } from "../../src/data/formats/tar.ts";
 import { fakeImage, fakeJson, gnuTar, rejectsWith, withTmp, writeShard } from "./helpers.ts";
 
 const dec = new TextDecoder();

@@ -1,11 +1,11 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert";
-import type { RgbImage } from "../../src/data/image.ts";
+import type { RgbImage } from "../../src/data/formats/image.ts";
 import {
   bicubicKernel,
   bicubicWeights,
   type CropRect,
   resizeBicubic,
-} from "../../src/data/resize.ts";
+} from "../../src/data/pipeline/resize.ts";
 import { Rng } from "../../src/util/rng.ts";
 import { assertThrows } from "./sample_fixtures.ts";
 

@@ -8,7 +8,7 @@
 
 import { ok as assert } from "node:assert";
 import { deflateSync } from "node:zlib";
-import { SampleError, type SampleErrorKind } from "../../src/data/sample_error.ts";
+import { SampleError, type SampleErrorKind } from "../../src/data/formats/sample_error.ts";
 
 /** The real 2250x1500 photo shared by the project. */
 export const DOCK_JPG = new URL("../testdata/dock.jpg", import.meta.url);

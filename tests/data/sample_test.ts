@@ -1,7 +1,11 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert";
-import { filterKeywords } from "../../src/data/annotations.ts";
-import { type PreparedSample, prepareSample, type SampleOptions } from "../../src/data/sample.ts";
-import { Tokenizer } from "../../src/data/tokenizer.ts";
+import { filterKeywords } from "../../src/data/pipeline/annotations.ts";
+import {
+  type PreparedSample,
+  prepareSample,
+  type SampleOptions,
+} from "../../src/data/pipeline/sample.ts";
+import { Tokenizer } from "../../src/data/formats/tokenizer.ts";
 import { Rng } from "../../src/util/rng.ts";
 import {
   assertKind,

@@ -12,7 +12,7 @@ import {
   shardOrder,
   type ShardUnit,
   shardUnits,
-} from "../../src/data/shards.ts";
+} from "../../src/data/pipeline/shards.ts";
 import { withTmp } from "./helpers.ts";
 
 Deno.test("braceExpand() keeps zero padding of numeric ranges", () => {

@@ -6,12 +6,12 @@ import {
   renderScene,
   unigramTokenizerJson,
   writeSynthDataset,
-} from "../../src/data/synth.ts";
-import { decodeImage } from "../../src/data/image.ts";
-import { loadTokenizer, Tokenizer } from "../../src/data/tokenizer.ts";
-import { pairUnit } from "../../src/data/pairing.ts";
-import { shardUnits } from "../../src/data/shards.ts";
-import { readTar } from "../../src/data/tar.ts";
+} from "../../src/data/tools/synth.ts";
+import { decodeImage } from "../../src/data/formats/image.ts";
+import { loadTokenizer, Tokenizer } from "../../src/data/formats/tokenizer.ts";
+import { pairUnit } from "../../src/data/pipeline/pairing.ts";
+import { shardUnits } from "../../src/data/pipeline/shards.ts";
+import { readTar } from "../../src/data/formats/tar.ts";
 import { Rng } from "../../src/util/rng.ts";
 import { run } from "../../src/cli/synth.ts";
 import { withTmp } from "./helpers.ts";

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert";
-import { BLOCK, readTar, TarError, TarReader, TarWriter } from "../../src/data/tar.ts";
+import { BLOCK, readTar, TarError, TarReader, TarWriter } from "../../src/data/formats/tar.ts";
 import { gnuTar, rejectsWith as assertRejects, withTmp } from "./helpers.ts";
 
 const enc = new TextEncoder();

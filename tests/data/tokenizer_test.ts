@@ -5,7 +5,7 @@ import {
   canonicalizeText,
   loadTokenizer,
   Tokenizer,
-} from "../../src/data/tokenizer.ts";
+} from "../../src/data/formats/tokenizer.ts";
 import { run } from "../../src/cli/tokenize.ts";
 
 /** A small T5-style vocabulary; scores chosen so the hand-worked cases below are decisive. */

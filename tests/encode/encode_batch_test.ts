@@ -1,8 +1,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert";
 import { join } from "node:path";
 import { initGpu } from "../../src/gpu/runtime.ts";
-import { TarWriter } from "../../src/data/tar.ts";
-import { encodePng } from "../../src/data/synth.ts";
+import { TarWriter } from "../../src/data/formats/tar.ts";
+import { encodePng } from "../../src/data/formats/png.ts";
 import {
   type BatchProgress,
   encodeBatch,

@@ -4,7 +4,7 @@ import { main } from "../../main.ts";
 import { rejectsWith, withTmp } from "../data/helpers.ts";
 import { DOCK_SMALL, writeTinyModel } from "./helpers.ts";
 import { initGpu } from "../../src/gpu/runtime.ts";
-import { decodeImage } from "../../src/data/image.ts";
+import { decodeImage } from "../../src/data/formats/image.ts";
 
 await initGpu();
 const root = await Deno.makeTempDir({ prefix: "ps3_encode_cli_" });

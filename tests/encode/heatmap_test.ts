@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert";
-import { decodeImage, type RgbImage } from "../../src/data/image.ts";
+import { decodeImage, type RgbImage } from "../../src/data/formats/image.ts";
 import {
   displayImage,
   displaySize,

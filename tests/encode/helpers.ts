@@ -7,8 +7,8 @@
 
 import { join } from "node:path";
 import { writeHfFolder } from "../../src/checkpoint/hf.ts";
-import type { RgbImage } from "../../src/data/image.ts";
-import { unigramTokenizerJson } from "../../src/data/synth.ts";
+import type { RgbImage } from "../../src/data/formats/image.ts";
+import { unigramTokenizerJson } from "../../src/data/tools/synth.ts";
 import { resolveModelConfig } from "../../src/model/config.ts";
 import { Ps3Clip } from "../../src/model/ps3_clip.ts";
 

@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert";
 import { join } from "node:path";
-import { resizeBicubic } from "../../src/data/resize.ts";
+import { resizeBicubic } from "../../src/data/pipeline/resize.ts";
 import { resolveModelConfig } from "../../src/model/config.ts";
 import {
   configPreprocessing,

@@ -6,8 +6,8 @@ import { noGrad } from "../../src/autograd/tape.ts";
 import { tensor } from "../../src/ops/creation.ts";
 import { openSafetensors } from "../../src/checkpoint/safetensors.ts";
 import { saveCheckpoint } from "../../src/checkpoint/train_checkpoint.ts";
-import { decodeImage, type RgbImage } from "../../src/data/image.ts";
-import { SampleError } from "../../src/data/sample_error.ts";
+import { decodeImage, type RgbImage } from "../../src/data/formats/image.ts";
+import { SampleError } from "../../src/data/formats/sample_error.ts";
 import { Ps3Clip } from "../../src/model/ps3_clip.ts";
 import { Ps3VisionModel } from "../../src/model/ps3_vision_model.ts";
 import { writeHfFolder } from "../../src/checkpoint/hf.ts";
@@ -22,8 +22,8 @@ import {
 } from "../../src/encode/ps3_encoder.ts";
 import { rejectsWith, withTmp } from "../data/helpers.ts";
 import { assertThrows, encodePng as encodeAnyPng } from "../data/sample_fixtures.ts";
-import { Tokenizer } from "../../src/data/tokenizer.ts";
-import { unigramTokenizerJson } from "../../src/data/synth.ts";
+import { Tokenizer } from "../../src/data/formats/tokenizer.ts";
+import { unigramTokenizerJson } from "../../src/data/tools/synth.ts";
 import { DOCK_SMALL, greyCorrelation, tinyModelConfig, writeTinyModel } from "./helpers.ts";
 
 await initGpu();

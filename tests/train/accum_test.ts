@@ -4,7 +4,7 @@ import { loadRunConfig } from "../../src/train/config.ts";
 import { Ps3Clip, type TrainOptions } from "../../src/model/ps3_clip.ts";
 import { forwardBackward, optimizerStep } from "../../src/train/step.ts";
 import { AdamW } from "../../src/optim/adamw.ts";
-import type { Batch } from "../../src/data/loader.ts";
+import type { Batch } from "../../src/data/pipeline/loader.ts";
 import { Rng } from "../../src/util/rng.ts";
 
 await initGpu();

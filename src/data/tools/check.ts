@@ -7,8 +7,8 @@
  */
 
 import { join } from "node:path";
-import { DataLoader, type LoaderStats } from "./loader.ts";
-import type { DataProblem } from "./pairing.ts";
+import { DataLoader, type LoaderStats } from "../pipeline/loader.ts";
+import type { DataProblem } from "../pipeline/pairing.ts";
 import { unigramTokenizerJson } from "./synth.ts";
 
 /** Options of {@link checkDataset}. */

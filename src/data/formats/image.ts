@@ -28,16 +28,9 @@ import webpFactory from "@jsquash/webp/codec/dec/webp_dec.js";
 import { decode as decodePng } from "fast-png";
 import { orientImage, tiffOrientation } from "./exif.ts";
 import { SampleError, type SampleWhere } from "./sample_error.ts";
+import type { RgbImage } from "./rgb_image.ts";
 
-/** An 8-bit RGB image, rows top to bottom, pixels interleaved (`[H, W, 3]`). */
-export interface RgbImage {
-  /** Width in pixels. */
-  width: number;
-  /** Height in pixels. */
-  height: number;
-  /** `width * height * 3` bytes. */
-  data: Uint8Array;
-}
+export type { RgbImage } from "./rgb_image.ts";
 
 /** The image formats {@link decodeImage} reads. */
 export type ImageFormat = "jpeg" | "png" | "webp";

@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { RgbImage } from "./image.ts";
+import type { RgbImage } from "./rgb_image.ts";
 
 /** The TIFF tag number of Orientation. */
 const ORIENTATION_TAG = 0x0112;

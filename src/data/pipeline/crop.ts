@@ -20,9 +20,9 @@
  * @module
  */
 
-import type { Rng } from "../util/rng.ts";
+import type { Rng } from "../../util/rng.ts";
 import type { Box } from "./annotations.ts";
-import type { RgbImage } from "./image.ts";
+import type { RgbImage } from "../formats/image.ts";
 import { type CropRect, resizeBicubic } from "./resize.ts";
 
 /** Options of {@link randomResizedCropParams}. */

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { TarError, TarReader } from "./tar.ts";
+import { TarError, TarReader } from "../formats/tar.ts";
 import type { ShardUnit } from "./shards.ts";
 
 /** Image extensions, in order of preference when a sample has several. */

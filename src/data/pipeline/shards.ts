@@ -11,7 +11,7 @@
  */
 
 import { isAbsolute, join } from "node:path";
-import { Rng } from "../util/rng.ts";
+import { Rng } from "../../util/rng.ts";
 
 /** Independent random streams derived from one seed (the last word of the derivation). */
 export const STREAM = {

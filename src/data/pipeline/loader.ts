@@ -16,7 +16,6 @@
  * @module
  */
 
-import { cpus } from "node:os";
 import { DataError, type DataProblem } from "./pairing.ts";
 import { type Candidate, type EpochEnd, epochStream } from "./sample_stream.ts";
 import {
@@ -28,10 +27,12 @@ import {
   shardUnits,
   STREAM,
 } from "./shards.ts";
-import type { WorkerReply, WorkerRequest } from "./loader_worker.ts";
+import type { WorkerRequest } from "./loader_worker.ts";
+import { type Outcome, WorkerPool } from "./worker_pool.ts";
+import { type LoaderOptions, normalise, type Settings } from "./loader_options.ts";
 import type { SampleOptions } from "./sample.ts";
 
-export type { SampleOptions };
+export type { LoaderOptions, SampleOptions };
 
 /** A batch: B samples, images NCHW. */
 export interface Batch {
@@ -49,52 +50,6 @@ export interface Batch {
   epoch: number;
   /** Index of the batch within its epoch. */
   index: number;
-}
-
-/** Options of {@link DataLoader.create}. */
-export interface LoaderOptions {
-  /** Image shard spec (paired layout) or single-layout shard spec (`a/{0..9}.tar::b/x.tar`). */
-  images: string | string[];
-  /** Text-box shard spec of the paired layout; omit for the single layout (key.jpg + key.json). */
-  texts?: string | string[] | undefined;
-  /** Source weights (`"1::3"` or `[1, 3]`; resampled shards only). */
-  weights?: string | number[] | undefined;
-  /** Folder that relative shard paths are resolved against. */
-  baseDir?: string | undefined;
-  /** Path of tokenizer.json (each worker loads it). */
-  tokenizer: string;
-  /** Samples per batch. */
-  batchSize: number;
-  /** Per-sample options. */
-  sample: SampleOptions;
-  /** Base seed (default 0). */
-  seed?: number | undefined;
-  /** Shard order (default "shuffled"; "resampled" draws with replacement, "sequential" for eval). */
-  shards?: ShardMode | undefined;
-  /** Samples in the shuffle buffer (default 5000 as in the reference; 0 keeps stream order). */
-  shuffleBuffer?: number | undefined;
-  /** This process's rank (default 0). */
-  rank?: number | undefined;
-  /** Number of processes reading the dataset (default 1). */
-  worldSize?: number | undefined;
-  /** Decode workers (default min(4, CPU cores)). */
-  workers?: number | undefined;
-  /** Batches prepared ahead (default 2). */
-  prefetch?: number | undefined;
-  /** Throw at the first bad sample or shard instead of skipping and counting. */
-  strict?: boolean | undefined;
-  /** End each epoch after this many batches (required with resampled shards to have epochs). */
-  batchesPerEpoch?: number | undefined;
-  /** Number of epochs to produce before `next()` returns undefined (default unlimited). */
-  epochs?: number | undefined;
-  /** Keep an epoch's last partial batch (default false: its samples are dropped and counted). */
-  partial?: boolean | undefined;
-  /** Problems kept as examples in {@link LoaderStats.examples} (default 10). */
-  keepExamples?: number | undefined;
-  /** URL of the module exporting `prepareSample` and `SampleError` (default `./sample.ts`). */
-  sampleModule?: string | undefined;
-  /** URL of the module exporting `loadTokenizer` (default `./tokenizer.ts`). */
-  tokenizerModule?: string | undefined;
 }
 
 /** Counters of what the loader consumed, exact at every batch boundary. */
@@ -159,30 +114,12 @@ export interface StreamIdentity {
   partial: boolean;
 }
 
-type Outcome =
-  | {
-    ok: true;
-    key: string;
-    image: Float32Array;
-    tokens: Int32Array;
-    boxMap: Uint8Array;
-    isGlobal: boolean;
-    repairs: string[];
-  }
-  | { ok: false; kind: string; message: string }
-  | { ok: false; fatal: Error };
-
 interface Slot {
   epoch: number;
   candidate?: Candidate | undefined;
   end?: EpochEnd | undefined;
   error?: unknown;
   outcome?: Promise<Outcome> | undefined;
-}
-
-interface WorkerHandle {
-  worker: Worker;
-  pending: number;
 }
 
 function freshStats(epoch: number): LoaderStats {
@@ -207,23 +144,6 @@ function hashString(s: string): string {
     h2 = Math.imul(h2 + c, 2246822519) >>> 0;
   }
   return h1.toString(16).padStart(8, "0") + h2.toString(16).padStart(8, "0");
-}
-
-/** Normalised options. */
-interface Settings {
-  batchSize: number;
-  seed: number;
-  rank: number;
-  worldSize: number;
-  mode: ShardMode;
-  shuffleBuffer: number;
-  strict: boolean;
-  partial: boolean;
-  batchesPerEpoch: number;
-  epochs: number;
-  keepExamples: number;
-  window: number;
-  sample: SampleOptions;
 }
 
 type Good = Extract<Outcome, { ok: true }>;
@@ -252,9 +172,7 @@ export class DataLoader implements AsyncDisposable {
   readonly #o: Settings;
   readonly #units: ShardUnit[];
   readonly #identity: StreamIdentity;
-  readonly #workers: WorkerHandle[];
-  readonly #replies = new Map<number, (o: Outcome) => void>();
-  #taskId = 0;
+  #pool!: WorkerPool;
   #fatal: unknown;
   #closed = false;
   #busy = false;
@@ -274,25 +192,12 @@ export class DataLoader implements AsyncDisposable {
   #filling = false;
   #wake: (() => void) | undefined;
 
-  private constructor(
-    o: Settings,
-    units: ShardUnit[],
-    identity: StreamIdentity,
-    workers: WorkerHandle[],
-  ) {
+  private constructor(o: Settings, units: ShardUnit[], identity: StreamIdentity) {
     this.#o = o;
     this.#units = units;
     this.#identity = identity;
-    this.#workers = workers;
     this.#stats = freshStats(0);
     this.#done = o.epochs <= 0;
-    for (const w of workers) {
-      w.worker.onmessage = (e: MessageEvent<WorkerReply>) => this.#onReply(w, e.data);
-      w.worker.onerror = (e: ErrorEvent) => {
-        e.preventDefault();
-        this.#fail(new Error(`A decode worker crashed: ${e.message}`));
-      };
-    }
     this.#install(0, this.#done ? undefined : this.#openStream(0));
   }
 
@@ -344,20 +249,9 @@ export class DataLoader implements AsyncDisposable {
       tokenizer: options.tokenizer,
       options: o.sample,
     };
-    const workers: WorkerHandle[] = [];
-    try {
-      for (let i = 0; i < o.workers; i++) {
-        const worker = new Worker(new URL("./loader_worker.ts", import.meta.url), {
-          type: "module",
-        });
-        workers.push({ worker, pending: 0 });
-      }
-      await Promise.all(workers.map((w) => startWorker(w.worker, init)));
-    } catch (e) {
-      for (const w of workers) w.worker.terminate();
-      throw e;
-    }
-    return new DataLoader(o, units, identity, workers);
+    const loader = new DataLoader(o, units, identity);
+    loader.#pool = await WorkerPool.start(o.workers, init, (e) => loader.#fail(e));
+    return loader;
   }
 
   /** The shard units of the dataset (all ranks'). */
@@ -542,10 +436,7 @@ export class DataLoader implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     this.#generation++;
-    for (const w of this.#workers) w.worker.terminate();
-    const err = new Error("The data loader was closed");
-    for (const resolve of this.#replies.values()) resolve({ ok: false, fatal: err });
-    this.#replies.clear();
+    this.#pool.close();
     this.#wake?.();
   }
 
@@ -710,101 +601,17 @@ export class DataLoader implements AsyncDisposable {
   }
 
   #dispatch(c: Candidate, epoch: number): Promise<Outcome> {
-    const id = this.#taskId++;
-    let best = this.#workers[0]!;
-    for (const w of this.#workers) if (w.pending < best.pending) best = w;
-    best.pending++;
     const rng = deriveRng([this.#o.seed, epoch, this.#o.rank, c.index, STREAM.sample]);
-    const task: WorkerRequest = {
-      type: "task",
-      id,
+    return this.#pool.run({
       key: c.sample.key,
       image: c.sample.image,
       json: c.sample.json,
       rng: rng.state(),
-    };
-    return new Promise<Outcome>((resolve) => {
-      this.#replies.set(id, resolve);
-      best.worker.postMessage(task);
     });
-  }
-
-  #onReply(w: WorkerHandle, msg: WorkerReply): void {
-    if (msg.type === "ready" || msg.type === "init-failed") return;
-    w.pending--;
-    const resolve = this.#replies.get(msg.id);
-    if (!resolve) return;
-    this.#replies.delete(msg.id);
-    if (msg.type === "done") {
-      const { key, image, tokens, boxMap, isGlobal, repairs } = msg;
-      resolve({ ok: true, key, image, tokens, boxMap, isGlobal, repairs });
-    } else if (msg.type === "skip") resolve({ ok: false, kind: msg.kind, message: msg.message });
-    else {
-      const err = new Error(msg.message);
-      err.stack = `${msg.message}\n${msg.stack}`;
-      resolve({ ok: false, fatal: err });
-    }
   }
 
   #fail(e: Error): void {
     this.#fatal ??= e;
-    for (const resolve of this.#replies.values()) resolve({ ok: false, fatal: e });
-    this.#replies.clear();
     this.#wake?.();
   }
-}
-
-function normalise(options: LoaderOptions): Settings & { workers: number } {
-  const int = (name: string, v: number, min: number) => {
-    if (!Number.isInteger(v) || v < min) {
-      throw new RangeError(`Cannot use ${name} ${v}: need an integer >= ${min}`);
-    }
-    return v;
-  };
-  const batchSize = int("batch size", options.batchSize, 1);
-  const workers = int("decode workers", options.workers ?? Math.min(4, cpus().length || 1), 1);
-  const prefetch = int("prefetch", options.prefetch ?? 2, 1);
-  const mode = options.shards ?? "shuffled";
-  if (!["resampled", "shuffled", "sequential"].includes(mode)) {
-    throw new TypeError(
-      `Cannot use shard order "${mode}": expected resampled, shuffled or sequential`,
-    );
-  }
-  const s = options.sample;
-  int("image size", s.imageSize, 1);
-  int("context length", s.contextLength, 1);
-  return {
-    batchSize,
-    workers,
-    seed: int("seed", options.seed ?? 0, -(2 ** 53)),
-    rank: int("rank", options.rank ?? 0, 0),
-    worldSize: int("world size", options.worldSize ?? 1, 1),
-    mode,
-    shuffleBuffer: int("shuffle buffer", options.shuffleBuffer ?? 5000, 0),
-    strict: options.strict ?? false,
-    partial: options.partial ?? false,
-    batchesPerEpoch: int("batches per epoch", options.batchesPerEpoch ?? 0, 0),
-    epochs: options.epochs === undefined || options.epochs === Infinity
-      ? Infinity
-      : int("epochs", options.epochs, 0),
-    keepExamples: int("examples kept", options.keepExamples ?? 10, 0),
-    window: Math.max(prefetch * batchSize, 2 * workers),
-    sample: s,
-  };
-}
-
-function startWorker(worker: Worker, init: WorkerRequest): Promise<void> {
-  return new Promise((resolve, reject) => {
-    worker.onmessage = (e: MessageEvent<WorkerReply>) => {
-      if (e.data.type === "ready") resolve();
-      else if (e.data.type === "init-failed") {
-        reject(new Error(`Cannot start a decode worker: ${e.data.message}`));
-      }
-    };
-    worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      reject(new Error(`Cannot start a decode worker: ${e.message}`));
-    };
-    worker.postMessage(init);
-  });
 }

@@ -11,10 +11,10 @@
  * @module
  */
 
-import { Rng, type RngState } from "../util/rng.ts";
+import { Rng, type RngState } from "../../util/rng.ts";
 import type { MemberRef } from "./pairing.ts";
 import type { PreparedSample, SampleInput, SampleOptions } from "./sample.ts";
-import type { Tokenizer } from "./tokenizer.ts";
+import type { Tokenizer } from "../formats/tokenizer.ts";
 
 /** First message: what to load. */
 export interface WorkerInit {
@@ -148,7 +148,7 @@ scope.onmessage = async (e: MessageEvent<WorkerRequest>) => {
         ? await import("./sample.ts")
         : (await import(msg.sampleModule)) as SampleModule;
       const tok: TokenizerModule = msg.tokenizerModule === undefined
-        ? await import("./tokenizer.ts")
+        ? await import("../formats/tokenizer.ts")
         : (await import(msg.tokenizerModule)) as TokenizerModule;
       tokenizer = await tok.loadTokenizer(msg.tokenizer);
       options = msg.options;

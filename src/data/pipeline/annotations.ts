@@ -28,9 +28,9 @@
  */
 
 import { z } from "zod";
-import type { Rng } from "../util/rng.ts";
-import { SampleError, type SampleWhere } from "./sample_error.ts";
-import { basicClean, canonicalizeText } from "./tokenizer.ts";
+import type { Rng } from "../../util/rng.ts";
+import { SampleError, type SampleWhere } from "../formats/sample_error.ts";
+import { basicClean, canonicalizeText } from "../formats/tokenizer.ts";
 
 /** The captioner's failure marker; samples carrying it are not trained on. */
 export const ERROR_CAPTION = "[Error] No caption found!";

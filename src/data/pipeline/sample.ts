@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { Rng } from "../util/rng.ts";
+import type { Rng } from "../../util/rng.ts";
 import {
   boxMap,
   buildCaption,
@@ -22,11 +22,11 @@ import {
   type SampleRepair,
 } from "./annotations.ts";
 import { randomResizedCropParams, resizedCrop } from "./crop.ts";
-import { orientBox } from "./exif.ts";
-import { decodeImage, readImageInfo } from "./image.ts";
-import type { Tokenizer } from "./tokenizer.ts";
+import { orientBox } from "../formats/exif.ts";
+import { decodeImage, readImageInfo } from "../formats/image.ts";
+import type { Tokenizer } from "../formats/tokenizer.ts";
 
-export { SAMPLE_ERROR_KINDS, SampleError, type SampleErrorKind } from "./sample_error.ts";
+export { SAMPLE_ERROR_KINDS, SampleError, type SampleErrorKind } from "../formats/sample_error.ts";
 export type { SampleRepair } from "./annotations.ts";
 
 /** How samples are prepared (reference values in brackets). */

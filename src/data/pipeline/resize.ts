@@ -18,7 +18,7 @@
  * @module
  */
 
-import type { RgbImage } from "./image.ts";
+import type { RgbImage } from "../formats/image.ts";
 
 /** A rectangle of whole pixels. */
 export interface CropRect {

@@ -14,10 +14,10 @@
  */
 
 import { join } from "node:path";
-import { TarWriter } from "./tar.ts";
-import { decodeImage, readImageInfo } from "./image.ts";
-import { clipBoxes, parseAnnotation } from "./annotations.ts";
-import { SampleError } from "./sample_error.ts";
+import { TarWriter } from "../formats/tar.ts";
+import { decodeImage, readImageInfo } from "../formats/image.ts";
+import { clipBoxes, parseAnnotation } from "../pipeline/annotations.ts";
+import { SampleError } from "../formats/sample_error.ts";
 
 const ENC = new TextEncoder();
 
