@@ -30,7 +30,7 @@ export * from "./src/ops/mod.ts";
 export * from "./src/util/rng.ts";
 
 // Modules, model, losses, optimizer
-export * from "./src/nn/params.ts";
+export * from "./src/params/param_table.ts";
 export * from "./src/nn/module.ts";
 export type { Init } from "./src/nn/init.ts";
 export type { LayerNorm, Linear, LinearForwardOptions, LinearOptions } from "./src/nn/linear.ts";
@@ -62,10 +62,13 @@ export * from "./src/model/ps3_vision.ts";
 export * from "./src/model/ps3_inference.ts";
 export * from "./src/model/ps3_clip.ts";
 export * from "./src/model/ps3_vision_model.ts";
-export * from "./src/model/debug_step.ts";
+export * from "./src/compare/debug_step.ts";
 export * from "./src/loss/siglip.ts";
 export * from "./src/loss/box.ts";
+export * from "./src/loss/ps3_loss.ts";
 export * from "./src/optim/adamw.ts";
+export * from "./src/optim/param_groups.ts";
+export * from "./src/optim/schedule.ts";
 
 // Data pipeline
 export * from "./src/data/pipeline/loader.ts";

@@ -103,12 +103,3 @@ export function tidy<T>(fn: () => T): T {
   if (parent) { for (const t of keepSet) if (scope.has(t)) parent.add(t); }
   return result;
 }
-
-/**
- * Counts the open {@linkcode tidy} scopes (for tests).
- *
- * @returns How many scopes are open.
- */
-export function scopeDepth(): number {
-  return scopes.length;
-}

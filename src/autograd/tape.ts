@@ -8,7 +8,8 @@
  * @module
  */
 
-import { fmtShape, type Tensor } from "./tensor.ts";
+import type { Tensor } from "./tensor.ts";
+import { fmtShape } from "./fmt_shape.ts";
 import { keep, tidy } from "./scope.ts";
 
 /** A recorded op. */

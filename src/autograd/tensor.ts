@@ -11,6 +11,9 @@
 import { gpu, type GpuBinding } from "../gpu/runtime.ts";
 import { track, untrack } from "./scope.ts";
 import { type GradNode, isGradEnabled } from "./tape.ts";
+import { fmtShape } from "./fmt_shape.ts";
+
+export { fmtShape };
 
 /** Element types. f16 needs the adapter's `shader-f16`. */
 export type DType = "f32" | "f16" | "i32" | "u32";
@@ -64,16 +67,6 @@ export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
   return n;
-}
-
-/**
- * Formats a shape for messages: `[2, 3]`.
- *
- * @param shape Dimensions.
- * @returns The shape as text.
- */
-export function fmtShape(shape: readonly number[]): string {
-  return `[${shape.join(", ")}]`;
 }
 
 /** A multi-dimensional array on the GPU that autograd can track. */

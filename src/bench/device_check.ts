@@ -18,20 +18,9 @@ import type { Tensor } from "../autograd/tensor.ts";
 import { tidy } from "../autograd/scope.ts";
 import { backward, noGrad } from "../autograd/tape.ts";
 import { full, tensor } from "../ops/creation.ts";
-import { add, type ElementwiseVariant, gelu, setElementwiseVariant } from "../ops/elementwise.ts";
-import {
-  MATMUL_VARIANTS,
-  matmulInto,
-  type MatmulVariant,
-  matmulVariant,
-  setMatmulVariant,
-} from "../ops/matmul.ts";
-import {
-  attention,
-  type AttentionVariant,
-  setAttentionRows,
-  setAttentionVariant,
-} from "../ops/attention.ts";
+import { binary, type ElementwiseVariant, unary } from "../ops/elementwise.ts";
+import { MATMUL_VARIANTS, matmulInto, type MatmulVariant, matmulVariant } from "../ops/matmul.ts";
+import { attention, type AttentionVariant } from "../ops/attention.ts";
 import { layerNorm } from "../ops/norm.ts";
 import { softmax } from "../ops/softmax.ts";
 import { resizeBicubic } from "../ops/resize.ts";
@@ -136,63 +125,57 @@ async function checkMatmuls(rng: Rng, out: CheckResult[]) {
       }]
       : [{ name: "", fused: null }];
     for (const variant of MATMUL_VARIANTS) {
-      setMatmulVariant(variant);
-      const used: MatmulVariant = matmulVariant(mode);
-      try {
-        if (used !== variant) continue; // e.g. tiled-f16 without shader-f16
-        for (const epi of epilogues) {
-          const { ms, out: ys } = await run(() => {
-            const c = full([mode.m, mode.n], POISON);
-            const z = full([mode.m, mode.n], POISON);
-            matmulInto(
-              up(a),
-              up(b),
-              c,
-              { batch: 1, m: mode.m, n: mode.n, k: mode.k, sharedB: true },
-              {
-                transA: mode.transA,
-                transB: mode.transB,
-                bias: up(bias),
-                residual: epi.fused === "residual" ? up(residual) : undefined,
-                activation: epi.fused === "gelu" ? "gelu" : undefined,
-                preActivation: epi.fused === "gelu" ? z : undefined,
-              },
-            );
-            return epi.fused === "gelu" ? [c, z] : [c];
-          });
-          const f16 = variant === "tiled-f16";
-          // Each output against its float64 value at the sampled places.
-          const outputs: { y: Float32Array; want: number[]; what: string }[] = [];
-          if (epi.fused === "gelu") {
-            outputs.push({ y: ys[0]!, want: exact.map((v) => UNARY_REF.gelu!(v, 0, 0)), what: "" });
-            outputs.push({ y: ys[1]!, want: exact, what: " (saved input)" });
-          } else if (epi.fused === "residual") {
-            const want = exact.map((v, i) =>
-              v + residual.data[picks[i]![0] * mode.n + picks[i]![1]]!
-            );
-            outputs.push({ y: ys[0]!, want, what: "" });
-          } else outputs.push({ y: ys[0]!, want: exact, what: "" });
-          for (const o of outputs) {
-            const unwritten = o.y.findIndex((x) =>
-              !Number.isFinite(x) || x === Math.fround(POISON)
-            );
-            const got = picks.map(([i, j]) => o.y[i * mode.n + j]!);
-            // f32: K <= 3456 products summed in f32 (~1e-6 relative); f16: operands rounded to
-            // f16 (2^-11 relative each), so ~1e-3 against the exact product.
-            const r = verdict(
-              `matmul ${variant} ${mode.name}${epi.name}${o.what} ${mode.m}x${mode.n}x${mode.k}`,
-              ms,
-              unwritten >= 0 ? { rel: Infinity, max: Infinity } : compare(got, o.want),
-              f16 ? 3e-3 : 1e-5,
-            );
-            if (unwritten >= 0) {
-              r.detail = `output element ${unwritten} not written (or not finite)`;
-            }
-            out.push(r);
+      const used: MatmulVariant = matmulVariant(mode, variant);
+      if (used !== variant) continue; // e.g. tiled-f16 without shader-f16
+      for (const epi of epilogues) {
+        const { ms, out: ys } = await run(() => {
+          const c = full([mode.m, mode.n], POISON);
+          const z = full([mode.m, mode.n], POISON);
+          matmulInto(
+            up(a),
+            up(b),
+            c,
+            { batch: 1, m: mode.m, n: mode.n, k: mode.k, sharedB: true },
+            {
+              transA: mode.transA,
+              transB: mode.transB,
+              bias: up(bias),
+              residual: epi.fused === "residual" ? up(residual) : undefined,
+              activation: epi.fused === "gelu" ? "gelu" : undefined,
+              preActivation: epi.fused === "gelu" ? z : undefined,
+              kernel: { variant },
+            },
+          );
+          return epi.fused === "gelu" ? [c, z] : [c];
+        });
+        const f16 = variant === "tiled-f16";
+        // Each output against its float64 value at the sampled places.
+        const outputs: { y: Float32Array; want: number[]; what: string }[] = [];
+        if (epi.fused === "gelu") {
+          outputs.push({ y: ys[0]!, want: exact.map((v) => UNARY_REF.gelu!(v, 0, 0)), what: "" });
+          outputs.push({ y: ys[1]!, want: exact, what: " (saved input)" });
+        } else if (epi.fused === "residual") {
+          const want = exact.map((v, i) =>
+            v + residual.data[picks[i]![0] * mode.n + picks[i]![1]]!
+          );
+          outputs.push({ y: ys[0]!, want, what: "" });
+        } else outputs.push({ y: ys[0]!, want: exact, what: "" });
+        for (const o of outputs) {
+          const unwritten = o.y.findIndex((x) => !Number.isFinite(x) || x === Math.fround(POISON));
+          const got = picks.map(([i, j]) => o.y[i * mode.n + j]!);
+          // f32: K <= 3456 products summed in f32 (~1e-6 relative); f16: operands rounded to
+          // f16 (2^-11 relative each), so ~1e-3 against the exact product.
+          const r = verdict(
+            `matmul ${variant} ${mode.name}${epi.name}${o.what} ${mode.m}x${mode.n}x${mode.k}`,
+            ms,
+            unwritten >= 0 ? { rel: Infinity, max: Infinity } : compare(got, o.want),
+            f16 ? 3e-3 : 1e-5,
+          );
+          if (unwritten >= 0) {
+            r.detail = `output element ${unwritten} not written (or not finite)`;
           }
+          out.push(r);
         }
-      } finally {
-        setMatmulVariant("auto");
       }
     }
   }
@@ -204,21 +187,6 @@ const ATTENTION_LAYOUTS: { variant: AttentionVariant; rows: number | "auto"; lab
   { variant: "rows", rows: 1, label: "rows, rows/thread: 1" },
   { variant: "tiled", rows: "auto", label: "tiled" },
 ];
-
-/** Runs `fn` with an attention layout, restoring the adapter's choice after. */
-async function withAttention<T>(
-  l: (typeof ATTENTION_LAYOUTS)[number],
-  fn: () => Promise<T>,
-): Promise<T> {
-  setAttentionVariant(l.variant);
-  setAttentionRows(l.rows);
-  try {
-    return await fn();
-  } finally {
-    setAttentionVariant("auto");
-    setAttentionRows("auto");
-  }
-}
 
 /**
  * Attention at one high-res block's size (sampled rows), and its gradients at a medium size,
@@ -233,10 +201,12 @@ async function checkAttention(rng: Rng, out: CheckResult[]) {
   picks.forEach((i, r) => qs.data.set(q.data.subarray(i * w, (i + 1) * w), r * w));
   const want = attentionRef(qs, k, v, { heads, cache: { k: ck, v: cv } });
   for (const l of ATTENTION_LAYOUTS) {
-    const { ms, out: [y] } = await withAttention(l, () =>
-      run(() => [
-        noGrad(() => attention(up(q), up(k), up(v), { heads, cache: { k: up(ck), v: up(cv) } })),
-      ]));
+    const kernel = { variant: l.variant, rows: l.rows };
+    const { ms, out: [y] } = await run(() => [
+      noGrad(() =>
+        attention(up(q), up(k), up(v), { heads, cache: { k: up(ck), v: up(cv) }, kernel })
+      ),
+    ]);
     const got = new Float64Array(picks.length * w);
     picks.forEach((i, r) => got.set(y!.subarray(i * w, (i + 1) * w), r * w));
     const finite = y!.every(Number.isFinite);
@@ -262,20 +232,21 @@ async function checkAttention(rng: Rng, out: CheckResult[]) {
     return s;
   };
   for (const l of ATTENTION_LAYOUTS) {
-    const { ms, out: grads } = await withAttention(l, () =>
-      run(() => {
-        const ts = xs.map((x) => {
-          const t = up(x);
-          t.requiresGrad = true;
-          return t;
-        });
-        const y = attention(ts[0]!, ts[1]!, ts[2]!, {
-          heads: hh,
-          cache: { k: ts[3]!, v: ts[4]! },
-        });
-        backward(y, up(dOut));
-        return ts.map((t) => t.grad!);
-      }));
+    const kernel = { variant: l.variant, rows: l.rows };
+    const { ms, out: grads } = await run(() => {
+      const ts = xs.map((x) => {
+        const t = up(x);
+        t.requiresGrad = true;
+        return t;
+      });
+      const y = attention(ts[0]!, ts[1]!, ts[2]!, {
+        heads: hh,
+        cache: { k: ts[3]!, v: ts[4]! },
+        kernel,
+      });
+      backward(y, up(dOut));
+      return ts.map((t) => t.grad!);
+    });
     const names = ["q", "k", "v", "cache k", "cache v"];
     for (let i = 0; i < xs.length; i++) {
       const x = xs[i]!, u = dirs[i]!, hStep = 1e-4;
@@ -318,16 +289,11 @@ async function checkOthers(rng: Rng, out: CheckResult[]) {
   const geluRef = unaryRef("gelu", h).data;
   const addRef = binaryRef("add", roundArr(h), roundArr(h2)).data;
   for (const variant of ["vec4", "scalar"] as ElementwiseVariant[]) {
-    setElementwiseVariant(variant);
-    try {
-      r = await run(() => [gelu(up(h))]);
-      out.push(verdict(`gelu (${variant}) [2560, 4304]`, r.ms, compare(r.out[0]!, geluRef), 1e-5));
-      r = await run(() => [add(up(h), up(h2))]);
-      // One f32 rounding of the exact sum of f32 inputs.
-      out.push(verdict(`add (${variant}) [2560, 4304]`, r.ms, compare(r.out[0]!, addRef), 1e-7));
-    } finally {
-      setElementwiseVariant("auto");
-    }
+    r = await run(() => [unary("gelu", up(h), 0, 0, { variant })]);
+    out.push(verdict(`gelu (${variant}) [2560, 4304]`, r.ms, compare(r.out[0]!, geluRef), 1e-5));
+    r = await run(() => [binary("add", up(h), up(h2), { variant })]);
+    // One f32 rounding of the exact sum of f32 inputs.
+    out.push(verdict(`add (${variant}) [2560, 4304]`, r.ms, compare(r.out[0]!, addRef), 1e-7));
   }
   const s = randArr([2560, 729], rng, -8, 8);
   r = await run(() => [softmax(up(s))]);

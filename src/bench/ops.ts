@@ -19,15 +19,13 @@ import type { Tensor } from "../autograd/tensor.ts";
 import { keep } from "../autograd/scope.ts";
 import { backward, noGrad } from "../autograd/tape.ts";
 import { randn, tensor } from "../ops/creation.ts";
-import { add, gelu, setElementwiseVariant } from "../ops/elementwise.ts";
-import { matmul, matmulVariant, setMatmulVariant } from "../ops/matmul.ts";
+import { add, binary, type ElementwiseVariant, gelu, unary } from "../ops/elementwise.ts";
+import { matmul, type MatmulVariant, matmulVariant } from "../ops/matmul.ts";
 import {
   attention,
   attentionRows,
   type AttentionVariant,
   attentionVariant,
-  setAttentionRows,
-  setAttentionVariant,
 } from "../ops/attention.ts";
 import { layerNorm } from "../ops/norm.ts";
 import { softmax } from "../ops/softmax.ts";
@@ -93,15 +91,16 @@ function linearMatmuls(s: LinearShape) {
   ];
 }
 
-/** Times one matmul shape with the current variant; returns ms. */
+/** Times one matmul shape with a kernel family (default the adapter's); returns ms. */
 async function timeMatmul(
   d: { m: number; n: number; k: number; transA: boolean; transB: boolean },
   runs: number,
+  variant: MatmulVariant | "auto" = "auto",
 ): Promise<number> {
   const a = persistent(d.transA ? [d.k, d.m] : [d.m, d.k], 1);
   const b = persistent(d.transB ? [d.n, d.k] : [d.k, d.n], 2);
   const ms = await timeGpuMedian(
-    () => void matmul(a, b, { transA: d.transA, transB: d.transB }),
+    () => void matmul(a, b, { transA: d.transA, transB: d.transB, kernel: { variant } }),
     { runs, minMs: 200, maxReps: 50 },
   );
   a.dispose();
@@ -194,44 +193,31 @@ export async function benchEpilogues(
   return rows;
 }
 
-/**
- * Runs the kernel benchmarks.
- *
- * @param ceilings The device ceilings measured in this run (rates are given as fractions).
- * @param options Shape preset, runs, jax-js.
- * @returns Result rows.
- * @example
- * ```ts
- * const rows = await benchOps(await measureCeilings(), { quick: true });
- * ```
- */
-export async function benchOps(
-  ceilings: Ceilings,
-  options: OpsBenchOptions = {},
-): Promise<BenchRow[]> {
-  const rows: BenchRow[] = [];
-  const quick = options.quick ?? false;
-  const runs = options.runs ?? 3;
-  const q = (x: number) => (quick ? Math.max(4, Math.round(x / 16) * 4) : x);
-  const flopRow = flopRows(ceilings);
-  const byteRow = (name: string, ms: number, bytes: number, note?: string): BenchRow => ({
-    name,
-    ms,
-    rate: bytes / ms / 1e6,
-    unit: "GB/s",
-    ceiling: bytes / ms / 1e6 / ceilings.gbps,
-    note,
-  });
+/** What every section of {@linkcode benchOps} shares. */
+interface BenchContext {
+  ceilings: Ceilings;
+  quick: boolean;
+  runs: number;
+  noJax: boolean;
+  /** A size of the real shapes, scaled down in a quick run. */
+  q: (x: number) => number;
+  /** A GFLOP/s row. */
+  flopRow: ReturnType<typeof flopRows>;
+  /** A GB/s row. */
+  byteRow: (name: string, ms: number, bytes: number, note?: string) => BenchRow;
+}
 
+/** Square matmul: this kernel, the kernel before it, plain JS and jax-js in one run. */
+async function benchSquareMatmul(ctx: BenchContext): Promise<BenchRow[]> {
+  const { quick, runs, flopRow } = ctx;
+  const rows: BenchRow[] = [];
   // Square matmul: this kernel, the kernel before it, plain JS and jax-js in one run.
   const side = quick ? 256 : 1024;
   const sq = { m: side, n: side, k: side, transA: false, transB: false };
   const sqFlops = 2 * side ** 3;
   const chosen = matmulVariant(sq);
   const mine = await timeMatmul(sq, runs);
-  setMatmulVariant("scalar");
-  const before = await timeMatmul(sq, runs);
-  setMatmulVariant("auto");
+  const before = await timeMatmul(sq, runs, "scalar");
   const rng = new Rng(3);
   const ha = new Float32Array(side * side).map(() => rng.uniform(-1, 1));
   const hb = new Float32Array(side * side).map(() => rng.uniform(-1, 1));
@@ -239,7 +225,7 @@ export async function benchOps(
   const jsTimes: number[] = [];
   for (let r = 0; r < runs; r++) jsTimes.push(timeHost(() => jsMatmul(ha, hb, hc, sq), 300));
   const jsMs = median(jsTimes);
-  const jax = options.noJax ? [] : await benchJaxMatmul(side, ["webgpu", "wasm"]);
+  const jax = ctx.noJax ? [] : await benchJaxMatmul(side, ["webgpu", "wasm"]);
   rows.push(
     flopRow(
       `matmul ${side}^3 (${chosen})`,
@@ -274,7 +260,13 @@ export async function benchOps(
         : { name: `matmul ${side}^3 jax-js ${j.device}`, ms: NaN, note: j.error },
     );
   }
+  return rows;
+}
 
+/** The model's Linear layers, forward and both gradients. */
+async function benchLinears(ctx: BenchContext): Promise<BenchRow[]> {
+  const { quick, runs, q, flopRow } = ctx;
+  const rows: BenchRow[] = [];
   // The model's Linear layers, forward and both gradients.
   const linears: LinearShape[] = [
     { label: "low-res qkv", tokens: q(729), inF: q(1152), outF: q(3456) },
@@ -294,8 +286,14 @@ export async function benchOps(
       );
     }
   }
-  rows.push(...await benchEpilogues(ceilings, { quick, runs }));
+  rows.push(...await benchEpilogues(ctx.ceilings, { quick, runs }));
+  return rows;
+}
 
+/** Attention of one high-res block against the low-res cache, every kernel family. */
+async function benchAttention(ctx: BenchContext): Promise<BenchRow[]> {
+  const { quick, runs, q, flopRow } = ctx;
+  const rows: BenchRow[] = [];
   // Attention of one high-res block against the low-res cache (forward, and backward).
   const heads = quick ? 4 : 16, dh = 72, w = heads * dh;
   const nq = q(2560), nc = q(729);
@@ -318,27 +316,21 @@ export async function benchOps(
   ];
   if (r === 1) layouts.splice(1, 1);
   layouts.sort((a, b) => Number(b.variant === attnChoice) - Number(a.variant === attnChoice));
-  const attn = () => attention(qt, kt, vt, { heads, cache: { k: ck, v: cv } });
   const timed: { label: string; fwd: number; bwd: number }[] = [];
   for (const l of layouts) {
-    setAttentionVariant(l.variant);
-    setAttentionRows(l.rows);
-    try {
-      const fwd = await timeGpuMedian(() => void noGrad(attn), {
-        runs: attnRuns,
-        minMs: 100,
-        maxReps: 10,
-      });
-      const fwdBwd = await timeGpuMedian(() => backward(attn(), dOut), {
-        runs: attnRuns,
-        minMs: 100,
-        maxReps: 10,
-      });
-      timed.push({ label: l.label, fwd, bwd: Math.max(fwdBwd - fwd, 1e-3) });
-    } finally {
-      setAttentionVariant("auto");
-      setAttentionRows("auto");
-    }
+    const kernel = { variant: l.variant, rows: l.rows };
+    const attn = () => attention(qt, kt, vt, { heads, cache: { k: ck, v: cv }, kernel });
+    const fwd = await timeGpuMedian(() => void noGrad(attn), {
+      runs: attnRuns,
+      minMs: 100,
+      maxReps: 10,
+    });
+    const fwdBwd = await timeGpuMedian(() => backward(attn(), dOut), {
+      runs: attnRuns,
+      minMs: 100,
+      maxReps: 10,
+    });
+    timed.push({ label: l.label, fwd, bwd: Math.max(fwdBwd - fwd, 1e-3) });
   }
   const best = timed[0]!;
   for (const [i, t] of timed.entries()) {
@@ -364,7 +356,13 @@ export async function benchOps(
     t.grad?.dispose();
     t.dispose();
   }
+  return rows;
+}
 
+/** Memory-bound kernels: layer norm, elementwise (vec4 and scalar), softmax. */
+async function benchMemoryBound(ctx: BenchContext): Promise<BenchRow[]> {
+  const { runs, q, byteRow } = ctx;
+  const rows: BenchRow[] = [];
   // Memory-bound kernels: bytes read + written once.
   const tok = q(2560), c = q(1152), hid = q(4304);
   const x = persistent([tok, c], 10), lw = persistent([c], 11), lb = persistent([c], 12);
@@ -376,17 +374,20 @@ export async function benchOps(
   // Elementwise kernels: the vec4 family (4 floats per thread) and the scalar one before it.
   const h = persistent([tok, hid], 13), h2 = persistent([tok, hid], 19);
   const elementwise = [
-    { name: `gelu [${tok}, ${hid}]`, fn: () => void gelu(h), bytes: 8 * tok * hid },
+    {
+      name: `gelu [${tok}, ${hid}]`,
+      fn: (variant: ElementwiseVariant) => void unary("gelu", h, 0, 0, { variant }),
+      bytes: 8 * tok * hid,
+    },
     {
       name: `add [${tok}, ${hid}] + [${tok}, ${hid}]`,
-      fn: () => void add(h, h2),
+      fn: (variant: ElementwiseVariant) => void binary("add", h, h2, { variant }),
       bytes: 12 * tok * hid,
     },
   ];
   for (const e of elementwise) {
-    const vec = await timeGpuMedian(e.fn, { runs });
-    setElementwiseVariant("scalar");
-    const scalar = await timeGpuMedian(e.fn, { runs }).finally(() => setElementwiseVariant("auto"));
+    const vec = await timeGpuMedian(() => e.fn("vec4"), { runs });
+    const scalar = await timeGpuMedian(() => e.fn("scalar"), { runs });
     rows.push(
       byteRow(`${e.name} (vec4)`, vec, e.bytes, `${(scalar / vec).toFixed(2)}x the scalar kernel`),
       byteRow(`${e.name} (scalar, before)`, scalar, e.bytes, "one float per thread"),
@@ -399,7 +400,13 @@ export async function benchOps(
   const smMs = await timeGpuMedian(() => void softmax(sIn), { runs });
   rows.push(byteRow(`softmax [${sRows}, ${sCols}]`, smMs, 8 * sRows * sCols));
   sIn.dispose();
+  return rows;
+}
 
+/** Resizes of the 4K path. */
+async function benchResizes(ctx: BenchContext): Promise<BenchRow[]> {
+  const { quick, runs, byteRow } = ctx;
+  const rows: BenchRow[] = [];
   // Resizes of the 4K path: the 3780 image to 1512 (scale 2 and the ConvNet input) and 1512
   // to 378 (the low-res view), bicubic on [B * 3, H, W, 1].
   for (const [from, to] of quick ? [[756, 302], [302, 76]] : [[3780, 1512], [1512, 378]]) {
@@ -410,9 +417,15 @@ export async function benchOps(
     );
     img.dispose();
   }
+  return rows;
+}
 
+/** Gathers of the high-res pass. */
+async function benchGathers(ctx: BenchContext): Promise<BenchRow[]> {
+  const { quick, runs, q, byteRow } = ctx;
+  const rows: BenchRow[] = [];
   // Gathers of the high-res pass: the selected patches of a 1512 image and their positions.
-  const side1 = quick ? 378 : 1512, p = 14, grid1 = side1 / p, sel = q(2560);
+  const side1 = quick ? 378 : 1512, p = 14, grid1 = side1 / p, sel = q(2560), c = q(1152);
   const pick = (n: number, k: number) => {
     const idx = new Int32Array(k);
     for (let i = 0; i < k; i++) idx[i] = Math.floor((i * n) / k);
@@ -430,7 +443,13 @@ export async function benchOps(
   rows.push(byteRow(`gatherRows ${sel} of [${grid1 * grid1}, ${c}]`, grMs, 8 * sel * c));
   table.dispose();
   idx.dispose();
+  return rows;
+}
 
+/** Top-k of the selection. */
+async function benchTopk(ctx: BenchContext): Promise<BenchRow[]> {
+  const { quick, runs, byteRow } = ctx;
+  const rows: BenchRow[] = [];
   // Top-k of the selection: 2134 of the 4K grid (270^2), 2048 of the 1.5K grid (108^2).
   for (const [n, k] of quick ? [[4900, 512], [1296, 256]] : [[72900, 2134], [11664, 2048]]) {
     const scores = persistent([1, n!], 18);
@@ -440,6 +459,53 @@ export async function benchOps(
     );
     scores.dispose();
   }
+  return rows;
+}
+
+/**
+ * Runs the kernel benchmarks.
+ *
+ * @param ceilings The device ceilings measured in this run (rates are given as fractions).
+ * @param options Shape preset, runs, jax-js.
+ * @returns Result rows.
+ * @example
+ * ```ts
+ * const rows = await benchOps(await measureCeilings(), { quick: true });
+ * ```
+ */
+export async function benchOps(
+  ceilings: Ceilings,
+  options: OpsBenchOptions = {},
+): Promise<BenchRow[]> {
+  const quick = options.quick ?? false;
+  const ctx: BenchContext = {
+    ceilings,
+    quick,
+    runs: options.runs ?? 3,
+    noJax: options.noJax ?? false,
+    q: (x: number) => (quick ? Math.max(4, Math.round(x / 16) * 4) : x),
+    flopRow: flopRows(ceilings),
+    byteRow: (name, ms, bytes, note) => ({
+      name,
+      ms,
+      rate: bytes / ms / 1e6,
+      unit: "GB/s",
+      ceiling: bytes / ms / 1e6 / ceilings.gbps,
+      note,
+    }),
+  };
+  const rows: BenchRow[] = [];
+  for (
+    const section of [
+      benchSquareMatmul,
+      benchLinears,
+      benchAttention,
+      benchMemoryBound,
+      benchResizes,
+      benchGathers,
+      benchTopk,
+    ]
+  ) rows.push(...await section(ctx));
   await gpu().sync();
   return rows;
 }

@@ -1,5 +1,5 @@
 /**
- * Training-step benchmarks: the model's training forward and backward (`Ps3Clip.forwardTrain`
+ * Training-step benchmarks: the model's training forward, loss and backward (`Ps3Clip.forwardTrain`
  * then `backward`, no optimizer) on random data, per configuration, with an account of where
  * the time goes (text tower, image resizes, low-res pass, ConvNet, selection, high-res pass;
  * each part timed forward + backward on its own).
@@ -24,6 +24,7 @@ import { broadcastTo } from "../ops/elementwise.ts";
 import { reshape } from "../ops/shape.ts";
 import { type ModelConfig, resolveModelConfig } from "../model/config.ts";
 import { Ps3Clip, type TrainBatch, type TrainOptions } from "../model/ps3_clip.ts";
+import { ps3Loss } from "../loss/ps3_loss.ts";
 import { Rng } from "../util/rng.ts";
 
 /** A step configuration of the benchmark. */
@@ -187,8 +188,6 @@ const TRAIN_OPTIONS: TrainOptions = {
   selectWithGt: true,
   poolGtOnly: true,
   useGlobalCaption: true,
-  priorWeight: 1,
-  posteriorWeight: 1,
   checkpoint: false,
 };
 
@@ -237,7 +236,7 @@ export async function benchSteps(
     const batch = randomBatch(config.model, config.batch, 7);
     const step = () => {
       const o = model.forwardTrain(batch, TRAIN_OPTIONS);
-      backward(o.total);
+      backward(ps3Loss(o, batch, { weights: { prior: 1, posterior: 1 } }).total);
     };
     // The first step compiles the pipelines (shared by the later configurations); not timed.
     if (out.length === 0) await timeGpuMedian(step, { runs: 1, minMs: 1, maxReps: 1 });

@@ -18,7 +18,7 @@ import {
   siglipPreprocess,
 } from "../model/config.ts";
 import type { VisionModelConfig } from "../model/ps3_vision_model.ts";
-import type { ParamTable } from "../nn/params.ts";
+import type { ParamTable } from "../params/param_table.ts";
 import { fmtShape, numel } from "../autograd/tensor.ts";
 import { gpu } from "../gpu/runtime.ts";
 

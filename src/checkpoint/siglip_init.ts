@@ -28,7 +28,7 @@ import { tidy } from "../autograd/scope.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { tensor } from "../ops/creation.ts";
 import { resizeBicubicAA } from "../ops/resize.ts";
-import type { ParamTable } from "../nn/params.ts";
+import type { ParamTable } from "../params/param_table.ts";
 import { FLOAT_DTYPES } from "./hf.ts";
 import { openSafetensors } from "./safetensors.ts";
 

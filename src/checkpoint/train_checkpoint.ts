@@ -21,7 +21,7 @@ import { writeFileAtomic } from "./atomic.ts";
 import { openSafetensors, writeSafetensors, type WriteTensor } from "./safetensors.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { numel, type Tensor } from "../autograd/tensor.ts";
-import type { ParamTable } from "../nn/params.ts";
+import type { ParamTable } from "../params/param_table.ts";
 
 /** What `state.json` holds. */
 export interface TrainState {

@@ -13,7 +13,7 @@ import { fmtBytes } from "../gpu/buffer_pool.ts";
 import { loadSafetensorsInto, readHfConfig } from "../checkpoint/hf.ts";
 import { writeSafetensors } from "../checkpoint/safetensors.ts";
 import { Ps3Clip } from "../model/ps3_clip.ts";
-import { debugStep, readDebugBatch } from "../model/debug_step.ts";
+import { debugStep, readDebugBatch } from "../compare/debug_step.ts";
 import { parseLookClose } from "../model/ps3_inference.ts";
 
 const USAGE =
@@ -79,10 +79,10 @@ export async function run(args: string[]): Promise<number> {
   const outputs = await debugStep(model, batch, {
     infer: values.infer ? parseLookClose(values["num-look-close"] ?? "1") : undefined,
     gpuTopk: values["gpu-topk"],
-    train: {
-      priorWeight: Number(values["prior-weight"]),
-      posteriorWeight: Number(values["posterior-weight"]),
-      checkpoint: !values["no-checkpointing"],
+    train: { checkpoint: !values["no-checkpointing"] },
+    weights: {
+      prior: Number(values["prior-weight"]),
+      posterior: Number(values["posterior-weight"]),
     },
   });
   const ms = performance.now() - t0;

@@ -6,7 +6,7 @@
 
 import { initGpu } from "../gpu/runtime.ts";
 import { loadRunConfig } from "../train/config.ts";
-import { train, type TrainFaults } from "../train/trainer.ts";
+import { train } from "../train/trainer.ts";
 
 const USAGE =
   `Usage: ps3 train <config.yaml> [--section.key=value ...] [--resume latest|<checkpoint>]
@@ -16,17 +16,6 @@ Trains a PS3 model as the config says (configs/ps3-tiny.yaml trains on generated
 data in minutes on a CPU). Any config value can be overridden, e.g. --train.batch_size=8
 --checkpoint.out=runs/try2. Checkpoints go to <checkpoint.out>/checkpoints; metrics.jsonl,
 loss.png and summary.json beside them. Ctrl-C stops after the current step with a checkpoint.`;
-
-/** Test hook: PS3_FAULT="exit-after=N" or "exit-during-save=N" simulates a crash. */
-function faultsFromEnv(): TrainFaults | undefined {
-  const f = Deno.env.get("PS3_FAULT");
-  if (!f) return undefined;
-  const m = /^(exit-after|exit-during-save)=(\d+)$/.exec(f);
-  if (!m) throw new Error(`PS3_FAULT "${f}" is not exit-after=N or exit-during-save=N`);
-  return m[1] === "exit-after"
-    ? { exitAfterStep: Number(m[2]) }
-    : { exitDuringSaveAtStep: Number(m[2]) };
-}
 
 /**
  * Runs the command.
@@ -60,6 +49,6 @@ export async function run(args: string[]): Promise<number> {
   }
   const config = await loadRunConfig(path, overrides);
   await initGpu();
-  const summary = await train(config, { faults: faultsFromEnv(), tty });
+  const summary = await train(config, { tty });
   return summary.stopped === "done" ? 0 : summary.stopped === "nan" ? 1 : 130;
 }

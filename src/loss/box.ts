@@ -13,7 +13,6 @@ import { add, affine, bce, mul, unary } from "../ops/elementwise.ts";
 import { tensor } from "../ops/creation.ts";
 import { mean, sum } from "../ops/reduce.ts";
 import { resizeArea } from "../ops/resize.ts";
-import type { Size } from "../model/scales.ts";
 
 /**
  * Box-supervision targets per high-res scale: area-resized box map > 0.
@@ -22,7 +21,10 @@ import type { Size } from "../model/scales.ts";
  * @param grids Feature grids of the high-res scales.
  * @returns [B, gh * gw] of 0/1 per scale.
  */
-export function boxTargets(gtMaps: Tensor, grids: readonly Size[]): Tensor[] {
+export function boxTargets(
+  gtMaps: Tensor,
+  grids: readonly (readonly [number, number])[],
+): Tensor[] {
   const [b, h, w] = gtMaps.shape as [number, number, number];
   return noGrad(() =>
     grids.map(([gh, gw]) =>

@@ -8,6 +8,9 @@
 
 import { z } from "zod";
 import { parse as parseYaml } from "yaml";
+import type { TextConfig } from "../nn/text_transformer.ts";
+
+export type { TextConfig };
 
 /** Trunk shapes of the timm models the reference builds PS3 on. */
 export const KNOWN_TRUNKS: Readonly<
@@ -397,30 +400,6 @@ export interface VisionConfig {
   conv: { hidden: number; out: number; depth: number; kernel: number; inputSize: number } | null;
   /** MAP pool MLP activation. */
   poolAct: "gelu" | "gelu_tanh";
-  /** The fields as given (no defaults filled in), for converted configs. */
-  raw: Record<string, unknown>;
-}
-
-/** Resolved text configuration. */
-export interface TextConfig {
-  /** Tokens per caption. */
-  context: number;
-  /** Vocabulary. */
-  vocab: number;
-  /** Width. */
-  width: number;
-  /** Heads. */
-  heads: number;
-  /** Blocks. */
-  layers: number;
-  /** MLP hidden. */
-  mlpHidden: number;
-  /** LayerNorm eps. */
-  eps: number;
-  /** Output width (joint embedding). */
-  outputDim: number;
-  /** prompt_proj width (vision width). */
-  promptProjDim: number;
   /** The fields as given (no defaults filled in), for converted configs. */
   raw: Record<string, unknown>;
 }

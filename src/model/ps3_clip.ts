@@ -1,26 +1,29 @@
 /**
  * The PS3 CLIP model (open_clip CustomTextCLIP with PS3): vision encoder, text tower,
- * prompt projection, logit scale and bias, and the training forward that returns the
- * SigLIP loss and the prior / posterior box-supervision losses separately.
+ * prompt projection, logit scale and bias. The training forward returns what the model
+ * computes (normalised features, selection probabilities, logit scale and bias); the losses
+ * are `src/loss/`'s, assembled with the model by the trainer.
  *
  * @module
  */
 
 import type { Tensor } from "../autograd/tensor.ts";
 import { noGrad } from "../autograd/tape.ts";
-import { add, affine } from "../ops/elementwise.ts";
-import { detach } from "../ops/creation.ts";
-import { concat } from "../ops/layout.ts";
 import { normalize } from "../ops/norm.ts";
 import { constant } from "../nn/init.ts";
 import { Mlp } from "../nn/mlp.ts";
-import { type GroupFn, ParamBuilder, type ParamRef } from "../nn/module.ts";
-import type { ParamSpec, ParamTable } from "../nn/params.ts";
+import {
+  type GroupFn,
+  type ModelKernels,
+  ParamBuilder,
+  type ParamRef,
+  SINGLE_GROUP,
+} from "../nn/module.ts";
+import type { ParamSpec, ParamTable } from "../params/param_table.ts";
 import { TextTransformer } from "../nn/text_transformer.ts";
-import { boxLoss, boxTargets } from "../loss/box.ts";
-import { siglipLoss } from "../loss/siglip.ts";
 import type { ModelConfig } from "./config.ts";
 import { Ps3VisionEncoder, type VisionTrainInput, type VisionTrainOutput } from "./ps3_vision.ts";
+import type { Size } from "./scales.ts";
 import { Rng } from "../util/rng.ts";
 
 /** A training batch on the GPU. */
@@ -45,56 +48,28 @@ export interface TrainOptions {
   poolGtOnly: boolean;
   /** Use the low-res pooled feature for global captions (use_global_caption). */
   useGlobalCaption: boolean;
-  /** Weight of the prior box loss. */
-  priorWeight: number;
-  /** Weight of the posterior box loss. */
-  posteriorWeight: number;
   /** Recompute activations per block in the backward pass. */
   checkpoint: boolean;
 }
 
-/** The training forward's results. */
+/** The training forward's results: everything the losses and evaluations read. */
 export interface TrainOutput {
-  /** Weighted total loss (scalar). */
-  total: Tensor;
-  /** SigLIP loss. */
-  contrastive: Tensor;
-  /** Weighted prior box loss. */
-  priorBox: Tensor;
-  /** Weighted posterior box loss. */
-  posteriorBox: Tensor;
   /** Normalised image features [B, E]. */
   imageFeatures: Tensor;
   /** Normalised text features [B, E]. */
   textFeatures: Tensor;
-  /** The vision encoder's outputs (probabilities, selection). */
+  /** Log temperature (the scalar parameter). */
+  logitScale: Tensor;
+  /** Logit bias (the scalar parameter). */
+  logitBias: Tensor;
+  /** Bottom-up probabilities per high-res scale [B, gh * gw]. */
+  priorProbs: Tensor[];
+  /** Top-down probabilities per high-res scale, or null when the prompt is not used. */
+  posteriorProbs: Tensor[] | null;
+  /** Feature grids of the high-res scales, in the probabilities' order. */
+  highresGrids: Size[];
+  /** The vision encoder's outputs (pooled features, selection). */
   vision: VisionTrainOutput;
-}
-
-/**
- * One micro-batch's view of an accumulated batch (see the trainer): every micro-batch's
- * features from a no-gradient pass, and the batch-wide count of local captions.
- */
-export interface AccumContext {
-  /** This micro-batch's position. */
-  index: number;
-  /** Normalised image features of every micro-batch (no gradient). */
-  imageFeatures: readonly Tensor[];
-  /** Normalised text features of every micro-batch (no gradient). */
-  textFeatures: readonly Tensor[];
-  /** Samples with local captions in the whole accumulated batch. */
-  localCount: number;
-}
-
-/**
- * The same value with its gradient scaled: `x * s + detach(x) * (1 - s)`.
- *
- * @param x Input.
- * @param s Gradient scale.
- * @returns x, passing s times the gradient.
- */
-function scaleGrad(x: Tensor, s: number): Tensor {
-  return add(affine(x, s), affine(detach(x), 1 - s));
 }
 
 /** Declares the CLIP model's modules (in PyTorch's `state_dict` order) on a builder. */
@@ -132,7 +107,9 @@ export class Ps3Clip {
    * Declares every parameter and builds the table.
    *
    * @param config Model configuration.
-   * @param options Initialisation seed, optimizer groups, table buffer size.
+   * @param options Initialisation seed, optimizer groups (default one group: they matter only
+   *   to an optimizer), table buffer size, and the kernel choices of the model's ops (float16
+   *   compute: `{ matmul: { variant: "tiled-f16" } }`).
    */
   constructor(
     config: ModelConfig,
@@ -140,17 +117,18 @@ export class Ps3Clip {
       seed?: number | undefined;
       group?: GroupFn | undefined;
       chunkBytes?: number | undefined;
+      kernels?: ModelKernels | undefined;
     } = {},
   ) {
     this.config = config;
-    const b = new ParamBuilder();
+    const b = new ParamBuilder({ kernels: options.kernels });
     const parts = declareClip(b, config, options.seed ?? 0);
     this.logitScale = parts.logitScale;
     this.logitBias = parts.logitBias;
     this.vision = parts.vision;
     this.text = parts.text;
     this.promptProj = parts.promptProj;
-    this.params = b.build(options.group ?? referenceGroups(false), {
+    this.params = b.build(options.group ?? SINGLE_GROUP, {
       chunkBytes: options.chunkBytes,
     });
   }
@@ -207,59 +185,32 @@ export class Ps3Clip {
   }
 
   /**
-   * The training forward and losses.
+   * The training forward: text features, the prompt, the vision encoder with selection,
+   * and the normalised features (the losses are computed from the result by `src/loss/`).
    *
    * @param batch Images, tokens, box maps, flags.
-   * @param opts The reference's switches and loss weights.
-   * @param extra Patches chosen elsewhere per high-res scale (default: GPU top-k), and the
-   *   context of a micro-batch of an accumulated batch.
-   * @returns Loss terms, features and the vision outputs.
+   * @param opts The reference's switches.
+   * @param extra Patches chosen elsewhere per high-res scale (default: GPU top-k).
+   * @returns Features, probabilities, logit scale and bias, and the vision outputs.
    */
   forwardTrain(
     batch: TrainBatch,
     opts: TrainOptions,
-    extra: { selected?: Tensor[] | undefined; accum?: AccumContext | undefined } = {},
+    extra: { selected?: Tensor[] | undefined } = {},
   ): TrainOutput {
     const textFeatures = this.encodeText(batch.tokens, opts.checkpoint);
     const prompt = this.promptProj.forward(textFeatures);
     const vision = this.vision.forwardTrain(this.#visionInput(batch, opts, prompt, extra.selected));
-    const imageFeatures = normalize(vision.pooled);
-    const acc = extra.accum;
-    let contrastive: Tensor;
-    if (acc) {
-      // SigLIP over the whole accumulated batch: this micro-batch's live features in its
-      // rows, the other micro-batches' cached (no-gradient) features around them.
-      const all = (cached: readonly Tensor[], live: Tensor) =>
-        concat(cached.map((t, j) => (j === acc.index ? live : t)), 0);
-      contrastive = siglipLoss(
-        all(acc.imageFeatures, imageFeatures),
-        all(acc.textFeatures, textFeatures),
-        scaleGrad(this.logitScale.value, 1 / acc.imageFeatures.length),
-        scaleGrad(this.logitBias.value, 1 / acc.imageFeatures.length),
-      );
-    } else {
-      contrastive = siglipLoss(
-        imageFeatures,
-        textFeatures,
-        this.logitScale.value,
-        this.logitBias.value,
-      );
-    }
-    const targets = boxTargets(batch.gtMaps, vision.featureSizes.slice(1));
-    const nLocal = acc?.localCount;
-    const priorBox = affine(
-      boxLoss(vision.priorProbs, targets, { isGlobal: batch.isGlobalHost, localTotal: nLocal }),
-      opts.priorWeight,
-    );
-    const posteriorBox = affine(
-      boxLoss(vision.posteriorProbs ?? vision.priorProbs, targets, {
-        isGlobal: batch.isGlobalHost,
-        localTotal: nLocal,
-      }),
-      opts.posteriorWeight,
-    );
-    const total = add(add(contrastive, priorBox), posteriorBox);
-    return { total, contrastive, priorBox, posteriorBox, imageFeatures, textFeatures, vision };
+    return {
+      imageFeatures: normalize(vision.pooled),
+      textFeatures,
+      logitScale: this.logitScale.value,
+      logitBias: this.logitBias.value,
+      priorProbs: vision.priorProbs,
+      posteriorProbs: vision.posteriorProbs,
+      highresGrids: vision.featureSizes.slice(1),
+      vision,
+    };
   }
 
   /** Gathers the vision encoder's training input from the batch, switches and prompt. */
@@ -280,48 +231,4 @@ export class Ps3Clip {
       selected,
     };
   }
-}
-
-/**
- * The open_clip name of a Hugging Face parameter name (the converter's renaming reversed).
- *
- * @param hf Hugging Face name.
- * @returns open_clip name.
- */
-export function openClipName(hf: string): string {
-  if (hf.startsWith("text_model.prompt_proj.")) {
-    return hf.replace("text_model.prompt_proj.", "prompt_proj.");
-  }
-  if (hf.startsWith("vision_model.")) return "visual." + hf.slice("vision_model.".length);
-  if (hf.startsWith("text_model.")) return "text." + hf.slice("text_model.".length);
-  return hf;
-}
-
-const SELECTION_PREFIXES = [
-  "prompt_proj",
-  "visual.selection_feature_proj",
-  "visual.prior_prompt",
-  "visual.highres_selection_feature_module",
-  "visual.prompt_proj_for_highres",
-];
-
-/**
- * The reference's AdamW parameter groups (open_clip main.py): no weight decay for 1-d
- * parameters, norms ("bn"/"ln"), biases and logit_scale; with a separate token-selection
- * learning rate, the token-selection parameters form their own group without decay.
- *
- * @param separateSelectionLr Whether a token-selection learning rate is set.
- * @returns The group function.
- */
-export function referenceGroups(separateSelectionLr: boolean): GroupFn {
-  return (hf, shape) => {
-    const n = openClipName(hf);
-    if (separateSelectionLr && SELECTION_PREFIXES.some((p) => n.includes(p))) {
-      return { decay: false, lrGroup: "selection" };
-    }
-    const exclude = shape.length < 2 || n.includes("bn") || n.includes("ln") ||
-      n.includes("bias") ||
-      n.includes("logit_scale");
-    return { decay: !exclude, lrGroup: "base" };
-  };
 }

@@ -38,7 +38,7 @@ import { AttentionPool } from "../nn/attention_pool.ts";
 import { ShallowConvNet } from "../nn/convnet.ts";
 import { LayerNorm, Linear } from "../nn/linear.ts";
 import { Mlp } from "../nn/mlp.ts";
-import type { ParamBuilder, ParamRef } from "../nn/module.ts";
+import type { ModelKernels, ParamBuilder, ParamRef } from "../nn/module.ts";
 import { type KvCache, VitBlock } from "../nn/vit_block.ts";
 import { normal, torchDefault, truncNormal, zeros } from "../nn/init.ts";
 import type { VisionConfig } from "./config.ts";
@@ -98,6 +98,8 @@ export interface LowResState {
 export class Ps3VisionEncoder {
   /** Configuration. */
   readonly config: VisionConfig;
+  /** The model's kernel choices. */
+  readonly kernels: ModelKernels;
   /** Patch embedding weight [C, 3, p, p]. */
   readonly patchWeight: ParamRef;
   /** Patch embedding bias [C]. */
@@ -130,6 +132,7 @@ export class Ps3VisionEncoder {
    */
   constructor(b: ParamBuilder, rng: Rng, config: VisionConfig) {
     this.config = config;
+    this.kernels = b.kernels;
     const t = config.trunk;
     const c = t.width, p = t.patch;
     const pre = "vision_model";
@@ -266,6 +269,7 @@ export class Ps3VisionEncoder {
     const tokens = matmul(patchify(x0, trunk.patch), this.patchMatrix(), {
       transB: true,
       bias: this.patchBias.value,
+      kernel: this.kernels.matmul,
     });
     return add(tokens, this.posTable([g0, g0]));
   }
@@ -421,6 +425,7 @@ export class Ps3VisionEncoder {
       const tokens = matmul(gatherPatches(img, { patch: trunk.patch, index: idx }), w, {
         transB: true,
         bias: this.patchBias.value,
+        kernel: this.kernels.matmul,
       });
       // Gather the selected rows of each table, then add: the full tables of the 4K scale
       // (72900 x 1152) exceed one storage binding on some adapters.

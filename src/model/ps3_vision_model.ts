@@ -7,11 +7,10 @@
  * @module
  */
 
-import { ParamBuilder } from "../nn/module.ts";
-import type { ParamTable } from "../nn/params.ts";
+import { type ModelKernels, ParamBuilder, SINGLE_GROUP } from "../nn/module.ts";
+import type { ParamTable } from "../params/param_table.ts";
 import { Rng } from "../util/rng.ts";
 import type { ModelConfig } from "./config.ts";
-import { referenceGroups } from "./ps3_clip.ts";
 import { Ps3VisionEncoder } from "./ps3_vision.ts";
 
 /** What a vision-only model is configured by: the vision tower, preprocessing and a name. */
@@ -39,10 +38,13 @@ export class Ps3VisionModel {
    * await loadSafetensorsInto(model.params, "ps3-1.5k-vision/model.safetensors");
    * ```
    */
-  constructor(config: VisionModelConfig, options: { seed?: number | undefined } = {}) {
+  constructor(
+    config: VisionModelConfig,
+    options: { seed?: number | undefined; kernels?: ModelKernels | undefined } = {},
+  ) {
     this.config = config;
-    const b = new ParamBuilder();
+    const b = new ParamBuilder({ kernels: options.kernels });
     this.vision = new Ps3VisionEncoder(b, new Rng(options.seed ?? 0), config.vision);
-    this.params = b.build(referenceGroups(false));
+    this.params = b.build(SINGLE_GROUP);
   }
 }

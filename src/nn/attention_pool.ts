@@ -8,7 +8,7 @@
 import type { Tensor } from "../autograd/tensor.ts";
 import { broadcastTo } from "../ops/elementwise.ts";
 import { split } from "../ops/layout.ts";
-import { attention } from "../ops/attention.ts";
+import { attention, type AttentionKernel } from "../ops/attention.ts";
 import { reshape } from "../ops/shape.ts";
 import type { Init } from "./init.ts";
 import { LayerNorm, Linear } from "./linear.ts";
@@ -34,6 +34,8 @@ export class AttentionPool {
   readonly heads: number;
   /** Width. */
   readonly width: number;
+  /** The attention kernel choice of the model. */
+  readonly kernel: AttentionKernel | undefined;
 
   /**
    * Declares the latent query, projections, norm and MLP on the builder.
@@ -57,6 +59,7 @@ export class AttentionPool {
     const lin = { weightInit: init.weight, biasInit: init.bias };
     this.width = c;
     this.heads = dims.heads;
+    this.kernel = b.kernels.attention;
     this.latent = b.add(`${name}.latent`, [1, 1, c], init.latent);
     this.q = new Linear(b, `${name}.q`, rng, c, c, lin);
     this.kv = new Linear(b, `${name}.kv`, rng, c, 2 * c, lin);
@@ -82,7 +85,7 @@ export class AttentionPool {
     const q = broadcastTo(this.q.forward(this.latent.value), [batch, 1, c]);
     const [k, v] = split(this.kv.forward(x), [c, c], { axis: -1 }) as [Tensor, Tensor];
     const a = this.proj.forward(
-      attention(q, k, v, { heads: this.heads, keyMask: mask ?? undefined }),
+      attention(q, k, v, { heads: this.heads, keyMask: mask ?? undefined, kernel: this.kernel }),
     );
     // The residual add runs in the matmul of mlp.fc2.
     const y = this.mlp.forward(this.norm.forward(a), { residual: a });

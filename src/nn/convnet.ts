@@ -9,7 +9,7 @@
 import type { Tensor } from "../autograd/tensor.ts";
 import { add, gelu, mul } from "../ops/elementwise.ts";
 import { depthwiseConv2d } from "../ops/conv.ts";
-import { matmul } from "../ops/matmul.ts";
+import { matmul, type MatmulKernel } from "../ops/matmul.ts";
 import { patchify } from "../ops/patch.ts";
 import { reshape } from "../ops/shape.ts";
 import { constant, torchDefault } from "./init.ts";
@@ -88,6 +88,8 @@ export class ShallowConvNet {
   readonly outProj: Linear;
   /** Sizes. */
   readonly dims: ConvNetDims;
+  /** The matmul kernel choice of the model (the stem). */
+  readonly kernel: MatmulKernel | undefined;
 
   /**
    * Declares the stem, the ConvNeXt blocks and the output conv on the builder.
@@ -100,6 +102,7 @@ export class ShallowConvNet {
   constructor(b: ParamBuilder, name: string, rng: Rng, dims: ConvNetDims) {
     const { hidden, out, depth, kernel } = dims;
     this.dims = dims;
+    this.kernel = b.kernels.matmul;
     const fan = 3 * kernel * kernel;
     this.stemWeight = b.add(
       `${name}.stem.0.weight`,
@@ -130,6 +133,7 @@ export class ShallowConvNet {
     const tokens = matmul(patchify(image, kernel), wStem, {
       transB: true,
       bias: this.stemBias.value,
+      kernel: this.kernel,
     });
     let x = reshape(this.stemNorm.forward(tokens), [batch, gh, gw, hidden]);
     for (const blk of this.blocks) x = blk.forward(x);

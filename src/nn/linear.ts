@@ -5,7 +5,7 @@
  */
 
 import type { Tensor } from "../autograd/tensor.ts";
-import { matmul, type MatmulActivation } from "../ops/matmul.ts";
+import { matmul, type MatmulActivation, type MatmulKernel } from "../ops/matmul.ts";
 import { layerNorm } from "../ops/norm.ts";
 import { reshape } from "../ops/shape.ts";
 import { type Init, ones, torchDefault, zeros } from "./init.ts";
@@ -42,6 +42,8 @@ export class Linear {
   readonly inFeatures: number;
   /** Output features. */
   readonly outFeatures: number;
+  /** The matmul kernel choice of the model. */
+  readonly kernel: MatmulKernel | undefined;
 
   /**
    * Declares the weight (and bias) on the builder.
@@ -63,6 +65,7 @@ export class Linear {
   ) {
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
+    this.kernel = b.kernels.matmul;
     this.weight = b.add(
       `${name}.weight`,
       options.weightShape ?? [outFeatures, inFeatures],
@@ -89,6 +92,7 @@ export class Linear {
       bias: this.bias?.value,
       residual: options.residual,
       activation: options.activation,
+      kernel: this.kernel,
     });
   }
 }

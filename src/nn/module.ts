@@ -2,12 +2,18 @@
  * Declaring a model's parameters: modules register named parameter specs on a
  * {@linkcode ParamBuilder} when constructed and keep {@linkcode ParamRef}s; the builder then
  * lays every parameter out in one {@linkcode ParamTable}, and the refs resolve to its views.
+ * The builder also carries the model's kernel choices ({@linkcode ModelKernels}), which the
+ * modules read when constructed: a value of the model, not a process-wide switch.
  *
  * @module
  */
 
 import type { Tensor } from "../autograd/tensor.ts";
-import { type ParamGroupSpec, type ParamSpec, ParamTable } from "./params.ts";
+import type { MatmulKernel } from "../ops/matmul.ts";
+import type { AttentionKernel } from "../ops/attention.ts";
+import { type GroupFn, type ParamSpec, ParamTable, SINGLE_GROUP } from "../params/param_table.ts";
+
+export { type GroupFn, SINGLE_GROUP };
 
 /** A handle on a parameter, usable once the table is built. */
 export class ParamRef {
@@ -36,13 +42,32 @@ export class ParamRef {
   }
 }
 
-/** Decides a parameter's optimizer group from its name and shape. */
-export type GroupFn = (name: string, shape: readonly number[]) => ParamGroupSpec;
+/**
+ * The kernel choices of a model's ops (default: each adapter's choice). A model in float16
+ * compute passes `{ matmul: { variant: "tiled-f16" } }`.
+ */
+export interface ModelKernels {
+  /** The matmuls of the modules (linear layers, projections, patch embeddings). */
+  matmul?: MatmulKernel | undefined;
+  /** The attention of the blocks and pools. */
+  attention?: AttentionKernel | undefined;
+}
 
 /** Collects parameter declarations, then builds the table. */
 export class ParamBuilder {
   readonly #specs: Omit<ParamSpec, "decay" | "lrGroup">[] = [];
   #table: ParamTable | null = null;
+  /** The kernel choices the modules built on this builder use. */
+  readonly kernels: ModelKernels;
+
+  /**
+   * Starts a model's declarations.
+   *
+   * @param options The kernel choices of the model's ops (default: the adapter's).
+   */
+  constructor(options: { kernels?: ModelKernels | undefined } = {}) {
+    this.kernels = options.kernels ?? {};
+  }
 
   /**
    * Declares a parameter.

@@ -17,9 +17,32 @@ import { checkpoint } from "../autograd/checkpoint.ts";
 import { normal, zeros } from "./init.ts";
 import { LayerNorm, Linear } from "./linear.ts";
 import { Mlp } from "./mlp.ts";
-import type { ParamBuilder, ParamRef } from "./module.ts";
-import type { TextConfig } from "../model/config.ts";
+import type { ModelKernels, ParamBuilder, ParamRef } from "./module.ts";
 import type { Rng } from "../util/rng.ts";
+
+/** Resolved text configuration. */
+export interface TextConfig {
+  /** Tokens per caption. */
+  context: number;
+  /** Vocabulary. */
+  vocab: number;
+  /** Width. */
+  width: number;
+  /** Heads. */
+  heads: number;
+  /** Blocks. */
+  layers: number;
+  /** MLP hidden. */
+  mlpHidden: number;
+  /** LayerNorm eps. */
+  eps: number;
+  /** Output width (joint embedding). */
+  outputDim: number;
+  /** prompt_proj width (vision width). */
+  promptProjDim: number;
+  /** The fields as given (no defaults filled in), for converted configs. */
+  raw: Record<string, unknown>;
+}
 
 /** One open_clip ResidualAttentionBlock (ln_1, attn in_proj/out_proj, ln_2, mlp c_fc/c_proj). */
 export class TextBlock {
@@ -39,6 +62,8 @@ export class TextBlock {
   readonly width: number;
   /** Heads. */
   readonly heads: number;
+  /** The model's kernel choices. */
+  readonly kernels: ModelKernels;
 
   /**
    * Declares the block's norms, attention projections and MLP on the builder.
@@ -55,6 +80,7 @@ export class TextBlock {
       fcStd = (2 * w) ** -0.5;
     this.width = w;
     this.heads = t.heads;
+    this.kernels = b.kernels;
     this.ln1 = new LayerNorm(b, `${name}.ln_1`, w, t.eps);
     this.inProjWeight = b.add(`${name}.attn.in_proj_weight`, [3 * w, w], normal(rng, attnStd));
     this.inProjBias = b.add(`${name}.attn.in_proj_bias`, [3 * w], zeros);
@@ -79,10 +105,17 @@ export class TextBlock {
     const w = this.width;
     const h = this.ln1.forward(x);
     // nn.MultiheadAttention's fused input projection (rows q; k; v).
-    const qkv = matmul(h, this.inProjWeight.value, { transB: true, bias: this.inProjBias.value });
+    const qkv = matmul(h, this.inProjWeight.value, {
+      transB: true,
+      bias: this.inProjBias.value,
+      kernel: this.kernels.matmul,
+    });
     const [q, k, v] = split(qkv, [w, w, w], { axis: -1 }) as [Tensor, Tensor, Tensor];
     // Both residual adds run in the matmuls of out_proj and c_proj.
-    const y = this.outProj.forward(attention(q, k, v, { heads: this.heads }), { residual: x });
+    const y = this.outProj.forward(
+      attention(q, k, v, { heads: this.heads, kernel: this.kernels.attention }),
+      { residual: x },
+    );
     return this.mlp.forward(this.ln2.forward(y), { residual: y });
   }
 }

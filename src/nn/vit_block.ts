@@ -7,7 +7,7 @@
 
 import type { Tensor } from "../autograd/tensor.ts";
 import { split } from "../ops/layout.ts";
-import { attention } from "../ops/attention.ts";
+import { attention, type AttentionKernel } from "../ops/attention.ts";
 import type { Init } from "./init.ts";
 import { LayerNorm, Linear } from "./linear.ts";
 import { type Activation, Mlp } from "./mlp.ts";
@@ -56,6 +56,8 @@ export class VitBlock {
   readonly mlp: Mlp;
   /** Sizes. */
   readonly dims: BlockDims;
+  /** The attention kernel choice of the model. */
+  readonly kernel: AttentionKernel | undefined;
 
   /**
    * Declares the block's norms, attention projections and MLP on the builder.
@@ -78,6 +80,7 @@ export class VitBlock {
     const c = dims.width;
     const lin = { weightInit: init.weight, biasInit: init.bias };
     this.dims = dims;
+    this.kernel = b.kernels.attention;
     this.norm1 = new LayerNorm(b, `${name}.norm1`, c, dims.eps);
     this.qkv = new Linear(b, `${name}.attn.qkv`, rng, c, 3 * c, lin);
     this.proj = new Linear(b, `${name}.attn.proj`, rng, c, c, lin);
@@ -100,7 +103,11 @@ export class VitBlock {
     const c = this.dims.width;
     const qkv = this.qkv.forward(this.norm1.forward(x));
     const [q, k, v] = split(qkv, [c, c, c], { axis: -1 }) as [Tensor, Tensor, Tensor];
-    const a = attention(q, k, v, { heads: this.dims.heads, cache: cache ?? undefined });
+    const a = attention(q, k, v, {
+      heads: this.dims.heads,
+      cache: cache ?? undefined,
+      kernel: this.kernel,
+    });
     // Both residual adds run in the matmuls of attn.proj and mlp.fc2.
     const h = this.proj.forward(a, { residual: x });
     return { x: this.mlp.forward(this.norm2.forward(h), { residual: h }), kv: { k, v } };

@@ -5,7 +5,7 @@
  * Unary snippets see `v` (input), `a`, `b` (op constants); their derivatives also see `out`
  * (forward output) and `g` (output gradient). Binary snippets see `u`, `v`.
  *
- * Two kernel families ({@linkcode setElementwiseVariant}): `scalar`, one element per thread
+ * Two kernel families (chosen per call, {@linkcode ElementwiseOptions}): `scalar`, one element per thread
  * (any size; binary ops with broadcasting), and `vec4`, four elements per thread through
  * `array<vec4<f32>>` bindings, used for unary ops and their backward, and for binary ops and
  * their backward on operands of one shape, whenever the size is a multiple of 4. A load or
@@ -29,7 +29,7 @@ import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
 import { fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty } from "./creation.ts";
-import { sumTo } from "./reduce.ts";
+import { reduceRaw } from "./reduce_kernel.ts";
 
 /** WGSL helpers shared by the snippets. */
 const FUNCS = `
@@ -138,30 +138,31 @@ const kernels = new KernelCache();
 /** An elementwise kernel family (see the module documentation). */
 export type ElementwiseVariant = "scalar" | "vec4";
 
-let forcedVariant: ElementwiseVariant | null = null;
-
-/**
- * Chooses the elementwise kernel family for every later op (benchmarks and tests compare
- * them); "auto" restores the default, `vec4` wherever it applies. `vec4` falls back to
- * `scalar` for sizes that are not a multiple of 4 and for broadcasting binary ops.
- *
- * @param variant The family, or "auto".
- */
-export function setElementwiseVariant(variant: ElementwiseVariant | "auto"): void {
-  if (variant !== "auto" && variant !== "scalar" && variant !== "vec4") {
-    throw new RangeError(`Unknown elementwise variant "${variant}"`);
-  }
-  forcedVariant = variant === "auto" ? null : variant;
+/** Options of the elementwise ops that choose their kernel family. */
+export interface ElementwiseOptions {
+  /**
+   * The family (default "auto": `vec4` wherever it applies). `vec4` falls back to `scalar`
+   * for sizes that are not a multiple of 4 and for broadcasting binary ops. Both give the
+   * same bits; benchmarks and tests compare them.
+   */
+  variant?: ElementwiseVariant | "auto" | undefined;
 }
 
 /**
  * The family an elementwise op over `size` elements runs with (operands of one shape).
  *
  * @param size Number of elements.
- * @returns `vec4` when the size is a multiple of 4 and `scalar` is not forced, else `scalar`.
+ * @param wanted The family asked for (default "auto").
+ * @returns `vec4` when the size is a multiple of 4 and `scalar` is not asked for, else `scalar`.
  */
-export function elementwiseVariant(size: number): ElementwiseVariant {
-  return forcedVariant !== "scalar" && size % 4 === 0 ? "vec4" : "scalar";
+export function elementwiseVariant(
+  size: number,
+  wanted: ElementwiseVariant | "auto" = "auto",
+): ElementwiseVariant {
+  if (wanted !== "auto" && wanted !== "scalar" && wanted !== "vec4") {
+    throw new RangeError(`Unknown elementwise variant "${wanted}"`);
+  }
+  return wanted !== "scalar" && size % 4 === 0 ? "vec4" : "scalar";
 }
 
 function checkF32(op: string, ...ts: Tensor[]): void {
@@ -178,14 +179,22 @@ function checkF32(op: string, ...ts: Tensor[]): void {
  * @param x Input.
  * @param a First op constant (affine scale, clamp low).
  * @param b Second op constant (affine shift, clamp high).
+ * @param options The kernel family (forward and backward).
  * @returns f(x), same shape.
  */
-export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
+export function unary(
+  op: UnaryOp,
+  x: Tensor,
+  a = 0,
+  b = 0,
+  options: ElementwiseOptions = {},
+): Tensor {
   checkF32(op, x);
   const y = empty(x.shape);
-  dispatchUnary(op, false, [x, y], x.size, a, b);
+  const variant = options.variant;
+  dispatchUnary(op, false, [x, y], { size: x.size, a, b, variant });
   if (op === "greaterThan" || op === "equalTo") return y;
-  record(op, [x], [y], ([g]) => [unaryBackward(op, { x, y, dy: g!, a, b })]);
+  record(op, [x], [y], ([g]) => [unaryBackward(op, { x, y, dy: g!, a, b, variant })]);
   return y;
 }
 
@@ -196,8 +205,8 @@ export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
  *
  * @param op Op name.
  * @param io The forward input `x`, its output `y` (read by derivatives written in terms of
- *   it, such as sigmoid's), the output gradient `dy` (all of x's shape), and the op
- *   constants `a`, `b` the forward used.
+ *   it, such as sigmoid's), the output gradient `dy` (all of x's shape), the op
+ *   constants `a`, `b` the forward used, and the kernel family.
  * @returns The input gradient, shaped like x.
  * @example
  * ```ts
@@ -206,9 +215,16 @@ export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
  */
 export function unaryBackward(
   op: UnaryOp,
-  io: { x: Tensor; y: Tensor; dy: Tensor; a?: number | undefined; b?: number | undefined },
+  io: {
+    x: Tensor;
+    y: Tensor;
+    dy: Tensor;
+    a?: number | undefined;
+    b?: number | undefined;
+    variant?: ElementwiseVariant | "auto" | undefined;
+  },
 ): Tensor {
-  const { x, y, dy, a = 0, b = 0 } = io;
+  const { x, y, dy, a = 0, b = 0, variant } = io;
   checkF32("unaryBackward", x, y, dy);
   for (const t of [y, dy]) {
     if (!sameShape(t.shape, x.shape)) {
@@ -219,7 +235,7 @@ export function unaryBackward(
     }
   }
   const dx = empty(x.shape);
-  dispatchUnary(op, true, [x, y, dy, dx], x.size, a, b);
+  dispatchUnary(op, true, [x, y, dy, dx], { size: x.size, a, b, variant });
   return dx;
 }
 
@@ -232,12 +248,11 @@ function dispatchUnary(
   op: UnaryOp,
   grad: boolean,
   buffers: Tensor[],
-  size: number,
-  a: number,
-  b: number,
+  run: { size: number; a: number; b: number; variant: ElementwiseVariant | "auto" | undefined },
 ): void {
+  const { size, a, b } = run;
   const def: UnaryDef = UNARY[op];
-  const vec = elementwiseVariant(size) === "vec4";
+  const vec = elementwiseVariant(size, run.variant) === "vec4";
   const tag = vec ? "_vec4" : "";
   const k = kernels.get(`u${grad ? "b" : ""}:${op}${tag}`, () =>
     defineKernel({
@@ -343,15 +358,22 @@ function dispatchBroadcast(
  * @param op Op name.
  * @param u First operand.
  * @param v Second operand.
+ * @param options The kernel family (forward and backward).
  * @returns f(u, v) in the broadcast shape.
  */
-export function binary(op: BinaryOp, u: Tensor, v: Tensor): Tensor {
+export function binary(
+  op: BinaryOp,
+  u: Tensor,
+  v: Tensor,
+  options: ElementwiseOptions = {},
+): Tensor {
   checkF32(op, u, v);
   const def = BINARY[op];
   const shape = broadcastShape(u.shape, v.shape);
   // Operands of one shape take the vec4 kernels (when the size allows); the choice is made
   // once for both passes.
-  const vec = sameShape(u.shape, v.shape) && elementwiseVariant(u.size) === "vec4";
+  const vec = sameShape(u.shape, v.shape) &&
+    elementwiseVariant(u.size, options.variant) === "vec4";
   const fwd = binaryKernel(`${op}_forward`, { expr: def.expr, grad: false, vec });
   const z = vec ? dispatchVec4(fwd, [u, v], shape) : dispatchBroadcast(fwd, u, v, null, shape);
   if (op === "equal" || op === "greater") return z;
@@ -401,6 +423,33 @@ function dispatchVec4(k: Kernel, operands: Tensor[], shape: readonly number[]): 
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * Sums a broadcast tensor back onto a shape it was broadcast from (the gradient rule of
+ * broadcasting). Returns `x` itself when the shapes already match.
+ *
+ * @param x A tensor of a broadcast shape.
+ * @param shape The target shape.
+ * @returns The reduced tensor, shaped `shape`.
+ */
+export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
+  if (x.rank === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
+  const lead = x.rank - shape.length;
+  if (lead < 0) {
+    throw new RangeError(`Cannot sum ${fmtShape(x.shape)} onto a larger rank ${fmtShape(shape)}`);
+  }
+  const axes: number[] = [];
+  for (let i = 0; i < x.rank; i++) {
+    const target = i < lead ? 1 : shape[i - lead]!;
+    if (target === 1 && x.shape[i] !== 1) axes.push(i);
+    else if (target !== x.shape[i]) {
+      throw new RangeError(`Cannot sum ${fmtShape(x.shape)} onto ${fmtShape(shape)}`);
+    }
+  }
+  const y = reduceRaw(x, axes, 0, 1, shape);
+  record("sumTo", [x], [y], ([g]) => [broadcastTo(g!, x.shape)]);
+  return y;
 }
 
 /**

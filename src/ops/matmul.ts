@@ -34,8 +34,8 @@ import { gpu } from "../gpu/runtime.ts";
 import { isGradEnabled, record } from "../autograd/tape.ts";
 import { fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty } from "./creation.ts";
-import { broadcastTo, unaryBackward, type UnaryOp, unaryWgsl } from "./elementwise.ts";
-import { sum, sumTo } from "./reduce.ts";
+import { broadcastTo, sumTo, unaryBackward, type UnaryOp, unaryWgsl } from "./elementwise.ts";
+import { sum } from "./reduce.ts";
 
 /** Options of {@linkcode matmul}. */
 export interface MatmulOptions {
@@ -53,6 +53,21 @@ export interface MatmulOptions {
   residual?: Tensor | undefined;
   /** An activation applied to `a @ b + bias` in the same pass (see {@linkcode matmul}). */
   activation?: MatmulActivation | undefined;
+  /** The kernel family and tiles (default: the adapter's choice); the backward uses the same. */
+  kernel?: MatmulKernel | undefined;
+}
+
+/**
+ * A matmul's kernel choice, held by whoever runs the op (a model's precision, a benchmark,
+ * a test): the family, or "auto" for the adapter's, and tile sizes over the defaults. A
+ * family that cannot run a shape falls back (`vec4` needs N a multiple of 4: `scalar`;
+ * `tiled-f16` needs shader-f16: `tiled`).
+ */
+export interface MatmulKernel {
+  /** Kernel family (default "auto"). */
+  variant?: MatmulVariant | "auto" | undefined;
+  /** Tile sizes that differ from {@linkcode DEFAULT_TILES}. */
+  tiles?: Partial<MatmulTiles> | undefined;
 }
 
 /** Activations a matmul can apply in its store: exact (erf) GELU or its tanh approximation. */
@@ -77,37 +92,21 @@ export interface MatmulTiles {
   tiled: { bm: number; bn: number; bk: number };
 }
 
-/** The tiles used unless {@linkcode setMatmulTiles} chose others. */
+/** The tiles used unless a {@linkcode MatmulKernel} changes them. */
 export const DEFAULT_TILES: Readonly<MatmulTiles> = {
   scalar: { tm: 8, tn: 8 },
   vec4: { tm: 12, tn: 16 },
   tiled: { bm: 128, bn: 128, bk: 8 },
 };
 
-let tiles: MatmulTiles = structuredClone(DEFAULT_TILES);
-let forced: MatmulVariant | null = null;
-
 /**
- * Chooses the kernel family for every later matmul (benchmarks and tests compare them);
- * "auto" restores the per-adapter choice. A family that cannot run a shape (`vec4` needs N
- * a multiple of 4; `tiled-f16` needs shader-f16) falls back (to `scalar`; to `tiled`).
+ * The tiles of a kernel choice: the defaults with its changes, validated.
  *
- * @param variant The family, or "auto".
+ * @param t Changes to the default tiles.
+ * @returns The tiles.
  */
-export function setMatmulVariant(variant: MatmulVariant | "auto"): void {
-  if (variant !== "auto" && !MATMUL_VARIANTS.includes(variant)) {
-    throw new RangeError(`Unknown matmul variant "${variant}"`);
-  }
-  forced = variant === "auto" ? null : variant;
-}
-
-/**
- * Changes tile sizes (benchmarks tune them per adapter).
- *
- * @param t The tiles to change.
- */
-export function setMatmulTiles(t: Partial<MatmulTiles>): void {
-  const next = { ...tiles, ...t };
+export function matmulTiles(t: Partial<MatmulTiles> = {}): MatmulTiles {
+  const next = { ...DEFAULT_TILES, ...t };
   const { scalar, vec4, tiled } = next;
   if (scalar.tn % 4 !== 0 || scalar.tm < 1 || scalar.tn < 4) {
     throw new RangeError(`Bad scalar matmul tile ${scalar.tm}x${scalar.tn}`);
@@ -125,7 +124,7 @@ export function setMatmulTiles(t: Partial<MatmulTiles>): void {
         "at most 256 threads, and each tile a whole number of vec4s per thread",
     );
   }
-  tiles = next;
+  return next;
 }
 
 /** Sizes of one matmul dispatch series. */
@@ -146,15 +145,22 @@ export interface MatmulDims {
  * The kernel family a matmul of these sizes runs with on the current adapter.
  *
  * @param dims Sizes (N decides whether `vec4` can run).
+ * @param wanted The family asked for (default "auto": `vec4` on CPU adapters, `tiled` else).
  * @returns The family.
  */
-export function matmulVariant(dims: Pick<MatmulDims, "m" | "n" | "k">): MatmulVariant {
+export function matmulVariant(
+  dims: Pick<MatmulDims, "m" | "n" | "k">,
+  wanted: MatmulVariant | "auto" = "auto",
+): MatmulVariant {
+  if (wanted !== "auto" && !MATMUL_VARIANTS.includes(wanted)) {
+    throw new RangeError(`Unknown matmul variant "${wanted}"`);
+  }
   const info = gpu().info;
-  const wanted = forced ?? (info.isSoftware ? "vec4" : "tiled");
+  const v = wanted === "auto" ? (info.isSoftware ? "vec4" : "tiled") : wanted;
   // The vec4 kernel stores C as vec4 rows.
-  if (wanted === "vec4" && dims.n % 4 !== 0) return "scalar";
-  if (wanted === "tiled-f16" && !info.hasF16) return "tiled";
-  return wanted;
+  if (v === "vec4" && dims.n % 4 !== 0) return "scalar";
+  if (v === "tiled-f16" && !info.hasF16) return "tiled";
+  return v;
 }
 
 const kernels = new KernelCache();
@@ -509,6 +515,8 @@ export interface MatmulIntoOptions {
   activation?: MatmulActivation | undefined;
   /** Receives the activation's input [batch, M, N] (with `activation`). */
   preActivation?: Tensor | undefined;
+  /** The kernel family and tiles (default: the adapter's choice). */
+  kernel?: MatmulKernel | undefined;
 }
 
 /**
@@ -535,7 +543,8 @@ export function matmulInto(
   const { batch, m, n, k, sharedB } = dims;
   if (batch * m * n === 0) return;
   const rt = gpu();
-  const variant = matmulVariant(dims);
+  const variant = matmulVariant(dims, opts.kernel?.variant);
+  const tiles = matmulTiles(opts.kernel?.tiles);
   let A = a, B = b, K = k, transA = !!opts.transA, transB = !!opts.transB;
   const temps: Tensor[] = [];
   if (variant === "vec4") {
@@ -631,7 +640,7 @@ export function matmulInto(
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   a.assertAlive();
   b.assertAlive();
-  const { transA = false, transB = false, bias, residual, activation } = opts;
+  const { transA = false, transB = false, bias, residual, activation, kernel } = opts;
   if (a.rank < 2 || b.rank < 2) {
     throw new RangeError(
       `matmul() needs rank >= 2, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`,
@@ -702,28 +711,30 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     n,
     k: ka,
     sharedB,
-  }, { transA, transB, bias, residual, activation, preActivation: z });
+  }, { transA, transB, bias, residual, activation, preActivation: z, kernel });
   record("matmul", inputs, [out], ([g]) => {
     // The gradient of the product: through the activation's derivative when there is one.
     const dC = z ? unaryBackward(ACTIVATION_OP[activation!], { x: z, y: out, dy: g! }) : g!;
     let dA: Tensor | null = null, dB: Tensor | null = null, dBias: Tensor | null = null;
     if (a.requiresGrad) {
-      if (!transA) dA = matmul(dC, b, { transB: !transB });
+      if (!transA) dA = matmul(dC, b, { transB: !transB, kernel });
       else {
         // dA = op(B) @ dC^T per batch entry; a shared b is broadcast first.
         const bb = sharedB && a.rank > 2 ? broadcastTo(b, [...batchShape, b0, b1]) : b;
-        dA = matmul(bb, dC, { transA: transB, transB: true });
+        dA = matmul(bb, dC, { transA: transB, transB: true, kernel });
       }
     }
     if (b.requiresGrad) {
       if (sharedB && !transA) {
         const a2 = a.view([batch * m, ka]);
         const g2 = dC.view([batch * m, n]);
-        dB = transB ? matmul(g2, a2, { transA: true }) : matmul(a2, g2, { transA: true });
+        dB = transB
+          ? matmul(g2, a2, { transA: true, kernel })
+          : matmul(a2, g2, { transA: true, kernel });
       } else {
         const full = transB
-          ? matmul(dC, a, { transA: true, transB: transA })
-          : matmul(a, dC, { transA: !transA });
+          ? matmul(dC, a, { transA: true, transB: transA, kernel })
+          : matmul(a, dC, { transA: !transA, kernel });
         dB = sumTo(full, b.shape);
       }
     }

@@ -1,132 +1,18 @@
 /**
- * Reductions over any set of axes: sum (blocked for accuracy), mean, max, and `sumTo`, which folds a
- * broadcast gradient back onto its operand's shape.
+ * Reductions over any set of axes: sum (blocked for accuracy), mean, max, and the sum of squares
+ * of a whole buffer (gradient norms). The kernel itself is in `reduce_kernel.ts`.
  *
  * @module
  */
 
-import reduceSrc from "../../wgsl/reduce.wgsl" with { type: "text" };
-import { defineKernel, grid, type Kernel } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
-import { fmtShape, type Tensor } from "../autograd/tensor.ts";
+import type { Tensor } from "../autograd/tensor.ts";
 import { empty, forWindows } from "./creation.ts";
 import { binary, broadcastTo, unary } from "./elementwise.ts";
+import { normAxes, reduceRaw } from "./reduce_kernel.ts";
 
-/** Reduced elements per thread: well inside llvmpipe's 65535-trip loop limit. */
-const CHUNK = 16384;
-
-const kernels: Kernel[] = [0, 1, 2].map((mode) =>
-  defineKernel({
-    name: ["reduce_sum", "reduce_max", "reduce_sum_squares"][mode]!,
-    source: reduceSrc,
-    bindings: ["read", "write"],
-    params: [
-      "n:u32",
-      "parts:u32",
-      "count:u32",
-      "scale:f32",
-      ...["k0", "k1", "k2", "k3", "ks0", "ks1", "ks2", "ks3"].map((s) => `${s}:u32`),
-      ...["r0", "r1", "r2", "r3", "rs0", "rs1", "rs2", "rs3"].map((s) => `${s}:u32`),
-    ],
-    defines: { MODE: mode, CHUNK },
-  })
-);
-
-/**
- * Normalises an axis argument to a sorted list of distinct non-negative axes.
- *
- * @param rank Tensor rank.
- * @param axes Axis, axes, or undefined for all; negative axes count from the end.
- * @returns Sorted axes.
- */
-export function normAxes(rank: number, axes?: number | readonly number[]): number[] {
-  const list = axes === undefined ? [...Array(rank).keys()] : typeof axes === "number" ? [axes] : [
-    ...axes,
-  ];
-  const out = new Set<number>();
-  for (const a of list) {
-    const k = a < 0 ? a + rank : a;
-    if (!Number.isInteger(k) || k < 0 || k >= rank) {
-      throw new RangeError(`Axis ${a} is out of range for rank ${rank}`);
-    }
-    out.add(k);
-  }
-  return [...out].sort((p, q) => p - q);
-}
-
-/** Groups the dims into runs of kept and reduced dims, merging neighbours of the same kind. */
-function plan(shape: readonly number[], axes: readonly number[]) {
-  const strides: number[] = [];
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = s;
-    s *= shape[i]!;
-  }
-  const kept: [number, number][] = [];
-  const red: [number, number][] = [];
-  let prevKind: boolean | null = null;
-  for (let i = 0; i < shape.length; i++) {
-    const d = shape[i]!;
-    if (d === 1) continue;
-    const isRed = axes.includes(i);
-    const list = isRed ? red : kept;
-    const last = list[list.length - 1];
-    if (prevKind === isRed && last && last[1] === d * strides[i]!) {
-      last[0] *= d;
-      last[1] = strides[i]!;
-    } else {
-      list.push([d, strides[i]!]);
-    }
-    prevKind = isRed;
-  }
-  if (kept.length > 4 || red.length > 4) {
-    throw new RangeError(
-      `Cannot reduce ${fmtShape(shape)} over axes [${axes}]: more than 4 separate runs of dims`,
-    );
-  }
-  while (kept.length < 4) kept.unshift([1, 0]);
-  while (red.length < 4) red.unshift([1, 0]);
-  return { kept, red };
-}
-
-function reduceRaw(
-  x: Tensor,
-  axes: readonly number[],
-  mode: 0 | 1 | 2,
-  scale: number,
-  outShape: readonly number[],
-): Tensor {
-  const { kept, red } = plan(x.shape, axes);
-  const count = red.reduce((p, [d]) => p * d, 1);
-  const y = empty(outShape);
-  if (y.size === 0) return y;
-  const parts = Math.ceil(count / CHUNK);
-  // Long reductions go in two passes: partial results [n, parts], then over parts.
-  const first = parts > 1 ? empty([y.size, parts]) : y;
-  const p: Record<string, number> = {
-    n: y.size,
-    parts,
-    count,
-    scale: parts > 1 ? 1 : scale,
-  };
-  kept.forEach(([d, st], i) => {
-    p[`k${i}`] = d;
-    p[`ks${i}`] = st;
-  });
-  red.forEach(([d, st], i) => {
-    p[`r${i}`] = d;
-    p[`rs${i}`] = st;
-  });
-  gpu().dispatch(kernels[mode]!, [x, first], p, grid(y.size * parts, 64));
-  if (parts > 1) {
-    const rest = reduceRaw(first, [1], mode === 1 ? 1 : 0, scale, outShape);
-    gpu().copy(rest, y, y.byteLength);
-    rest.dispose();
-    first.dispose();
-  }
-  return y;
-}
+export { normAxes };
 
 function reducedShape(shape: readonly number[], axes: readonly number[], keepDims: boolean) {
   const out: number[] = [];
@@ -209,33 +95,6 @@ export function max(x: Tensor, axes?: number | readonly number[], keepDims = fal
     const share = binary("div", gk, ties);
     return [binary("mul", hit, share)];
   });
-  return y;
-}
-
-/**
- * Sums a broadcast tensor back onto a shape it was broadcast from (the gradient rule of
- * broadcasting). Returns `x` itself when the shapes already match.
- *
- * @param x A tensor of a broadcast shape.
- * @param shape The target shape.
- * @returns The reduced tensor, shaped `shape`.
- */
-export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
-  if (x.rank === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
-  const lead = x.rank - shape.length;
-  if (lead < 0) {
-    throw new RangeError(`Cannot sum ${fmtShape(x.shape)} onto a larger rank ${fmtShape(shape)}`);
-  }
-  const axes: number[] = [];
-  for (let i = 0; i < x.rank; i++) {
-    const target = i < lead ? 1 : shape[i - lead]!;
-    if (target === 1 && x.shape[i] !== 1) axes.push(i);
-    else if (target !== x.shape[i]) {
-      throw new RangeError(`Cannot sum ${fmtShape(x.shape)} onto ${fmtShape(shape)}`);
-    }
-  }
-  const y = reduceRaw(x, axes, 0, 1, shape);
-  record("sumTo", [x], [y], ([g]) => [broadcastTo(g!, x.shape)]);
   return y;
 }
 

@@ -15,7 +15,7 @@ import type { Tensor } from "../autograd/tensor.ts";
 import { empty } from "../ops/creation.ts";
 import { sumSquares } from "../ops/reduce.ts";
 import { concat } from "../ops/layout.ts";
-import type { ParamTable } from "../nn/params.ts";
+import type { ParamTable } from "../params/param_table.ts";
 
 const adamwKernel = defineKernel({
   name: "adamw",

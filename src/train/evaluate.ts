@@ -11,9 +11,13 @@ import { noGrad } from "../autograd/tape.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { matmul } from "../ops/matmul.ts";
 import { boxTargets } from "../loss/box.ts";
-import type { Batch } from "../data/pipeline/loader.ts";
+import { ps3Loss } from "../loss/ps3_loss.ts";
+import { type Batch, DataLoader } from "../data/pipeline/loader.ts";
 import type { Ps3Clip, TrainOptions } from "../model/ps3_clip.ts";
 import { uploadBatch } from "./batch.ts";
+import type { RunConfig } from "./config.ts";
+import type { RunDataPaths } from "./preflight.ts";
+import { loaderOptions } from "./run_data.ts";
 
 /** Held-out metrics (means over the evaluated batches). */
 export interface EvalMetrics {
@@ -60,17 +64,17 @@ export async function evaluate(
     queries: 0,
     chance: 0,
   };
-  const unweighted = { ...opts, priorWeight: 1, posteriorWeight: 1 };
   for (const batch of batches) {
     const b = batch.keys.length;
     const ts = tidy(() =>
       noGrad(() => {
         const tb = uploadBatch(batch);
-        const out = model.forwardTrain(tb, unweighted);
-        const probs = out.vision.posteriorProbs ?? out.vision.priorProbs;
-        const targets = boxTargets(tb.gtMaps, out.vision.featureSizes.slice(1));
+        const out = model.forwardTrain(tb, opts);
+        const loss = ps3Loss(out, tb, { weights: { prior: 1, posterior: 1 } });
+        const probs = out.posteriorProbs ?? out.priorProbs;
+        const targets = boxTargets(tb.gtMaps, out.highresGrids);
         const sim = matmul(out.textFeatures, out.imageFeatures, { transB: true });
-        return [out.contrastive, out.priorBox, out.posteriorBox, sim, ...probs, ...targets];
+        return [loss.contrastive, loss.priorBox, loss.posteriorBox, sim, ...probs, ...targets];
       })
     );
     const host = (await gpu().read(ts)).map((x) => new Float32Array(x));
@@ -116,4 +120,53 @@ export async function evaluate(
     retrieval: sums.queries ? sums.hits / sums.queries : NaN,
     chance: sums.chance / nb,
   };
+}
+
+/**
+ * Evaluates the model on the first `log.eval_batches` batches of the held-out stream.
+ *
+ * @param model The model.
+ * @param config The run configuration.
+ * @param paths The run's data paths (with held-out shards).
+ * @param opts Training switches.
+ * @returns Mean metrics.
+ */
+export async function evaluateHeldOut(
+  model: Ps3Clip,
+  config: RunConfig,
+  paths: RunDataPaths,
+  opts: TrainOptions,
+): Promise<EvalMetrics> {
+  const loader = await DataLoader.create(loaderOptions(config, paths, false));
+  const batches: Batch[] = [];
+  try {
+    for (let i = 0; i < config.log.eval_batches; i++) {
+      const b = await loader.next();
+      if (!b) break;
+      batches.push(b);
+    }
+  } finally {
+    await loader[Symbol.asyncDispose]();
+  }
+  return await evaluate(model, batches, opts);
+}
+
+/**
+ * One log line of held-out metrics.
+ *
+ * @param step The step they were measured at.
+ * @param e The metrics.
+ * @returns The line.
+ */
+export function describeEval(step: number, e: EvalMetrics): string {
+  return `eval at step ${step} (${e.batches} held-out batches): posterior box ${
+    e.posteriorBox.toFixed(4)
+  }, ` +
+    `prior box ${e.priorBox.toFixed(4)}, siglip ${
+      e.contrastive.toFixed(4)
+    }; selection probability ` +
+    `inside boxes ${e.probInside.toFixed(3)} vs outside ${
+      e.probOutside.toFixed(3)
+    }; caption->region ` +
+    `retrieval ${(100 * e.retrieval).toFixed(1)}% (chance ${(100 * e.chance).toFixed(1)}%)`;
 }

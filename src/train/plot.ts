@@ -6,7 +6,10 @@
  * @module
  */
 
+import { join } from "node:path";
 import { encodePng } from "../data/formats/png.ts";
+import { writeFileAtomic } from "../checkpoint/atomic.ts";
+import type { JsonLines, StepRecord } from "./progress.ts";
 
 /** One series: a label, an RGB colour and (step, value) points. */
 export interface Series {
@@ -168,4 +171,30 @@ export function plotLosses(
   const end = `step ${steps[1]}`;
   cv.text(w - right - 6 * end.length, h - 12, end, dark);
   return encodePng(cv.rgb, { width: w, height: h });
+}
+
+/**
+ * Draws the loss curves of a run's metrics into `loss.png` (atomically).
+ *
+ * @param out The run folder.
+ * @param metrics The run's metrics file.
+ */
+export async function writePlot(out: string, metrics: JsonLines): Promise<void> {
+  const recs = (await metrics.readAll()).filter((r) =>
+    typeof r.loss === "number"
+  ) as unknown as StepRecord[];
+  if (recs.length < 2) return;
+  const pts = (k: keyof StepRecord) =>
+    recs.map((r) => [r.step, r[k] as number] as [number, number]);
+  const png = plotLosses(
+    [
+      { label: "total", color: [40, 40, 40], points: pts("loss") },
+      { label: "siglip", color: [31, 119, 180], points: pts("contrastive") },
+    ],
+    [
+      { label: "prior box", color: [255, 127, 14], points: pts("prior_box") },
+      { label: "posterior box", color: [44, 160, 44], points: pts("posterior_box") },
+    ],
+  );
+  await writeFileAtomic(join(out, "loss.png"), png);
 }

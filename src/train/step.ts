@@ -21,7 +21,8 @@ import { gpu } from "../gpu/runtime.ts";
 import { add, clamp } from "../ops/elementwise.ts";
 import { full } from "../ops/creation.ts";
 import type { Batch } from "../data/pipeline/loader.ts";
-import type { AccumContext, Ps3Clip, TrainOptions } from "../model/ps3_clip.ts";
+import type { Ps3Clip, TrainOptions } from "../model/ps3_clip.ts";
+import { type AccumContext, type LossWeights, ps3Loss } from "../loss/ps3_loss.ts";
 import type { AdamW } from "../optim/adamw.ts";
 import { uploadBatch } from "./batch.ts";
 
@@ -41,6 +42,8 @@ export interface StepScalars {
 export interface ForwardBackwardOptions {
   /** Training switches. */
   train: TrainOptions;
+  /** Box-loss weights. */
+  weights: LossWeights;
   /** Micro-batches (1 = no accumulation). */
   micro: number;
   /** Loss scale of mixed precision: gradients are those of `scale * loss` (default 1). */
@@ -60,20 +63,16 @@ export function forwardBackward(
   batch: Batch,
   options: ForwardBackwardOptions,
 ): StepScalars {
-  const { train: opts, micro } = options;
+  const { train: opts, micro, weights } = options;
   const scale = options.lossScale ?? 1;
   const seed = (t: Tensor) => backward(t, scale === 1 ? undefined : full([], scale));
   const n = batch.keys.length;
   if (micro === 1) {
     return tidy(() => {
-      const out = model.forwardTrain(uploadBatch(batch), opts);
-      seed(out.total);
-      return {
-        total: out.total,
-        contrastive: out.contrastive,
-        priorBox: out.priorBox,
-        posteriorBox: out.posteriorBox,
-      };
+      const tb = uploadBatch(batch);
+      const loss = ps3Loss(model.forwardTrain(tb, opts), tb, { weights });
+      seed(loss.total);
+      return loss;
     });
   }
   const size = n / micro;
@@ -97,12 +96,13 @@ export function forwardBackward(
         localCount,
       };
       return tidy(() => {
-        const out = model.forwardTrain(uploadBatch(batch, r), opts, { accum: ctx });
-        seed(out.total);
+        const tb = uploadBatch(batch, r);
+        const loss = ps3Loss(model.forwardTrain(tb, opts), tb, { weights, accum: ctx });
+        seed(loss.total);
         return {
-          contrastive: out.contrastive,
-          priorBox: out.priorBox,
-          posteriorBox: out.posteriorBox,
+          contrastive: loss.contrastive,
+          priorBox: loss.priorBox,
+          posteriorBox: loss.posteriorBox,
         };
       });
     });

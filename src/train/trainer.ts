@@ -4,172 +4,109 @@
  * the loss plot, held-out evaluation and the final summary. A NaN/Inf loss stops the run
  * with a checkpoint of the state before the bad step and names the step and the batch's keys.
  *
+ * The parts: `run_data.ts` (where the data is), `run_state.ts` (model, optimizer, resume and
+ * save), `step.ts` (one step's GPU work), `evaluate.ts`, `summary.ts`, `plot.ts`; this file
+ * opens a run, loops over its steps and closes it.
+ *
  * @module
  */
 
 import { join } from "node:path";
-import { gpu } from "../gpu/runtime.ts";
-import { fmtBytes } from "../gpu/buffer_pool.ts";
-import { DataLoader, type LoaderOptions, type LoaderState } from "../data/pipeline/loader.ts";
+import { gpu, type Runtime } from "../gpu/runtime.ts";
 import type { Batch } from "../data/pipeline/loader.ts";
-import { type SynthManifest, writeSynthDataset } from "../data/tools/synth.ts";
-import { Ps3Clip, referenceGroups, type TrainOptions } from "../model/ps3_clip.ts";
-import { AdamW } from "../optim/adamw.ts";
-import { loadSafetensorsInto, readHfFolderConfig } from "../checkpoint/hf.ts";
+import { DataLoader, type LoaderState } from "../data/pipeline/loader.ts";
+import type { TrainOptions } from "../model/ps3_clip.ts";
+import type { LossWeights } from "../loss/ps3_loss.ts";
+import { learningRate } from "../optim/schedule.ts";
 import { writeFileAtomic } from "../checkpoint/atomic.ts";
-import { initFromSiglip } from "../checkpoint/siglip_init.ts";
-import {
-  listCheckpoints,
-  loadMoments,
-  pruneCheckpoints,
-  readTrainState,
-  resolveCheckpoint,
-  saveCheckpoint,
-} from "../checkpoint/train_checkpoint.ts";
+import type { MemoryEstimate } from "./memory.ts";
 import type { RunConfig } from "./config.ts";
-import { learningRate } from "./schedule.ts";
-import { LossScaler, type LossScaleState } from "./loss_scale.ts";
-import { setMatmulVariant } from "../ops/matmul.ts";
-import { forwardBackward, optimizerStep } from "./step.ts";
 import { describeEstimate } from "./memory.ts";
+import { forwardBackward, optimizerStep } from "./step.ts";
 import { checkRunInputs, checkRunMemory, type RunDataPaths } from "./preflight.ts";
 import { JsonLines, Progress, type StepRecord } from "./progress.ts";
-import { plotLosses } from "./plot.ts";
-import { type EvalMetrics, evaluate } from "./evaluate.ts";
+import { writePlot } from "./plot.ts";
+import { describeEval, type EvalMetrics, evaluateHeldOut } from "./evaluate.ts";
+import { dataPaths, loaderOptions } from "./run_data.ts";
+import { createRunState, restoreRunState, type RunState, saveRunState } from "./run_state.ts";
+import { describeSummary, type TrainSummary } from "./summary.ts";
+import { type Faults, faultsFromEnv } from "./faults.ts";
 
-/** Faults a test can inject to check crash safety (never set in normal runs). */
-export interface TrainFaults {
-  /** Exit the process (code 137) right after this step, before any save. */
-  exitAfterStep?: number | undefined;
-  /** Exit the process (code 137) in the middle of writing the checkpoint of this step. */
-  exitDuringSaveAtStep?: number | undefined;
-}
+export type { TrainSummary };
 
-/** What a finished (or stopped) run reports. */
-export interface TrainSummary {
-  /** Steps done in total. */
-  steps: number;
-  /** Steps done by this process. */
-  stepsThisRun: number;
-  /** Wall time of this process's steps, seconds. */
-  seconds: number;
-  /** Samples per second over this process's steps. */
-  samplesPerSecond: number;
-  /** Peak pooled GPU memory of activations, bytes. */
-  peakActivationBytes: number;
-  /** GPU memory of parameters, gradients and moments, bytes. */
-  stateBytes: number;
-  /** Seconds the steps of this run waited for their batches (data loading not hidden). */
-  dataWaitSeconds: number;
-  /** The memory estimate printed before the first step, bytes. */
-  estimatedBytes: number;
-  /** Samples skipped by reason. */
-  skipped: Record<string, number>;
-  /** The last step's record. */
+/** An open run: its configuration, state, data and bookkeeping. */
+interface Run {
+  config: RunConfig;
+  rt: Runtime;
+  state: RunState;
+  paths: RunDataPaths;
+  loader: DataLoader;
+  metrics: JsonLines;
+  progress: Progress;
+  est: MemoryEstimate;
+  faults: Faults;
+  trainOpts: TrainOptions;
+  weights: LossWeights;
+  /** Steps of the whole run. */
+  total: number;
+  /** The step this process started at. */
+  start: number;
+  /** Steps done. */
+  step: number;
+  /** Why the loop stops ("done" while it runs). */
+  stop: TrainSummary["stopped"];
+  /** The data position before the current step (saved with a NaN stop). */
+  posBefore: LoaderState;
   last: StepRecord | null;
-  /** Held-out metrics at the end, if evaluated. */
-  eval: EvalMetrics | null;
-  /** Held-out metrics before the first step, with `log.eval_at_start`. */
-  evalAtStart: EvalMetrics | null;
-  /** Why the run stopped. */
-  stopped: "done" | "nan" | "signal";
-  /** Updates skipped because float16 gradients overflowed (mixed precision). */
+  lastCheckpoint: string | null;
+  dataWait: number;
   skippedUpdates: number;
-  /** The last checkpoint written. */
-  checkpoint: string | null;
-}
-
-async function dataPaths(config: RunConfig, log: (s: string) => void): Promise<RunDataPaths> {
-  const d = config.data;
-  if (d.synthesize) {
-    const out = d.synthesize.out;
-    const manifest = join(out, "dataset.json");
-    let m: SynthManifest;
-    try {
-      m = JSON.parse(await Deno.readTextFile(manifest));
-    } catch {
-      log(
-        `writing the synthetic dataset to ${out} (${d.synthesize.count} + ${d.synthesize.holdout} samples)`,
-      );
-      m = await writeSynthDataset(out, {
-        count: d.synthesize.count,
-        holdout: d.synthesize.holdout,
-        seed: d.synthesize.seed,
-        width: d.synthesize.width,
-        height: d.synthesize.height,
-        shardSize: d.synthesize.shard_size,
-      });
-    }
-    return {
-      images: join(out, m.train.images),
-      texts: join(out, m.train.texts),
-      tokenizer: d.tokenizer ?? join(out, m.tokenizer),
-      evalImages: m.holdout ? join(out, m.holdout.images) : undefined,
-      evalTexts: m.holdout ? join(out, m.holdout.texts) : undefined,
-    };
-  }
-  return {
-    images: d.images!,
-    texts: d.layout === "paired" ? d.text_boxes! : undefined,
-    tokenizer: d.tokenizer!,
-    evalImages: d.eval_images ?? undefined,
-    evalTexts: d.eval_text_boxes ?? undefined,
-  };
-}
-
-function loaderOptions(config: RunConfig, paths: RunDataPaths, train: boolean): LoaderOptions {
-  const m = config.resolvedModel, d = config.data, t = config.train;
-  const sk = m.vision.scales[m.vision.scales.length - 1]!;
-  return {
-    images: train ? paths.images : paths.evalImages!,
-    texts: train ? paths.texts : paths.evalTexts,
-    weights: train ? d.weights ?? undefined : undefined,
-    tokenizer: paths.tokenizer,
-    batchSize: t.batch_size,
-    sample: {
-      imageSize: sk,
-      train,
-      globalCaptionProb: d.global_caption_prob,
-      sampleNBoxEachImage: d.sample_n_box_each_image,
-      sentenceMasking: train && d.sentence_masking,
-      maxPixels: d.max_pixels,
-      contextLength: m.text.context,
-      mean: m.preprocess.mean,
-      std: m.preprocess.std,
-    },
-    seed: t.seed,
-    shards: train ? d.shards : "sequential",
-    shuffleBuffer: train ? d.shuffle_buffer : 0,
-    workers: d.workers,
-    prefetch: d.prefetch,
-    strict: d.strict,
-    batchesPerEpoch: train ? Math.floor(t.samples_per_epoch / t.batch_size) : undefined,
-    epochs: train ? undefined : 1,
-  };
-}
-
-/** The trainer's own state saved in checkpoints. */
-interface TrainerState {
-  optimizerStep: number;
-  lossScale?: LossScaleState | undefined;
+  t0: number;
+  lastEvalStep: number;
+  lastEval: EvalMetrics | null;
+  evalAtStart: EvalMetrics | null;
 }
 
 /**
  * Runs (or resumes) a training run.
  *
  * @param config The run configuration.
- * @param options Injected faults (tests), log sink, and whether to draw a progress bar.
+ * @param options Whether to draw a progress bar.
  * @returns The summary.
  */
 export async function train(
   config: RunConfig,
-  options: { faults?: TrainFaults | undefined; tty?: boolean | undefined } = {},
+  options: { tty?: boolean | undefined } = {},
 ): Promise<TrainSummary> {
+  const run = await openRun(config, options);
+  const onSignal = () => {
+    run.stop = "signal";
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    run.t0 = performance.now();
+    run.rt.pool.resetPeak();
+    if (config.log.eval_at_start && run.paths.evalImages && run.start === 0) {
+      run.evalAtStart = await evaluateHeldOut(run.state.model, config, run.paths, run.trainOpts);
+      await run.metrics.append({ step: 0, eval: run.evalAtStart });
+      run.progress.log(describeEval(0, run.evalAtStart));
+    }
+    while (run.step < run.total && run.stop === "done") {
+      if (!await trainStep(run)) break;
+    }
+    if (run.stop !== "nan" && run.step > run.start) await save(run, run.loader.state());
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    await run.loader[Symbol.asyncDispose]();
+  }
+  return await closeRun(run);
+}
+
+/** Checks the inputs and memory, builds the state, restores it, opens the data and logs. */
+async function openRun(config: RunConfig, options: { tty?: boolean | undefined }): Promise<Run> {
   const rt = gpu();
-  const t = config.train, o = config.optim, ck = config.checkpoint;
-  const out = ck.out;
+  const t = config.train, out = config.checkpoint.out;
   await Deno.mkdir(out, { recursive: true });
-  const root = join(out, "checkpoints");
   const stepsPerEpoch = Math.floor(t.samples_per_epoch / t.batch_size);
   if (stepsPerEpoch < 1) {
     throw new RangeError(
@@ -183,343 +120,243 @@ export async function train(
   // Before anything is allocated: every input exists, and the run fits in memory.
   await checkRunInputs(config, paths);
   const est = checkRunMemory(config, rt);
-
-  const model = new Ps3Clip(config.resolvedModel, {
-    seed: t.seed,
-    group: referenceGroups(!!o.token_selection_lr),
-  });
-  say(`model ${config.resolvedModel.name}: ${model.params.describe()}`);
+  const state = createRunState(config, rt);
+  say(`model ${config.resolvedModel.name}: ${state.model.params.describe()}`);
   say(describeEstimate(est));
-  const opt = new AdamW(model.params, {
-    beta1: o.beta1,
-    beta2: o.beta2,
-    eps: o.eps,
-    weightDecay: o.weight_decay,
-    clipNorm: o.grad_clip_norm ?? 0,
-  });
-
-  // float16 compute: f16 matmul tiles with f32 accumulation, f32 master weights, loss scaling.
-  let scaler: LossScaler | null = null;
-  if (t.precision === "f16") {
-    if (!rt.info.hasF16) {
-      throw new Error(
-        `train.precision f16 needs shader-f16, which this adapter (${rt.info.description}) lacks`,
-      );
-    }
-    scaler = new LossScaler();
-  }
-  let skippedUpdates = 0;
-
-  // Resume, or initialise.
-  let start = 0;
-  let loaderState: LoaderState | null = null;
-  const resumeFrom = ck.resume ? await resolveCheckpoint(ck.resume, root) : null;
-  if (ck.resume && !resumeFrom && ck.resume !== "latest") {
-    throw new Error(`No checkpoint at "${ck.resume}"`);
-  }
-  if (resumeFrom) {
-    const state = await readTrainState(resumeFrom);
-    await loadSafetensorsInto(model.params, join(resumeFrom, "model.safetensors"));
-    await loadMoments(model.params, resumeFrom);
-    const ts = state.trainer as TrainerState;
-    opt.step = ts.optimizerStep;
-    if (scaler && ts.lossScale) scaler.restore(ts.lossScale);
-    loaderState = state.data as LoaderState;
-    start = state.step;
-    say(`resumed from ${resumeFrom} at step ${start}`);
-  } else if (ck.init) {
-    const isHf = await Deno.stat(join(ck.init, "config.json")).then(() => true, () => false);
-    if (isHf) await readHfFolderConfig(ck.init); // validates the folder (full or vision-only)
-    const r = await loadSafetensorsInto(model.params, join(ck.init, "model.safetensors"), {
-      strict: false,
-    });
-    say(
-      `initialised from ${ck.init}: ${r.loaded.length} tensors loaded, ${r.missing.length} new, ${r.unused.length} unused`,
-    );
-  }
-  if (ck.init_siglip && !resumeFrom) {
-    const r = await initFromSiglip(model.params, ck.init_siglip);
-    say(
-      `initialised from SigLIP ${ck.init_siglip}: ${r.loaded.length} tensors loaded, ${r.fresh.length} new`,
-    );
-  }
-
-  const micro = t.accum_steps;
+  const begin = await restoreRunState(state, config, say);
   const loader = await DataLoader.create(loaderOptions(config, paths, true));
-  if (loaderState) await loader.resume(loaderState);
+  if (begin.loader) await loader.resume(begin.loader);
   const metrics = new JsonLines(join(out, "metrics.jsonl"));
-  await metrics.truncateAfter(start);
+  await metrics.truncateAfter(begin.step);
   const progress = new Progress(total, {
-    firstStep: start,
+    firstStep: begin.step,
     every: config.log.every,
     tty: options.tty,
   });
   for (const s of earlyLog) progress.log(s);
   progress.log(
-    `training ${
-      total - start
-    } steps of ${t.batch_size} samples (${micro} micro-batches) on ${rt.info.description}`,
+    `training ${total - begin.step} steps of ${t.batch_size} samples (${t.accum_steps} ` +
+      `micro-batches) on ${rt.info.description}`,
   );
+  return {
+    config,
+    rt,
+    state,
+    paths,
+    loader,
+    metrics,
+    progress,
+    est,
+    faults: faultsFromEnv(),
+    trainOpts: {
+      selectWithGt: t.select_w_gt,
+      poolGtOnly: t.pool_gt_token_only,
+      useGlobalCaption: t.use_global_caption,
+      checkpoint: t.grad_checkpointing,
+    },
+    weights: {
+      prior: config.loss.prior_box_weight,
+      posterior: config.loss.posterior_box_weight,
+    },
+    total,
+    start: begin.step,
+    step: begin.step,
+    stop: "done",
+    posBefore: loader.state(),
+    last: null,
+    lastCheckpoint: null,
+    dataWait: 0,
+    skippedUpdates: 0,
+    t0: performance.now(),
+    lastEvalStep: -1,
+    lastEval: null,
+    evalAtStart: null,
+  };
+}
 
-  const trainOpts: TrainOptions = {
-    selectWithGt: t.select_w_gt,
-    poolGtOnly: t.pool_gt_token_only,
-    useGlobalCaption: t.use_global_caption,
-    priorWeight: config.loss.prior_box_weight,
-    posteriorWeight: config.loss.posterior_box_weight,
-    checkpoint: t.grad_checkpointing,
-  };
-  const schedule = (step: number, peak: number) =>
-    learningRate(step, { lr: peak, warmup: o.warmup, total, kind: o.schedule });
-  let stop: TrainSummary["stopped"] = "done";
-  const onSignal = () => {
-    stop = "signal";
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  let last: StepRecord | null = null;
-  let lastCheckpoint: string | null = null;
-  const t0 = performance.now();
-  let dataWait = 0;
-  rt.pool.resetPeak();
-  let step = start;
-  let posBefore = loader.state();
-  let lastEvalStep = -1;
-  let lastEval: EvalMetrics | null = null;
-  let evalAtStart: EvalMetrics | null = null;
-  if (config.log.eval_at_start && paths.evalImages && start === 0) {
-    evalAtStart = await runEval(model, config, paths, trainOpts);
-    await metrics.append({ step: 0, eval: evalAtStart });
-    progress.log(describeEval(0, evalAtStart));
+/** Saves a checkpoint of the current state with the given data position. */
+async function save(run: Run, data: LoaderState): Promise<void> {
+  const at = run.step;
+  run.lastCheckpoint = await saveRunState(
+    run.state,
+    run.config,
+    { step: at, data, last: run.last },
+    run.faults.exitDuringSaveAtStep === at ? () => Deno.exit(137) : undefined,
+  );
+}
+
+/** The learning rates of a step (warmup + schedule). */
+function stepLr(run: Run, step: number): { base: number; selection: number } {
+  const o = run.config.optim;
+  const at = (peak: number) =>
+    learningRate(step, { lr: peak, warmup: o.warmup, total: run.total, kind: o.schedule });
+  return { base: at(o.lr), selection: at(o.token_selection_lr ?? o.lr) };
+}
+
+/**
+ * One step: the next batch, forward and backward, the update, and what follows it
+ * (metrics, plot, checkpoint, evaluation).
+ *
+ * @returns False when the data ran out or the loss was not finite.
+ */
+async function trainStep(run: Run): Promise<boolean> {
+  const { rt, state, config } = run;
+  const tw = performance.now();
+  const batch = await run.loader.next();
+  if (!batch) return false;
+  const ts = performance.now();
+  const wait = (ts - tw) / 1000;
+  run.dataWait += wait;
+  state.model.params.zeroGrad();
+  const lossScale = state.scaler?.scale;
+  const scalars = forwardBackward(state.model, batch, {
+    train: run.trainOpts,
+    weights: run.weights,
+    micro: config.train.accum_steps,
+    lossScale,
+  });
+  const lr = stepLr(run, run.step);
+  const stats = optimizerStep(state.model, state.opt, { lr, loss: scalars.total, lossScale });
+  const terms = [scalars.total, scalars.contrastive, scalars.priorBox, scalars.posteriorBox];
+  const host = (await rt.read([...terms, stats])).map((b) => new Float32Array(b));
+  for (const s of terms) s.dispose();
+  const dt = (performance.now() - ts) / 1000;
+  const loss = host[0]![0]!, gradNorm = host[4]![1]!;
+  if (!checkUpdate(run, { loss, gradNorm, lossScale })) {
+    run.progress.log(
+      `step ${run.step + 1}: the loss is ${loss} (gradient norm ${gradNorm}); stopping. ` +
+        `Batch keys: ${batch.keys.join(", ")}`,
+    );
+    await save(run, run.posBefore);
+    run.progress.log(`saved the state before this step to ${run.lastCheckpoint}`);
+    return false;
   }
+  run.step++;
+  run.last = stepRecord(run, batch, {
+    lr: lr.base,
+    host,
+    lossScale,
+    seconds: dt,
+    wait,
+  });
+  await afterStep(run);
+  return true;
+}
 
-  const save = async (atStep: number, data: LoaderState) => {
-    const path = await saveCheckpoint(root, model.params, {
-      step: atStep,
-      runConfig: config.raw,
-      modelConfig: (config.raw as { model: unknown }).model,
-      data,
-      trainer: { optimizerStep: opt.step, lossScale: scaler?.state() } satisfies TrainerState,
-      metrics: last
-        ? Object.fromEntries(Object.entries(last).filter(([, v]) => v !== undefined))
-        : {},
-    }, {
-      crashMidway: options.faults?.exitDuringSaveAtStep === atStep
-        ? () => Deno.exit(137)
-        : undefined,
-    });
-    await pruneCheckpoints(root, ck.keep_last);
-    lastCheckpoint = path;
-    return path;
-  };
-
-  if (scaler) setMatmulVariant("tiled-f16");
-  try {
-    while (step < total && stop === "done") {
-      const tw = performance.now();
-      const batch = await loader.next();
-      if (!batch) break;
-      const ts = performance.now();
-      const wait = (ts - tw) / 1000;
-      dataWait += wait;
-      model.params.zeroGrad();
-      const lossScale = scaler?.scale;
-      const scalars = forwardBackward(model, batch, { train: trainOpts, micro, lossScale });
-      const lr = {
-        base: schedule(step, o.lr),
-        selection: schedule(step, o.token_selection_lr ?? o.lr),
-      };
-      const stats = optimizerStep(model, opt, { lr, loss: scalars.total, lossScale });
-      const host = (await rt.read([
-        scalars.total,
-        scalars.contrastive,
-        scalars.priorBox,
-        scalars.posteriorBox,
-        stats,
-      ]))
-        .map((b) => new Float32Array(b));
-      for (
-        const s of [scalars.total, scalars.contrastive, scalars.priorBox, scalars.posteriorBox]
-      ) s.dispose();
-      const dt = (performance.now() - ts) / 1000;
-      const loss = host[0]![0]!;
-      const gradsFinite = Number.isFinite(host[4]![1]!);
-      if (scaler && Number.isFinite(loss)) {
-        // float16 compute: overflowing gradients skip the update and halve the loss scale.
-        scaler.update(gradsFinite);
-        if (!gradsFinite) {
-          opt.step--;
-          skippedUpdates++;
-          progress.log(
-            `step ${step + 1}: gradients overflowed at loss scale ${lossScale}; update skipped, ` +
-              `scale now ${scaler.scale}`,
-          );
-        }
-      }
-      if (!Number.isFinite(loss) || (!scaler && !gradsFinite)) {
-        // The update was skipped on the GPU: the parameters are those before this step.
-        opt.step--;
-        stop = "nan";
-        progress.log(
-          `step ${step + 1}: the loss is ${loss} (gradient norm ${
-            host[4]![1]
-          }); stopping. Batch keys: ${batch.keys.join(", ")}`,
-        );
-        await save(step, posBefore);
-        progress.log(`saved the state before this step to ${lastCheckpoint}`);
-        break;
-      }
-      step++;
-      const stats2 = loader.stats();
-      last = {
-        step,
-        epoch: batch.epoch,
-        lr: lr.base,
-        loss,
-        contrastive: host[1]![0]!,
-        prior_box: host[2]![0]!,
-        posterior_box: host[3]![0]!,
-        grad_norm: host[4]![1]!,
-        ...(scaler ? { loss_scale: lossScale! } : {}),
-        step_s: dt,
-        data_wait_s: wait,
-        samples_per_s: batch.keys.length / dt,
-        skipped: Object.values(stats2.skipped).reduce((a, b) => a + b, 0),
-      };
-      await metrics.append({ ...last });
-      progress.step(last);
-      posBefore = loader.state();
-      if (options.faults?.exitAfterStep === step) Deno.exit(137);
-      if (step % config.log.every === 0 || step === total) await writePlot(out, metrics);
-      if (ck.save_every > 0 && step % ck.save_every === 0 && step < total) {
-        await save(step, posBefore);
-      }
-      if (config.log.eval_every > 0 && step % config.log.eval_every === 0 && paths.evalImages) {
-        const e = await runEval(model, config, paths, trainOpts);
-        await metrics.append({ step, eval: e });
-        progress.log(describeEval(step, e));
-        lastEvalStep = step;
-        lastEval = e;
-      }
+/**
+ * Applies the float16 loss-scale rule and the NaN stop. The AdamW kernel skips non-finite
+ * updates on the GPU; here the optimizer's step count follows.
+ *
+ * @returns False when the run must stop (the parameters are those before the step).
+ */
+function checkUpdate(
+  run: Run,
+  s: { loss: number; gradNorm: number; lossScale: number | undefined },
+): boolean {
+  const { opt, scaler } = run.state;
+  const gradsFinite = Number.isFinite(s.gradNorm);
+  if (scaler && Number.isFinite(s.loss)) {
+    // float16 compute: overflowing gradients skip the update and halve the loss scale.
+    scaler.update(gradsFinite);
+    if (!gradsFinite) {
+      opt.step--;
+      run.skippedUpdates++;
+      run.progress.log(
+        `step ${run.step + 1}: gradients overflowed at loss scale ${s.lossScale}; update ` +
+          `skipped, scale now ${scaler.scale}`,
+      );
     }
-    if (stop !== "nan" && step > start) await save(step, loader.state());
-  } finally {
-    if (scaler) setMatmulVariant("auto");
-    Deno.removeSignalListener("SIGINT", onSignal);
-    await loader[Symbol.asyncDispose]();
   }
-  const seconds = (performance.now() - t0) / 1000;
-  await writePlot(out, metrics);
-  let evalMetrics: EvalMetrics | null = lastEvalStep === step ? lastEval : null;
-  if (stop === "done" && paths.evalImages && step > start && lastEvalStep !== step) {
-    evalMetrics = await runEval(model, config, paths, trainOpts);
-    await metrics.append({ step, eval: evalMetrics });
-    progress.log(describeEval(step, evalMetrics));
+  if (!Number.isFinite(s.loss) || (!scaler && !gradsFinite)) {
+    opt.step--;
+    run.stop = "nan";
+    return false;
   }
-  const stats = loader.stats();
-  const mem = rt.memory();
+  return true;
+}
+
+/** The metrics line of the step just done. */
+function stepRecord(
+  run: Run,
+  batch: Batch,
+  m: {
+    lr: number;
+    host: Float32Array[];
+    lossScale: number | undefined;
+    seconds: number;
+    wait: number;
+  },
+): StepRecord {
+  const h = m.host;
+  return {
+    step: run.step,
+    epoch: batch.epoch,
+    lr: m.lr,
+    loss: h[0]![0]!,
+    contrastive: h[1]![0]!,
+    prior_box: h[2]![0]!,
+    posterior_box: h[3]![0]!,
+    grad_norm: h[4]![1]!,
+    ...(run.state.scaler ? { loss_scale: m.lossScale! } : {}),
+    step_s: m.seconds,
+    data_wait_s: m.wait,
+    samples_per_s: batch.keys.length / m.seconds,
+    skipped: Object.values(run.loader.stats().skipped).reduce((a, b) => a + b, 0),
+  };
+}
+
+/** Metrics, progress, plot, periodic checkpoint and evaluation after a step. */
+async function afterStep(run: Run): Promise<void> {
+  const { config, step } = run;
+  const last = run.last!;
+  await run.metrics.append({ ...last });
+  run.progress.step(last);
+  run.posBefore = run.loader.state();
+  if (run.faults.exitAfterStep === step) Deno.exit(137);
+  const out = config.checkpoint.out;
+  if (step % config.log.every === 0 || step === run.total) await writePlot(out, run.metrics);
+  const every = config.checkpoint.save_every;
+  if (every > 0 && step % every === 0 && step < run.total) await save(run, run.posBefore);
+  if (config.log.eval_every > 0 && step % config.log.eval_every === 0 && run.paths.evalImages) {
+    const e = await evaluateHeldOut(run.state.model, config, run.paths, run.trainOpts);
+    await run.metrics.append({ step, eval: e });
+    run.progress.log(describeEval(step, e));
+    run.lastEvalStep = step;
+    run.lastEval = e;
+  }
+}
+
+/** The plot, the final evaluation and the summary. */
+async function closeRun(run: Run): Promise<TrainSummary> {
+  const { config, step, start } = run;
+  const seconds = (performance.now() - run.t0) / 1000;
+  const out = config.checkpoint.out;
+  await writePlot(out, run.metrics);
+  let evalMetrics: EvalMetrics | null = run.lastEvalStep === step ? run.lastEval : null;
+  if (run.stop === "done" && run.paths.evalImages && step > start && run.lastEvalStep !== step) {
+    evalMetrics = await evaluateHeldOut(run.state.model, config, run.paths, run.trainOpts);
+    await run.metrics.append({ step, eval: evalMetrics });
+    run.progress.log(describeEval(step, evalMetrics));
+  }
+  const mem = run.rt.memory();
   const summary: TrainSummary = {
     steps: step,
     stepsThisRun: step - start,
     seconds,
-    samplesPerSecond: (step - start) * t.batch_size / Math.max(seconds, 1e-9),
-    dataWaitSeconds: dataWait,
+    samplesPerSecond: (step - start) * config.train.batch_size / Math.max(seconds, 1e-9),
+    dataWaitSeconds: run.dataWait,
     peakActivationBytes: mem.peakInUseBytes,
-    stateBytes: model.params.bytes(),
-    estimatedBytes: est.total,
-    skipped: stats.skipped,
-    last,
+    stateBytes: run.state.model.params.bytes(),
+    estimatedBytes: run.est.total,
+    skipped: run.loader.stats().skipped,
+    last: run.last,
     eval: evalMetrics,
-    evalAtStart,
-    stopped: stop,
-    skippedUpdates,
-    checkpoint: lastCheckpoint,
+    evalAtStart: run.evalAtStart,
+    stopped: run.stop,
+    skippedUpdates: run.skippedUpdates,
+    checkpoint: run.lastCheckpoint,
   };
   await writeFileAtomic(join(out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
-  progress.log(describeSummary(summary, est.total));
+  run.progress.log(describeSummary(summary, run.est.total));
   return summary;
-}
-
-async function runEval(
-  model: Ps3Clip,
-  config: RunConfig,
-  paths: RunDataPaths,
-  opts: TrainOptions,
-): Promise<EvalMetrics> {
-  const loader = await DataLoader.create(loaderOptions(config, paths, false));
-  const batches: Batch[] = [];
-  try {
-    for (let i = 0; i < config.log.eval_batches; i++) {
-      const b = await loader.next();
-      if (!b) break;
-      batches.push(b);
-    }
-  } finally {
-    await loader[Symbol.asyncDispose]();
-  }
-  return await evaluate(model, batches, opts);
-}
-
-function describeEval(step: number, e: EvalMetrics): string {
-  return `eval at step ${step} (${e.batches} held-out batches): posterior box ${
-    e.posteriorBox.toFixed(4)
-  }, ` +
-    `prior box ${e.priorBox.toFixed(4)}, siglip ${
-      e.contrastive.toFixed(4)
-    }; selection probability ` +
-    `inside boxes ${e.probInside.toFixed(3)} vs outside ${
-      e.probOutside.toFixed(3)
-    }; caption->region ` +
-    `retrieval ${(100 * e.retrieval).toFixed(1)}% (chance ${(100 * e.chance).toFixed(1)}%)`;
-}
-
-function describeSummary(s: TrainSummary, estimate: number): string {
-  const skipped = Object.entries(s.skipped).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
-  return [
-    `run ${
-      s.stopped === "done" ? "finished" : `stopped (${s.stopped})`
-    }: ${s.stepsThisRun} steps in ` +
-    `${s.seconds.toFixed(1)} s (${(s.seconds / Math.max(s.stepsThisRun, 1)).toFixed(2)} s/step, ` +
-    `${s.samplesPerSecond.toFixed(1)} samples/s)`,
-    `waiting for data: ${s.dataWaitSeconds.toFixed(1)} s (${
-      (100 * s.dataWaitSeconds / Math.max(s.seconds, 1e-9)).toFixed(1)
-    }% of the run)`,
-    `peak device memory ${fmtBytes(s.peakActivationBytes + s.stateBytes)} (activations ` +
-    `${fmtBytes(s.peakActivationBytes)}, parameters/gradients/moments ${
-      fmtBytes(s.stateBytes)
-    }; estimated ` +
-    `${fmtBytes(estimate)})`,
-    `skipped samples: ${skipped}`,
-    ...(s.last ? [`final loss ${s.last.loss.toFixed(4)} at step ${s.last.step}`] : []),
-    ...(s.checkpoint ? [`checkpoint: ${s.checkpoint}`] : []),
-  ].join("\n");
-}
-
-async function writePlot(out: string, metrics: JsonLines): Promise<void> {
-  const recs = (await metrics.readAll()).filter((r) =>
-    typeof r.loss === "number"
-  ) as unknown as StepRecord[];
-  if (recs.length < 2) return;
-  const pts = (k: keyof StepRecord) =>
-    recs.map((r) => [r.step, r[k] as number] as [number, number]);
-  const png = plotLosses(
-    [
-      { label: "total", color: [40, 40, 40], points: pts("loss") },
-      { label: "siglip", color: [31, 119, 180], points: pts("contrastive") },
-    ],
-    [
-      { label: "prior box", color: [255, 127, 14], points: pts("prior_box") },
-      { label: "posterior box", color: [44, 160, 44], points: pts("posterior_box") },
-    ],
-  );
-  await writeFileAtomic(join(out, "loss.png"), png);
-}
-
-/**
- * Completed checkpoints of a run folder (for tools and tests).
- *
- * @param out The run folder.
- * @returns Steps and paths.
- */
-export function runCheckpoints(out: string): Promise<{ step: number; path: string }[]> {
-  return listCheckpoints(join(out, "checkpoints"));
 }

@@ -13,7 +13,8 @@ import { saveCheckpoint, stepDirName } from "../../src/checkpoint/train_checkpoi
 import { run as convertCli } from "../../src/cli/convert.ts";
 import { loadModelConfig, resolveModelConfig } from "../../src/model/config.ts";
 import { Ps3Clip } from "../../src/model/ps3_clip.ts";
-import { type DebugBatch, debugStep } from "../../src/model/debug_step.ts";
+import { referenceGroups } from "../../src/optim/param_groups.ts";
+import { type DebugBatch, debugStep } from "../../src/compare/debug_step.ts";
 import { AdamW } from "../../src/optim/adamw.ts";
 import { Rng } from "../../src/util/rng.ts";
 import { gpu, initGpu } from "../../src/gpu/runtime.ts";
@@ -257,7 +258,7 @@ Deno.test("ps3 convert round trip: train the tiny model, save, convert, load: id
       gt: { data: gt, shape: [b, s, s] },
       isGlobal: new Uint8Array([0, 1]),
     };
-    const model = new Ps3Clip(tiny, { seed: 1 });
+    const model = new Ps3Clip(tiny, { seed: 1, group: referenceGroups(false) });
     const opt = new AdamW(model.params, {
       beta1: 0.9,
       beta2: 0.95,

@@ -2,12 +2,12 @@ import { deepStrictEqual as assertEquals, notDeepStrictEqual, ok as assert } fro
 import {
   captionWords,
   COLORS,
-  encodePng,
   renderScene,
   unigramTokenizerJson,
   writeSynthDataset,
 } from "../../src/data/tools/synth.ts";
 import { decodeImage } from "../../src/data/formats/image.ts";
+import { encodePng } from "../../src/data/formats/png.ts";
 import { loadTokenizer, Tokenizer } from "../../src/data/formats/tokenizer.ts";
 import { pairUnit } from "../../src/data/pipeline/pairing.ts";
 import { shardUnits } from "../../src/data/pipeline/shards.ts";

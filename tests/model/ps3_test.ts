@@ -6,6 +6,7 @@ import { tensor } from "../../src/ops/creation.ts";
 import { type ModelConfig, resolveModelConfig } from "../../src/model/config.ts";
 import { Ps3Clip, type TrainBatch, type TrainOptions } from "../../src/model/ps3_clip.ts";
 import { encodeImage } from "../../src/model/ps3_inference.ts";
+import { ps3Loss } from "../../src/loss/ps3_loss.ts";
 import { Rng } from "../../src/util/rng.ts";
 
 const rt = await initGpu();
@@ -39,10 +40,9 @@ const OPTS: TrainOptions = {
   selectWithGt: true,
   poolGtOnly: true,
   useGlobalCaption: true,
-  priorWeight: 1,
-  posteriorWeight: 1,
   checkpoint: false,
 };
+const WEIGHTS = { weights: { prior: 1, posterior: 1 } };
 
 /** A batch of squares of side s with one box each (rows y0..y1, cols x0..x1) and flags. */
 function batch(s: number, boxes: number[][], isGlobal: number[], seed = 1): TrainBatch {
@@ -67,9 +67,11 @@ for (const scales of [[16, 32, 64], [16, 32, 64, 128]]) {
     const model = new Ps3Clip(cfg, { seed: 2 });
     const top = scales[scales.length - 1]!;
     const { shapes, counts } = tidy(() => {
-      const out = model.forwardTrain(batch(top, [[0, 8, 0, 8], [8, 24, 16, 40]], [0, 0]), OPTS);
+      const data = batch(top, [[0, 8, 0, 8], [8, 24, 16, 40]], [0, 0]);
+      const out = model.forwardTrain(data, OPTS);
+      const loss = ps3Loss(out, data, WEIGHTS);
       return {
-        shapes: [out.imageFeatures.shape, out.textFeatures.shape, out.total.shape],
+        shapes: [out.imageFeatures.shape, out.textFeatures.shape, loss.total.shape],
         counts: out.vision.selected.map((t) => t.shape[1]!),
         probs: out.vision.priorProbs.map((p) => p.shape),
       };
@@ -152,11 +154,13 @@ Deno.test("the whole training loss has the gradient its finite differences give"
   model.params.zeroGrad();
   const selected = tidy(() => {
     const out = model.forwardTrain(data, OPTS);
-    backward(out.total);
+    backward(ps3Loss(out, data, WEIGHTS).total);
     return out.vision.selected.map((t) => keep(t));
   });
   const loss = (): Promise<number> => {
-    const t = tidy(() => noGrad(() => model.forwardTrain(data, OPTS, { selected }).total));
+    const t = tidy(() =>
+      noGrad(() => ps3Loss(model.forwardTrain(data, OPTS, { selected }), data, WEIGHTS).total)
+    );
     return t.read().then((v) => v[0]!);
   };
   const families = [

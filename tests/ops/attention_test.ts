@@ -3,13 +3,12 @@ import { assertClose, checkOp, randArr, Rng, roundF32, rt } from "../harness.ts"
 import {
   attention,
   ATTENTION_VARIANTS,
+  type AttentionKernel,
+  attentionRows,
   type AttentionTiles,
+  attentionTiles,
   type AttentionVariant,
   attentionVariant,
-  DEFAULT_ATTENTION_TILES,
-  setAttentionRows,
-  setAttentionTiles,
-  setAttentionVariant,
 } from "../../src/ops/attention.ts";
 import { attentionRef } from "../../src/reference/attention.ts";
 import { type Arr, arr } from "../../src/reference/array.ts";
@@ -107,34 +106,25 @@ const LAYOUTS: Layout[] = [
   },
 ];
 
-async function withLayout(l: Layout, fn: () => Promise<void>): Promise<void> {
-  setAttentionVariant(l.variant);
-  if (l.rows !== undefined) setAttentionRows(l.rows);
-  if (l.tiles) setAttentionTiles(l.tiles);
-  try {
-    await fn();
-  } finally {
-    setAttentionVariant("auto");
-    setAttentionRows("auto");
-    setAttentionTiles(DEFAULT_ATTENTION_TILES);
-  }
+/** The kernel choice of a layout, as the op takes it. */
+function kernelOf(l: Layout): AttentionKernel {
+  return { variant: l.variant, rows: l.rows, tiles: l.tiles };
 }
 
 for (const l of LAYOUTS) {
   for (const c of CASES) {
     Deno.test(`attention() ${label(c)}${l.label} matches float64 and FD`, async () => {
-      await withLayout(l, async () => {
-        if (l.variant !== "auto" && attentionVariant(c.d) !== l.variant) {
-          throw new Error(`The ${l.variant} kernels cannot run D=${c.d} on this adapter`);
-        }
-        await checkCase(c);
-      });
+      const kernel = kernelOf(l);
+      if (l.variant !== "auto" && attentionVariant(c.d, kernel) !== l.variant) {
+        throw new Error(`The ${l.variant} kernels cannot run D=${c.d} on this adapter`);
+      }
+      await checkCase(c, kernel);
     });
   }
 }
 
 /** Checks one case against the float64 reference and finite differences. */
-async function checkCase(c: Case): Promise<void> {
+async function checkCase(c: Case, kernel: AttentionKernel): Promise<void> {
   const { xs, maskAt } = inputsOf(c);
   const opts = <T>(ys: T[]) => ({
     heads: c.heads,
@@ -145,7 +135,7 @@ async function checkCase(c: Case): Promise<void> {
   await checkOp(
     "attention",
     xs,
-    (ts) => attention(ts[0]!, ts[1]!, ts[2]!, opts(ts)),
+    (ts) => attention(ts[0]!, ts[1]!, ts[2]!, { ...opts(ts), kernel }),
     (as) => attentionRef(as[0]!, as[1]!, as[2]!, opts(as)),
     // f32 rounding of sums of <= 18 terms and of exp() (WGSL allows 3 + 2|x| ulp): measured
     // worst |error| 2e-7 forward, 7e-7 for gradients (the peaked scale=2 case, gradients
@@ -204,25 +194,22 @@ Deno.test("attention() rejects mismatched shapes, heads, masks and empty key set
 });
 
 Deno.test("attentionVariant() picks rows on CPU adapters and tiled on GPUs; tiled falls back to rows when its tile cannot fit", () => {
-  try {
-    assertEquals(attentionVariant(8), rt.info.isSoftware ? "rows" : "tiled");
-    setAttentionVariant("tiled");
-    assertEquals(attentionVariant(8), "tiled");
-    setAttentionTiles({ tile: 1 << 20 });
-    assertEquals(attentionVariant(8), "rows");
-  } finally {
-    setAttentionVariant("auto");
-    setAttentionTiles(DEFAULT_ATTENTION_TILES);
-  }
+  assertEquals(attentionVariant(8), rt.info.isSoftware ? "rows" : "tiled");
+  assertEquals(attentionVariant(8, { variant: "tiled" }), "tiled");
+  assertEquals(attentionVariant(8, { variant: "tiled", tiles: { tile: 1 << 20 } }), "rows");
 });
 
-Deno.test("setAttentionVariant() and setAttentionTiles() reject unknown families and bad sizes", () => {
+Deno.test("attentionVariant(), attentionTiles() and attentionRows() reject unknown families and bad sizes", () => {
   const bad: [() => void, string][] = [
-    [() => setAttentionVariant("flash" as AttentionVariant), "Unknown attention variant"],
-    [() => setAttentionTiles({ block: 0 }), "block must be 1 to 256"],
-    [() => setAttentionTiles({ block: 257 }), "block must be 1 to 256"],
-    [() => setAttentionTiles({ tile: 0 }), "tile must be a positive"],
-    [() => setAttentionTiles({ tile: 2.5 }), "tile must be a positive"],
+    [
+      () => attentionVariant(8, { variant: "flash" as AttentionVariant }),
+      "Unknown attention variant",
+    ],
+    [() => attentionTiles({ block: 0 }), "block must be 1 to 256"],
+    [() => attentionTiles({ block: 257 }), "block must be 1 to 256"],
+    [() => attentionTiles({ tile: 0 }), "tile must be a positive"],
+    [() => attentionTiles({ tile: 2.5 }), "tile must be a positive"],
+    [() => attentionRows({ rows: 9 }), "rows per thread must be 1 to 8"],
   ];
   for (const [fn, text] of bad) {
     let err: unknown = null;
@@ -248,15 +235,14 @@ for (const variant of ATTENTION_VARIANTS) {
       "accepts on llvmpipe, and refuses one more",
     ignore: !Number.isFinite(rt.info.maxLoopTrips),
     async fn() {
-      setAttentionVariant(variant);
-      try {
+      {
         // The output for n keys, or null when the loop guard refuses them.
         const run = (n: number): Tensor | null => {
           const q = tensor(new Float32Array(4), [1, 1, 4]);
           const k = tensor(new Float32Array(n * 4), [1, n, 4]);
           const v = tensor(new Float32Array(n * 4).fill(1, (n - 1) * 4), [1, n, 4]);
           try {
-            return noGrad(() => attention(q, k, v, { heads: 1 }));
+            return noGrad(() => attention(q, k, v, { heads: 1, kernel: { variant } }));
           } catch (e) {
             if (e instanceof RangeError && e.message.includes("loop iterations")) return null;
             throw e;
@@ -280,8 +266,6 @@ for (const variant of ATTENTION_VARIANTS) {
           rtol: 1e-4,
           label: `n * output at n = ${lo} keys`,
         });
-      } finally {
-        setAttentionVariant("auto");
       }
     },
   });

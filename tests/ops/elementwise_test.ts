@@ -6,7 +6,6 @@ import {
   broadcastTo,
   type ElementwiseVariant,
   elementwiseVariant,
-  setElementwiseVariant,
   unary,
   type UnaryOp,
 } from "../../src/ops/elementwise.ts";
@@ -66,17 +65,15 @@ for (const c of UNARY_CASES) {
   }
 }
 
-Deno.test("elementwiseVariant() picks vec4 for sizes that are multiples of 4 unless forced", () => {
-  const picks = (): ElementwiseVariant[] => [elementwiseVariant(60), elementwiseVariant(91)];
-  assertEquals(picks(), ["vec4", "scalar"]);
-  setElementwiseVariant("scalar");
-  try {
-    assertEquals(picks(), ["scalar", "scalar"]);
-  } finally {
-    setElementwiseVariant("auto");
-  }
-  assertThrows(() => setElementwiseVariant("vec8" as ElementwiseVariant), RangeError, "vec8");
-  assertEquals(picks(), ["vec4", "scalar"]);
+Deno.test("elementwiseVariant() picks vec4 for sizes that are multiples of 4 unless scalar is asked for", () => {
+  const picks = (v: ElementwiseVariant | "auto"): ElementwiseVariant[] => [
+    elementwiseVariant(60, v),
+    elementwiseVariant(91, v),
+  ];
+  assertEquals(picks("auto"), ["vec4", "scalar"]);
+  assertEquals(picks("scalar"), ["scalar", "scalar"]);
+  assertEquals(picks("vec4"), ["vec4", "scalar"]);
+  assertThrows(() => elementwiseVariant(60, "vec8" as ElementwiseVariant), RangeError, "vec8");
 });
 
 /** Asserts that fn throws an error of a type whose message mentions `text`. */
@@ -91,18 +88,17 @@ function assertThrows(fn: () => void, type: ErrorConstructor, text: string): voi
 async function runBits(
   variant: ElementwiseVariant,
   inputs: Arr[],
-  op: (xs: Tensor[]) => Tensor,
+  op: (xs: Tensor[], variant: ElementwiseVariant) => Tensor,
   dOut: Arr | null,
 ): Promise<Uint32Array[]> {
-  setElementwiseVariant(variant);
-  try {
+  {
     const outs = tidy(() => {
       const xs = inputs.map((x) => {
         const t = tensor(Float32Array.from(x.data), x.shape);
         t.requiresGrad = dOut !== null;
         return t;
       });
-      const y = op(xs);
+      const y = op(xs, variant);
       if (dOut === null) return [y];
       backward(y, tensor(Float32Array.from(dOut.data), dOut.shape));
       return [y, ...xs.map((x) => x.grad!)];
@@ -110,8 +106,6 @@ async function runBits(
     const bytes = await rt.read(outs);
     for (const t of outs) t.dispose();
     return bytes.map((b) => new Uint32Array(b));
-  } finally {
-    setElementwiseVariant("auto");
   }
 }
 
@@ -136,7 +130,7 @@ for (const c of [...UNARY_CASES, { op: "greaterThan" as const, lo: -2, hi: 2, a:
     x.data[8] = c.b ?? 0;
     const dOut = c.op === "greaterThan" ? null : randArr(x.shape, rng);
     const run = (v: ElementwiseVariant) =>
-      runBits(v, [x], ([t]) => unary(c.op, t!, c.a, c.b), dOut);
+      runBits(v, [x], ([t], variant) => unary(c.op, t!, c.a, c.b, { variant }), dOut);
     assertSameBits(await run("vec4"), await run("scalar"), c.op);
   });
 }
@@ -188,7 +182,7 @@ for (const op of ["add", "sub", "mul", "div", "maximum", "bce", "equal", "greate
     for (let i = 0; i < 40; i++) u.data[i * 97] = v.data[i * 97]!;
     const dOut = op === "equal" || op === "greater" ? null : randArr(shape, rng);
     const run = (variant: ElementwiseVariant) =>
-      runBits(variant, [u, v], ([a, b]) => binary(op, a!, b!), dOut);
+      runBits(variant, [u, v], ([a, b], vv) => binary(op, a!, b!, { variant: vv }), dOut);
     assertSameBits(await run("vec4"), await run("scalar"), op);
   });
 }

@@ -1,13 +1,11 @@
 import { throws } from "node:assert";
 import { type Arr, arr, assertClose, checkOp, randArr, Rng, roundF32, rt } from "../harness.ts";
 import {
-  DEFAULT_TILES,
   matmul,
   type MatmulActivation,
+  type MatmulKernel,
   type MatmulTiles,
   type MatmulVariant,
-  setMatmulTiles,
-  setMatmulVariant,
 } from "../../src/ops/matmul.ts";
 import { randn, tensor } from "../../src/ops/creation.ts";
 import { add, gelu, geluTanh } from "../../src/ops/elementwise.ts";
@@ -29,6 +27,8 @@ interface Case {
   bias?: boolean;
   residual?: boolean;
   activation?: MatmulActivation;
+  /** The kernel the matmuls run with (default: the adapter's). */
+  kernel?: MatmulKernel;
 }
 
 // Partial tiles everywhere (M 13 vs vec4 rows 12, N 20 vs 16), K 27 (vec4 packs both operands
@@ -56,18 +56,15 @@ const TILINGS: { variant: MatmulVariant; tiles?: Partial<MatmulTiles>; label: st
   { variant: "tiled-f16", label: "tiled-f16" },
 ];
 
-async function withVariant(
+/** A case run with a tiling's kernel. */
+function withKernel(
+  c: Case,
   t: { variant: MatmulVariant; tiles?: Partial<MatmulTiles> | undefined },
-  fn: () => Promise<void>,
-) {
-  setMatmulVariant(t.variant);
-  if (t.tiles) setMatmulTiles(t.tiles);
-  try {
-    await fn();
-  } finally {
-    setMatmulVariant("auto");
-    setMatmulTiles(DEFAULT_TILES);
-  }
+): Case {
+  return {
+    ...c,
+    kernel: t.tiles ? { variant: t.variant, tiles: t.tiles } : { variant: t.variant },
+  };
 }
 
 function label(c: Case): string {
@@ -99,14 +96,14 @@ function split<T>(c: Case, xs: T[]): { a: T; b: T; bias: T | undefined; residual
 
 function fused(c: Case, xs: Tensor[]): Tensor {
   const { a, b, bias, residual } = split(c, xs);
-  const { transA, transB, activation } = c;
-  return matmul(a, b, { transA, transB, bias, residual, activation });
+  const { transA, transB, activation, kernel } = c;
+  return matmul(a, b, { transA, transB, bias, residual, activation, kernel });
 }
 
 /** The same result from the separate ops: matmul, then add or the GELU. */
 function separate(c: Case, xs: Tensor[]): Tensor {
   const { a, b, bias, residual } = split(c, xs);
-  const y = matmul(a, b, { transA: c.transA, transB: c.transB, bias });
+  const y = matmul(a, b, { transA: c.transA, transB: c.transB, bias, kernel: c.kernel });
   if (residual) return add(residual, y);
   if (c.activation === "gelu") return gelu(y);
   if (c.activation === "gelu_tanh") return geluTanh(y);
@@ -185,10 +182,11 @@ async function checkAgainstSeparate(c: Case, inputs: Arr[], w: Arr, tag: string)
 }
 
 for (const v of TILINGS) {
-  for (const c of CASES) {
-    Deno.test(`matmul() ${v.label} kernel: ${label(c)} matches float64, FD, and the separate ops`, async () => {
+  for (const c0 of CASES) {
+    Deno.test(`matmul() ${v.label} kernel: ${label(c0)} matches float64, FD, and the separate ops`, async () => {
       if (v.variant === "tiled-f16" && !rt.info.hasF16) return; // falls back to tiled, tested
-      await withVariant(v, async () => {
+      {
+        const c = withKernel(c0, v);
         const inputs = inputsOf(c);
         const out = ref(c, inputs);
         const w = roundF32(randArr(out.shape, rng));
@@ -219,7 +217,7 @@ for (const v of TILINGS) {
           (xs) => ref(c, xs),
           { atol: 1e-5, rtol: 1e-5, gradAtol: 1e-5, gradRtol: 1e-5 },
         );
-      });
+      }
     });
   }
 }
@@ -234,9 +232,10 @@ for (
   ] as const
 ) {
   for (const epi of [{ residual: true }, { activation: "gelu" as const }]) {
-    const c: Case = { a: [2, k], b: [k, n], bias: true, ...epi };
-    Deno.test(`matmul() ${v.variant} kernel with K = ${k} (split over dispatches): ${label(c)} equals the separate ops`, async () => {
-      await withVariant(v, async () => {
+    const c0: Case = { a: [2, k], b: [k, n], bias: true, ...epi };
+    Deno.test(`matmul() ${v.variant} kernel with K = ${k} (split over dispatches): ${label(c0)} equals the separate ops`, async () => {
+      {
+        const c = withKernel(c0, v);
         const inputs = inputsOf(c);
         // Scaled so the sums stay O(1) and the GELU is not saturated.
         for (const x of inputs.slice(0, 2)) x.data.set(x.data.map((e) => Math.fround(e / 20)));
@@ -245,7 +244,7 @@ for (
         // 70000+ products of |x| <= 1/20 summed in f32: ~1e-5 of the terms' magnitudes.
         const y = await runNoGrad((xs) => fused(c, xs), inputs);
         assertClose(y, ref(c, inputs).data, { atol: 1e-4, rtol: 1e-4, label: `K=${k} forward` });
-      });
+      }
     });
   }
 }

@@ -1,13 +1,11 @@
 import { deepStrictEqual as assertEquals } from "node:assert";
 import { type Arr, arr, assertClose, checkOp, randArr, Rng, roundF32, rt } from "../harness.ts";
 import {
-  DEFAULT_TILES,
   matmul,
+  type MatmulKernel,
   type MatmulTiles,
   type MatmulVariant,
   matmulVariant,
-  setMatmulTiles,
-  setMatmulVariant,
 } from "../../src/ops/matmul.ts";
 import { tensor } from "../../src/ops/creation.ts";
 import { matmulRef } from "../../src/reference/matmul.ts";
@@ -85,18 +83,9 @@ const TILINGS: { variant: MatmulVariant; tiles?: Partial<MatmulTiles>; label: st
   { variant: "tiled", tiles: { tiled: { bm: 32, bn: 16, bk: 4 } }, label: "tiled 32x16x4" },
 ];
 
-async function withVariant(
-  t: { variant: MatmulVariant | "auto"; tiles?: Partial<MatmulTiles> | undefined },
-  fn: () => Promise<void>,
-) {
-  setMatmulVariant(t.variant);
-  if (t.tiles) setMatmulTiles(t.tiles);
-  try {
-    await fn();
-  } finally {
-    setMatmulVariant("auto");
-    setMatmulTiles(DEFAULT_TILES);
-  }
+/** The kernel choice of a tiling, as the op takes it. */
+function kernelOf(t: { variant: MatmulVariant; tiles?: Partial<MatmulTiles> | undefined }) {
+  return { variant: t.variant, tiles: t.tiles };
 }
 
 for (const v of TILINGS) {
@@ -104,29 +93,33 @@ for (const v of TILINGS) {
     const label = `[${c.a}]${c.transA ? "^T" : ""} @ [${c.b}]${c.transB ? "^T" : ""}` +
       (c.bias ? " + bias" : "");
     Deno.test(`matmul() ${v.label} kernel: ${label} and its gradients match float64`, async () => {
-      await withVariant(v, async () => {
-        const n = c.transB ? c.b[c.b.length - 2]! : c.b[c.b.length - 1]!;
-        const inputs = [randArr(c.a, rng), randArr(c.b, rng)];
-        if (c.bias) inputs.push(randArr([n], rng));
-        await checkOp(
-          "matmul",
-          inputs,
-          ([a, b, bias]) => matmul(a!, b!, { transA: c.transA, transB: c.transB, bias }),
-          ([a, b, bias]) => matmulRef(a!, b!, { transA: c.transA, transB: c.transB, bias }),
-          // K <= 36 products of |x| <= 1: f32 accumulation error well under 1e-5.
-          { atol: 1e-5, rtol: 1e-5, gradAtol: 1e-5, gradRtol: 1e-5 },
-        );
-      });
+      const kernel = kernelOf(v);
+      const n = c.transB ? c.b[c.b.length - 2]! : c.b[c.b.length - 1]!;
+      const inputs = [randArr(c.a, rng), randArr(c.b, rng)];
+      if (c.bias) inputs.push(randArr([n], rng));
+      await checkOp(
+        "matmul",
+        inputs,
+        ([a, b, bias]) => matmul(a!, b!, { transA: c.transA, transB: c.transB, bias, kernel }),
+        ([a, b, bias]) => matmulRef(a!, b!, { transA: c.transA, transB: c.transB, bias }),
+        // K <= 36 products of |x| <= 1: f32 accumulation error well under 1e-5.
+        { atol: 1e-5, rtol: 1e-5, gradAtol: 1e-5, gradRtol: 1e-5 },
+      );
     });
   }
 }
 
 /** Forward only, on shapes spanning several tiles and workgroup blocks. */
-async function checkForward(a: Arr, b: Arr, opts: { transA?: boolean; transB?: boolean }) {
+async function checkForward(
+  a: Arr,
+  b: Arr,
+  opts: { transA?: boolean; transB?: boolean },
+  kernel: MatmulKernel,
+) {
   const y = await matmul(
     tensor(Float32Array.from(a.data), a.shape),
     tensor(Float32Array.from(b.data), b.shape),
-    opts,
+    { ...opts, kernel },
   ).read();
   // K = 64 products of |x| <= 1 summed in f32.
   assertClose(y, matmulRef(a, b, opts).data, { atol: 1e-5, rtol: 1e-5, label: "forward" });
@@ -134,18 +127,16 @@ async function checkForward(a: Arr, b: Arr, opts: { transA?: boolean; transB?: b
 
 for (const v of TILINGS) {
   Deno.test(`matmul() ${v.label} kernel matches float64 over several blocks (130x132x64)`, async () => {
-    await withVariant(v, async () => {
-      const a = roundF32(randArr([130, 64], rng)), b = roundF32(randArr([64, 132], rng));
-      await checkForward(a, b, {});
-      const at = roundF32(randArr([64, 132], rng)), bt = roundF32(randArr([132, 64], rng));
-      await checkForward(at, bt, { transA: true, transB: true });
-    });
+    const a = roundF32(randArr([130, 64], rng)), b = roundF32(randArr([64, 132], rng));
+    await checkForward(a, b, {}, kernelOf(v));
+    const at = roundF32(randArr([64, 132], rng)), bt = roundF32(randArr([132, 64], rng));
+    await checkForward(at, bt, { transA: true, transB: true }, kernelOf(v));
   });
 }
 
 Deno.test("matmul() tiled-f16 kernel equals the f32 sum of f16-rounded operands", async () => {
   if (!rt.info.hasF16) return; // the op falls back to tiled, tested above
-  await withVariant({ variant: "tiled-f16" }, async () => {
+  {
     for (const [ta, tb] of [[false, false], [true, false], [false, true]] as const) {
       const a = randArr(ta ? [40, 37] : [37, 40], rng), b = randArr(tb ? [29, 40] : [40, 29], rng);
       const ah = arr(a.shape), bh = arr(b.shape);
@@ -155,7 +146,7 @@ Deno.test("matmul() tiled-f16 kernel equals the f32 sum of f16-rounded operands"
       const y = await matmul(
         tensor(Float32Array.from(a.data), a.shape),
         tensor(Float32Array.from(b.data), b.shape),
-        { transA: ta, transB: tb },
+        { transA: ta, transB: tb, kernel: { variant: "tiled-f16" } },
       ).read();
       // Products of two f16 values are exact in f32: only the f32 accumulation (K = 40) differs.
       assertClose(y, matmulRef(ah, bh, { transA: ta, transB: tb }).data, {
@@ -164,7 +155,7 @@ Deno.test("matmul() tiled-f16 kernel equals the f32 sum of f16-rounded operands"
         label: `tiled-f16 transA=${ta} transB=${tb}`,
       });
     }
-  });
+  }
 });
 
 for (
@@ -174,11 +165,9 @@ for (
   ] as const
 ) {
   Deno.test(`matmul() ${v.variant} kernel with K = ${k} sums every term (K split over dispatches)`, async () => {
-    await withVariant(v, async () => {
-      const a = new Float32Array(2 * k).fill(1), b = new Float32Array(k * n).fill(0.5);
-      const y = await matmul(tensor(a, [2, k]), tensor(b, [k, n])).read();
-      assertClose(y, new Array(2 * n).fill(k * 0.5), { atol: 0, rtol: 1e-6, label: `K=${k}` });
-    });
+    const a = new Float32Array(2 * k).fill(1), b = new Float32Array(k * n).fill(0.5);
+    const y = await matmul(tensor(a, [2, k]), tensor(b, [k, n]), { kernel: kernelOf(v) }).read();
+    assertClose(y, new Array(2 * n).fill(k * 0.5), { atol: 0, rtol: 1e-6, label: `K=${k}` });
   });
 }
 

@@ -1,6 +1,6 @@
 import { ok as assert } from "node:assert";
 import { assertClose, Rng, rt } from "../harness.ts";
-import { type ParamSpec, ParamTable } from "../../src/nn/params.ts";
+import { type ParamSpec, ParamTable } from "../../src/params/param_table.ts";
 import { AdamW } from "../../src/optim/adamw.ts";
 import { tensor } from "../../src/ops/creation.ts";
 import { type AdamWRefParam, adamwStepRef } from "../../src/reference/adamw.ts";

@@ -2,6 +2,7 @@ import { ok } from "node:assert";
 import { gpu, initGpu } from "../../src/gpu/runtime.ts";
 import { loadRunConfig } from "../../src/train/config.ts";
 import { Ps3Clip, type TrainOptions } from "../../src/model/ps3_clip.ts";
+import { referenceGroups } from "../../src/optim/param_groups.ts";
 import { forwardBackward, optimizerStep } from "../../src/train/step.ts";
 import { AdamW } from "../../src/optim/adamw.ts";
 import type { Batch } from "../../src/data/pipeline/loader.ts";
@@ -36,14 +37,13 @@ const opts: TrainOptions = {
   selectWithGt: true,
   poolGtOnly: true,
   useGlobalCaption: true,
-  priorWeight: 1,
-  posteriorWeight: 1,
   checkpoint: true,
 };
+const weights = { prior: 1, posterior: 1 };
 
 async function gradsAndLoss(model: Ps3Clip, batch: Batch, micro: number) {
   model.params.zeroGrad();
-  const s = forwardBackward(model, batch, { train: opts, micro });
+  const s = forwardBackward(model, batch, { train: opts, weights, micro });
   const [total] = await s.total.read();
   for (const t of Object.values(s)) t.dispose();
   const grads = await Promise.all(
@@ -53,7 +53,7 @@ async function gradsAndLoss(model: Ps3Clip, batch: Batch, micro: number) {
 }
 
 Deno.test("forwardBackward() over 2 micro-batches equals one batch of twice the size", async () => {
-  const model = new Ps3Clip(config.resolvedModel, { seed: 5 });
+  const model = new Ps3Clip(config.resolvedModel, { seed: 5, group: referenceGroups(false) });
   const batch = randomBatch(8, 7);
   const whole = await gradsAndLoss(model, batch, 1);
   const accum = await gradsAndLoss(model, batch, 2);
@@ -81,7 +81,7 @@ Deno.test("forwardBackward() over 2 micro-batches equals one batch of twice the 
 });
 
 Deno.test("training steps (forward, backward, AdamW, clamp) keep memory flat", async () => {
-  const model = new Ps3Clip(config.resolvedModel, { seed: 6 });
+  const model = new Ps3Clip(config.resolvedModel, { seed: 6, group: referenceGroups(false) });
   const opt = new AdamW(model.params, {
     beta1: 0.9,
     beta2: 0.95,
@@ -93,7 +93,7 @@ Deno.test("training steps (forward, backward, AdamW, clamp) keep memory flat", a
   let after2 = gpu().memory();
   for (let step = 1; step <= 6; step++) {
     model.params.zeroGrad();
-    const s = forwardBackward(model, batch, { train: opts, micro: step % 2 + 1 });
+    const s = forwardBackward(model, batch, { train: opts, weights, micro: step % 2 + 1 });
     optimizerStep(model, opt, { lr: { base: 1e-3, selection: 1e-3 }, loss: s.total });
     await s.total.read();
     for (const t of Object.values(s)) t.dispose();

@@ -1,7 +1,7 @@
 import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert";
 import { parse } from "yaml";
 import { applyOverrides, loadRunConfig, resolveRunConfig } from "../../src/train/config.ts";
-import { learningRate } from "../../src/train/schedule.ts";
+import { learningRate } from "../../src/optim/schedule.ts";
 
 const base = parse(await Deno.readTextFile("tests/testdata/train_tiny.yaml")) as Record<
   string,

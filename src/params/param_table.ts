@@ -25,6 +25,16 @@ export interface ParamGroupSpec {
   lrGroup: "base" | "selection";
 }
 
+/** Decides a parameter's optimizer group from its name and shape. */
+export type GroupFn = (name: string, shape: readonly number[]) => ParamGroupSpec;
+
+/**
+ * One optimizer group for every parameter (weight decay on all, the base learning rate): the
+ * default of models built for inference or conversion, where groups do not matter. Training
+ * passes its policy (`referenceGroups` in `src/optim/param_groups.ts`).
+ */
+export const SINGLE_GROUP: GroupFn = () => ({ decay: true, lrGroup: "base" });
+
 /** A parameter declaration. */
 export interface ParamSpec extends ParamGroupSpec {
   /** Hugging Face checkpoint name, e.g. "vision_model.trunk.blocks.0.attn.qkv.weight". */

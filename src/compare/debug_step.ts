@@ -13,7 +13,8 @@ import type { Tensor } from "../autograd/tensor.ts";
 import { tensor, zeros } from "../ops/creation.ts";
 import { scatterValue } from "../ops/gather.ts";
 import { openSafetensors } from "../checkpoint/safetensors.ts";
-import type { Ps3Clip, TrainBatch, TrainOptions } from "./ps3_clip.ts";
+import type { Ps3Clip, TrainBatch, TrainOptions } from "../model/ps3_clip.ts";
+import { type LossWeights, ps3Loss } from "../loss/ps3_loss.ts";
 import { torchTopkIndices } from "./torch_topk.ts";
 import {
   encodeImage,
@@ -21,7 +22,7 @@ import {
   type LookClose,
   planRounds,
   planSelections,
-} from "./ps3_inference.ts";
+} from "../model/ps3_inference.ts";
 
 /** A debug batch on the host. */
 export interface DebugBatch {
@@ -138,6 +139,8 @@ export interface DebugStepOptions {
   gpuTopk?: boolean | undefined;
   /** Training switches (the reference script's defaults when omitted). */
   train?: Partial<TrainOptions> | undefined;
+  /** Box-loss weights (default 1 and 1, as the reference script). */
+  weights?: Partial<LossWeights> | undefined;
 }
 
 /** A named output tensor on the host. */
@@ -204,11 +207,10 @@ export async function debugStep(
         selectWithGt: true,
         poolGtOnly: true,
         useGlobalCaption: true,
-        priorWeight: 1,
-        posteriorWeight: 1,
         checkpoint: true,
         ...options.train,
       };
+      const weights: LossWeights = { prior: 1, posterior: 1, ...options.weights };
       const isG = batch.isGlobal ?? new Uint8Array(b);
       const trainBatch: TrainBatch = {
         images: hold(tensor(batch.images.data, batch.images.shape)),
@@ -221,7 +223,8 @@ export async function debugStep(
       if (selected) owned.push(...selected);
       pending = tidy(() => {
         const out = model.forwardTrain(trainBatch, opts, { selected });
-        backward(out.total);
+        const loss = ps3Loss(out, trainBatch, { weights });
+        backward(loss.total);
         const grids = out.vision.featureSizes.slice(1);
         const maps = noGrad(() =>
           out.vision.selected.map((idx, i) =>
@@ -229,10 +232,10 @@ export async function debugStep(
           )
         );
         return [
-          f32("loss/contrastive", out.contrastive),
-          f32("loss/prior_box", out.priorBox),
-          f32("loss/posterior_box", out.posteriorBox),
-          f32("loss/total", out.total),
+          f32("loss/contrastive", loss.contrastive),
+          f32("loss/prior_box", loss.priorBox),
+          f32("loss/posterior_box", loss.posteriorBox),
+          f32("loss/total", loss.total),
           f32("out/image_features", out.imageFeatures),
           f32("out/text_features", out.textFeatures),
           ...maps.map((m, i) => f32(`out/selection_maps/${i}`, m, [b, ...grids[i]!])),

@@ -4,7 +4,7 @@ import { initGpu } from "../../src/gpu/runtime.ts";
 import { openSafetensors } from "../../src/checkpoint/safetensors.ts";
 import { loadSafetensorsInto, readHfConfig } from "../../src/checkpoint/hf.ts";
 import { Ps3Clip } from "../../src/model/ps3_clip.ts";
-import { type DebugOutput, debugStep, readDebugBatch } from "../../src/model/debug_step.ts";
+import { type DebugOutput, debugStep, readDebugBatch } from "../../src/compare/debug_step.ts";
 
 // Golden outputs of the PyTorch reference in float64 (see tests/testdata/ps3_golden/README.md).
 const dir = new URL("../testdata/ps3_golden/", import.meta.url).pathname;

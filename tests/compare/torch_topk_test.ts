@@ -1,5 +1,5 @@
 import { deepStrictEqual } from "node:assert";
-import { torchTopkIndices } from "../../src/model/torch_topk.ts";
+import { torchTopkIndices } from "../../src/compare/torch_topk.ts";
 
 // Index sets picked by torch.topk (PyTorch 2.13 CPU, float64) on tied scores shaped like
 // PS3's selection maps; regenerate with tests/testdata/gen_torch_topk.py.

@@ -1,0 +1,168 @@
+/**
+ * A run's training state: the model (with the reference's parameter groups and the kernel
+ * choice of its precision), the optimizer, the loss scaler of float16 compute; restored from
+ * a checkpoint or initialised (Hugging Face folder, SigLIP weights), and saved.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import type { Runtime } from "../gpu/runtime.ts";
+import type { LoaderState } from "../data/pipeline/loader.ts";
+import { Ps3Clip } from "../model/ps3_clip.ts";
+import { AdamW } from "../optim/adamw.ts";
+import { referenceGroups } from "../optim/param_groups.ts";
+import { loadSafetensorsInto, readHfFolderConfig } from "../checkpoint/hf.ts";
+import { initFromSiglip } from "../checkpoint/siglip_init.ts";
+import {
+  loadMoments,
+  pruneCheckpoints,
+  readTrainState,
+  resolveCheckpoint,
+  saveCheckpoint,
+} from "../checkpoint/train_checkpoint.ts";
+import type { RunConfig } from "./config.ts";
+import { LossScaler, type LossScaleState } from "./loss_scale.ts";
+import type { StepRecord } from "./progress.ts";
+
+/** The trainer's own state saved in checkpoints. */
+interface TrainerState {
+  optimizerStep: number;
+  lossScale?: LossScaleState | undefined;
+}
+
+/** Model, optimizer and loss scaler of a run. */
+export interface RunState {
+  /** The model. */
+  model: Ps3Clip;
+  /** AdamW over its parameter table. */
+  opt: AdamW;
+  /** The loss scaler of float16 compute, or null in float32. */
+  scaler: LossScaler | null;
+}
+
+/**
+ * Builds the model, the optimizer and (float16 compute) the loss scaler. In float16 the
+ * model's matmuls run the f16 tile kernels (f32 accumulation, f32 master weights); the
+ * loss, its logits and the selection probabilities stay float32.
+ *
+ * @param config The run configuration.
+ * @param rt The runtime (float16 needs shader-f16).
+ * @returns The state, freshly initialised.
+ */
+export function createRunState(config: RunConfig, rt: Runtime): RunState {
+  const t = config.train, o = config.optim;
+  if (t.precision === "f16" && !rt.info.hasF16) {
+    throw new Error(
+      `train.precision f16 needs shader-f16, which this adapter (${rt.info.description}) lacks`,
+    );
+  }
+  const f16 = t.precision === "f16";
+  const model = new Ps3Clip(config.resolvedModel, {
+    seed: t.seed,
+    group: referenceGroups(!!o.token_selection_lr),
+    kernels: f16 ? { matmul: { variant: "tiled-f16" } } : undefined,
+  });
+  const opt = new AdamW(model.params, {
+    beta1: o.beta1,
+    beta2: o.beta2,
+    eps: o.eps,
+    weightDecay: o.weight_decay,
+    clipNorm: o.grad_clip_norm ?? 0,
+  });
+  return { model, opt, scaler: f16 ? new LossScaler() : null };
+}
+
+/** Where a run starts. */
+export interface RunStart {
+  /** Steps already done. */
+  step: number;
+  /** The data loader's position, when resumed. */
+  loader: LoaderState | null;
+  /** The checkpoint resumed from, if any. */
+  resumedFrom: string | null;
+}
+
+/**
+ * Resumes from `checkpoint.resume`, or initialises from `checkpoint.init` /
+ * `checkpoint.init_siglip`.
+ *
+ * @param state The run's state (changed in place).
+ * @param config The run configuration.
+ * @param say Log sink.
+ * @returns The step and data position to start from.
+ */
+export async function restoreRunState(
+  state: RunState,
+  config: RunConfig,
+  say: (s: string) => void,
+): Promise<RunStart> {
+  const ck = config.checkpoint;
+  const { model, opt, scaler } = state;
+  const root = join(ck.out, "checkpoints");
+  const resumeFrom = ck.resume ? await resolveCheckpoint(ck.resume, root) : null;
+  if (ck.resume && !resumeFrom && ck.resume !== "latest") {
+    throw new Error(`No checkpoint at "${ck.resume}"`);
+  }
+  if (resumeFrom) {
+    const saved = await readTrainState(resumeFrom);
+    await loadSafetensorsInto(model.params, join(resumeFrom, "model.safetensors"));
+    await loadMoments(model.params, resumeFrom);
+    const ts = saved.trainer as TrainerState;
+    opt.step = ts.optimizerStep;
+    if (scaler && ts.lossScale) scaler.restore(ts.lossScale);
+    say(`resumed from ${resumeFrom} at step ${saved.step}`);
+    return { step: saved.step, loader: saved.data as LoaderState, resumedFrom: resumeFrom };
+  }
+  if (ck.init) {
+    const isHf = await Deno.stat(join(ck.init, "config.json")).then(() => true, () => false);
+    if (isHf) await readHfFolderConfig(ck.init); // validates the folder (full or vision-only)
+    const r = await loadSafetensorsInto(model.params, join(ck.init, "model.safetensors"), {
+      strict: false,
+    });
+    say(
+      `initialised from ${ck.init}: ${r.loaded.length} tensors loaded, ${r.missing.length} new, ${r.unused.length} unused`,
+    );
+  }
+  if (ck.init_siglip) {
+    const r = await initFromSiglip(model.params, ck.init_siglip);
+    say(
+      `initialised from SigLIP ${ck.init_siglip}: ${r.loaded.length} tensors loaded, ${r.fresh.length} new`,
+    );
+  }
+  return { step: 0, loader: null, resumedFrom: null };
+}
+
+/**
+ * Writes a training checkpoint (atomic; see `src/checkpoint/train_checkpoint.ts`) and prunes
+ * the old ones beyond `checkpoint.keep_last`.
+ *
+ * @param state The run's state.
+ * @param config The run configuration.
+ * @param at The step, the data position after it, the last step record.
+ * @param crashMidway Test seam: called in the middle of the write.
+ * @returns The checkpoint's folder.
+ */
+export async function saveRunState(
+  state: RunState,
+  config: RunConfig,
+  at: { step: number; data: LoaderState; last: StepRecord | null },
+  crashMidway?: () => void,
+): Promise<string> {
+  const root = join(config.checkpoint.out, "checkpoints");
+  const path = await saveCheckpoint(root, state.model.params, {
+    step: at.step,
+    runConfig: config.raw,
+    modelConfig: (config.raw as { model: unknown }).model,
+    data: at.data,
+    trainer: {
+      optimizerStep: state.opt.step,
+      lossScale: state.scaler?.state(),
+    } satisfies TrainerState,
+    metrics: at.last
+      ? Object.fromEntries(Object.entries(at.last).filter(([, v]) => v !== undefined))
+      : {},
+  }, { crashMidway });
+  await pruneCheckpoints(root, config.checkpoint.keep_last);
+  return path;
+}
