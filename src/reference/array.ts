@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Rng } from "../util/rng.ts";
+import type { Rng } from "../util/rng.ts";
 
 /** A float64 array with a shape (row-major). */
 export interface Arr {
