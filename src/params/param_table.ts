@@ -33,7 +33,7 @@ export type GroupFn = (name: string, shape: readonly number[]) => ParamGroupSpec
  * default of models built for inference or conversion, where groups do not matter. Training
  * passes its policy (`referenceGroups` in `src/optim/param_groups.ts`).
  */
-export const SINGLE_GROUP: GroupFn = () => ({ decay: true, lrGroup: "base" });
+export const SINGLE_GROUP: GroupFn = (): ParamGroupSpec => ({ decay: true, lrGroup: "base" });
 
 /** A parameter declaration. */
 export interface ParamSpec extends ParamGroupSpec {
