@@ -103,3 +103,38 @@ export function tidy<T>(fn: () => T): T {
   if (parent) { for (const t of keepSet) if (scope.has(t)) parent.add(t); }
   return result;
 }
+
+/**
+ * {@linkcode tidy} for work that awaits in the middle (a training step that exchanges
+ * features with other ranks between its forward and backward passes): the scope stays open
+ * across the awaits. Nothing else may record GPU work while it runs, or its tensors would
+ * land in this scope; the trainer runs one step at a time.
+ *
+ * @param fn The work.
+ * @returns What `fn` resolved to; its tensors move to the enclosing scope.
+ */
+export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  const depth = scopes.length;
+  let result: T;
+  try {
+    result = await fn();
+  } catch (e) {
+    scopes.splice(depth - 1);
+    for (const t of scope) t.dispose();
+    throw e;
+  }
+  if (scopes.length !== depth || scopes[depth - 1] !== scope) {
+    throw new Error("tidyAsync(): another scope was opened and not closed during the work");
+  }
+  scopes.pop();
+  const keepSet = new Set<Tensor>();
+  collect(result, keepSet, new Set());
+  for (const t of scope) {
+    if (!keepSet.has(t)) t.dispose();
+  }
+  const parent = scopes[scopes.length - 1];
+  if (parent) { for (const t of keepSet) if (scope.has(t)) parent.add(t); }
+  return result;
+}

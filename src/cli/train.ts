@@ -7,6 +7,7 @@
 import { initGpu } from "../gpu/runtime.ts";
 import { loadRunConfig } from "../train/config.ts";
 import { train } from "../train/trainer.ts";
+import { openCommunicator } from "../dist/communicator.ts";
 
 const USAGE =
   `Usage: ps3 train <config.yaml> [--section.key=value ...] [--resume latest|<checkpoint>]
@@ -15,7 +16,11 @@ const USAGE =
 Trains a PS3 model as the config says (configs/ps3-tiny.yaml trains on generated synthetic
 data in minutes on a CPU). Any config value can be overridden, e.g. --train.batch_size=8
 --checkpoint.out=runs/try2. Checkpoints go to <checkpoint.out>/checkpoints; metrics.jsonl,
-loss.png and summary.json beside them. Ctrl-C stops after the current step with a checkpoint.`;
+loss.png and summary.json beside them. Ctrl-C stops after the current step with a checkpoint.
+
+Data-parallel: mpirun -n N ps3 train <config.yaml> (or srun through MPI) trains on N ranks,
+train.batch_size samples each (OpenMPI or MPICH, found like mpicc finds it; override with
+--train.distributed.mpi_library=<path>).`;
 
 /**
  * Runs the command.
@@ -48,7 +53,23 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
   const config = await loadRunConfig(path, overrides);
-  await initGpu();
-  const summary = await train(config, { tty });
-  return summary.stopped === "done" ? 0 : summary.stopped === "nan" ? 1 : 130;
+  const d = config.train.distributed;
+  const comm = openCommunicator({ library: d.mpi_library, timeoutSeconds: d.timeout_s });
+  if (comm.size === 1) {
+    await initGpu();
+    const summary = await train(config, { tty });
+    return summary.stopped === "done" ? 0 : summary.stopped === "nan" ? 1 : 130;
+  }
+  // A data-parallel rank: any error ends every rank at once, with this rank's message.
+  try {
+    await initGpu();
+    const summary = await train(config, { tty, comm });
+    comm.finalize();
+    return summary.stopped === "done" ? 0 : summary.stopped === "nan" ? 1 : 130;
+  } catch (e) {
+    if (Deno.env.get("PS3_DEBUG")) console.error(e);
+    return comm.abort(
+      `ps3 (rank ${comm.rank} of ${comm.size}): ${e instanceof Error ? e.message : e}`,
+    );
+  }
 }

@@ -11,9 +11,9 @@
  */
 
 import type { Tensor } from "../autograd/tensor.ts";
-import { add, affine } from "../ops/elementwise.ts";
+import { add, affine, sub } from "../ops/elementwise.ts";
 import { detach } from "../ops/creation.ts";
-import { concat } from "../ops/layout.ts";
+import { concat, slice } from "../ops/layout.ts";
 import { boxLoss, boxTargets } from "./box.ts";
 import { siglipLoss } from "./siglip.ts";
 
@@ -66,6 +66,21 @@ export interface AccumContext {
   localCount: number;
 }
 
+/**
+ * A (micro-)batch's place in a data-parallel global batch: every sample's features, gathered
+ * from every rank without gradient, in global order (rank-major, then micro-batches).
+ */
+export interface GlobalContext {
+  /** Normalised image features of the global batch [G, E] (no gradient). */
+  imageFeatures: Tensor;
+  /** Normalised text features of the global batch [G, E] (no gradient). */
+  textFeatures: Tensor;
+  /** Row of this (micro-)batch's first sample in the global batch. */
+  offset: number;
+  /** Samples with local captions in the global batch. */
+  localCount: number;
+}
+
 /** The loss terms (scalars). */
 export interface Ps3Losses {
   /** Weighted total. */
@@ -114,12 +129,58 @@ function contrastiveTerm(out: Ps3LossInput, accum: AccumContext | undefined): Te
   );
 }
 
+/** Rows [start, end) of a tensor, or nothing when the range is empty. */
+function rows(x: Tensor, start: number, end: number): Tensor[] {
+  return end > start ? [slice(x, { axis: 0, start, end })] : [];
+}
+
+/**
+ * This (micro-)batch's share of the global batch's SigLIP loss, so that the shares of every
+ * rank (and micro-batch) add up to the loss of the whole global batch, and so do their
+ * gradients:
+ * - its value: its images against every text of the global batch (its own texts live),
+ *   divided by the global batch size — the reference's per-rank loss (its images against
+ *   its own and every other rank's texts), scaled to a sum;
+ * - its gradient also carries the terms of every other image against its own texts, which
+ *   the reference sends back to the text's owner after its neighbour exchange; here every
+ *   rank has every image feature, so each rank computes them for its own texts. Those terms
+ *   enter as `B - detach(B)` (value 0) with the logit scale and bias detached, since the
+ *   image's owner already counts their value and their scale and bias gradients.
+ */
+function globalContrastive(out: Ps3LossInput, g: GlobalContext): Tensor {
+  const b = out.imageFeatures.shape[0]!, total = g.imageFeatures.shape[0]!;
+  const { offset } = g;
+  const texts = concat([
+    ...rows(g.textFeatures, 0, offset),
+    out.textFeatures,
+    ...rows(g.textFeatures, offset + b, total),
+  ], 0);
+  const own = siglipLoss(out.imageFeatures, texts, out.logitScale, out.logitBias, {
+    positiveOffset: offset,
+  });
+  const value = affine(own, b / total);
+  if (total === b) return value;
+  const others = concat([
+    ...rows(g.imageFeatures, 0, offset),
+    ...rows(g.imageFeatures, offset + b, total),
+  ], 0);
+  const theirs = affine(
+    siglipLoss(others, out.textFeatures, detach(out.logitScale), detach(out.logitBias), {
+      negativeOnly: true,
+    }),
+    (total - b) / total,
+  );
+  return add(value, sub(theirs, detach(theirs)));
+}
+
 /**
  * PS3's loss terms of one (micro-)batch.
  *
  * @param out The model's training outputs.
  * @param targets Box maps and global-caption flags.
- * @param options Box-loss weights, and the accumulated batch's context.
+ * @param options Box-loss weights, and the accumulated batch's context (one process) or
+ *   the global batch's (data-parallel: the terms are this (micro-)batch's shares of the
+ *   global batch's loss, which add up over ranks and micro-batches).
  * @returns Total, SigLIP, and weighted prior / posterior box losses.
  * @example
  * ```ts
@@ -131,14 +192,20 @@ function contrastiveTerm(out: Ps3LossInput, accum: AccumContext | undefined): Te
 export function ps3Loss(
   out: Ps3LossInput,
   targets: Ps3LossTargets,
-  options: { weights: LossWeights; accum?: AccumContext | undefined },
+  options: {
+    weights: LossWeights;
+    accum?: AccumContext | undefined;
+    global?: GlobalContext | undefined;
+  },
 ): Ps3Losses {
-  const contrastive = contrastiveTerm(out, options.accum);
+  const contrastive = options.global
+    ? globalContrastive(out, options.global)
+    : contrastiveTerm(out, options.accum);
   const boxTarget = boxTargets(targets.gtMaps, out.highresGrids);
   const box = (probs: readonly Tensor[]) =>
     boxLoss(probs, boxTarget, {
       isGlobal: targets.isGlobalHost,
-      localTotal: options.accum?.localCount,
+      localTotal: options.global?.localCount ?? options.accum?.localCount,
     });
   const priorBox = affine(box(out.priorProbs), options.weights.prior);
   const posteriorBox = affine(box(out.posteriorProbs ?? out.priorProbs), options.weights.posterior);

@@ -38,7 +38,9 @@ export function siglipLogits(
  * @param text Normalised text features [B, E].
  * @param logitScale Log temperature (scalar).
  * @param logitBias Bias (scalar).
- * @param options `negativeOnly` for pairs from another micro-batch or rank (all labels -1).
+ * @param options `negativeOnly` for pairs from another micro-batch or rank (all labels -1);
+ *   `positiveOffset`: image i matches text i + offset (this rank's rows among every rank's
+ *   texts; default 0).
  * @returns The scalar loss.
  * @example
  * ```ts
@@ -50,11 +52,14 @@ export function siglipLoss(
   text: Tensor,
   logitScale: Tensor,
   logitBias: Tensor,
-  options: { negativeOnly?: boolean | undefined } = {},
+  options: { negativeOnly?: boolean | undefined; positiveOffset?: number | undefined } = {},
 ): Tensor {
   const b = image.shape[0]!, bt = text.shape[0]!;
+  const off = options.positiveOffset ?? 0;
   const labels = new Float32Array(b * bt).fill(-1);
-  if (!options.negativeOnly) { for (let i = 0; i < Math.min(b, bt); i++) labels[i * bt + i] = 1; }
+  if (!options.negativeOnly) {
+    for (let i = 0; i < Math.min(b, bt - off); i++) labels[i * bt + i + off] = 1;
+  }
   const logits = siglipLogits(image, text, logitScale, logitBias);
   const terms = logSigmoid(mul(tensor(labels, [b, bt]), logits));
   return affine(sum(terms), -1 / b);

@@ -78,13 +78,26 @@ export interface DataConfigInput {
   synthesize?: SynthesizeConfigInput | null | undefined;
 }
 
+/** Data-parallel training over MPI (`mpirun -n N ps3 train ...`). */
+export interface DistributedConfigInput {
+  /** The MPI library to load (default: found as `mpicc` / `pkg-config` report it). */
+  mpi_library?: string | null | undefined;
+  /** Steps between the checks that every rank holds the same parameters (default 50). */
+  check_every: number;
+  /** Seconds a collective may wait before the job is aborted (default 600). */
+  timeout_s: number;
+  /** Size of the gradient buckets of the all-reduce, MiB (default 64). */
+  bucket_mb: number;
+}
+
 /** Training section. */
 export interface TrainConfigInput {
-  /** Samples per optimizer step (split into `accum_steps` micro-batches). */
+  /** Samples per optimizer step on each rank (split into `accum_steps` micro-batches); the
+   * global batch is this times the number of ranks, as the reference's --batch-size. */
   batch_size: number;
   /** Micro-batches per step (gradient accumulation; default 1). */
   accum_steps: number;
-  /** Samples per epoch (the reference's --train-num-samples). */
+  /** Samples per epoch over all ranks (the reference's --train-num-samples). */
   samples_per_epoch: number;
   /** Epochs (ignored when `steps` is set; default 1). */
   epochs: number;
@@ -106,6 +119,8 @@ export interface TrainConfigInput {
   use_global_caption: boolean;
   /** Memory the run may use on the device, in GiB (checked against the estimate). */
   memory_limit_gb?: number | null | undefined;
+  /** Data-parallel settings (used when an MPI launcher started the process). */
+  distributed: DistributedConfigInput;
 }
 
 /** Optimizer section (AdamW + schedule). */
@@ -236,6 +251,12 @@ const TrainSchema = z.object({
   pool_gt_token_only: z.boolean().default(true),
   use_global_caption: z.boolean().default(true),
   memory_limit_gb: z.number().positive().nullish(),
+  distributed: z.object({
+    mpi_library: z.string().nullish(),
+    check_every: posInt.default(50),
+    timeout_s: z.number().positive().default(600),
+    bucket_mb: z.number().positive().default(64),
+  }).strict().default({ check_every: 50, timeout_s: 600, bucket_mb: 64 }),
 }).strict();
 
 /** Validates {@linkcode OptimConfigInput}. */

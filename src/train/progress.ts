@@ -33,6 +33,8 @@ export interface StepRecord {
   samples_per_s: number;
   /** Samples skipped so far (bad data). */
   skipped: number;
+  /** Seconds of this step spent communicating with the other ranks (data-parallel runs). */
+  comm_s?: number | undefined;
 }
 
 function fmtDuration(s: number): string {
@@ -52,17 +54,25 @@ export class Progress {
   readonly #tty: boolean;
   readonly #started = performance.now();
   readonly #firstStep: number;
+  readonly #rank: number;
   #drawn = false;
 
   /**
    * @param total Total steps of the run.
-   * @param options First step of this process (after a resume), log interval, and whether
-   *   to draw a bar (default: when stdout is a terminal).
+   * @param options First step of this process (after a resume), log interval, whether to
+   *   draw a bar (default: when stdout is a terminal), and the rank of a data-parallel run
+   *   (only rank 0 reports progress; the others print warnings only).
    */
   constructor(
     total: number,
-    options: { firstStep: number; every: number; tty?: boolean | undefined },
+    options: {
+      firstStep: number;
+      every: number;
+      tty?: boolean | undefined;
+      rank?: number | undefined;
+    },
   ) {
+    this.#rank = options.rank ?? 0;
     this.#total = total;
     this.#every = options.every;
     this.#firstStep = options.firstStep;
@@ -75,6 +85,7 @@ export class Progress {
    * @param r The step's record.
    */
   step(r: StepRecord): void {
+    if (this.#rank !== 0) return;
     const done = r.step - this.#firstStep;
     const elapsed = (performance.now() - this.#started) / 1000;
     const eta = done > 0 ? elapsed / done * (this.#total - r.step) : Infinity;
@@ -114,11 +125,22 @@ export class Progress {
    * @param text The message.
    */
   log(text: string): void {
+    if (this.#rank !== 0) return;
     if (this.#drawn) {
       Deno.stdout.writeSync(new TextEncoder().encode("\n"));
       this.#drawn = false;
     }
     console.log(text);
+  }
+
+  /**
+   * Prints a warning: on rank 0 as a log line, on other ranks to stderr with the rank.
+   *
+   * @param text The message.
+   */
+  warn(text: string): void {
+    if (this.#rank === 0) this.log(text);
+    else console.error(`ps3 (rank ${this.#rank}): ${text}`);
   }
 }
 

@@ -66,12 +66,16 @@ export async function dataPaths(
  * @param config The run configuration.
  * @param paths The run's data paths.
  * @param train Whether the training stream (shuffled, augmented) or the held-out one.
+ * @param split This rank and the number of ranks of a data-parallel run: the training
+ *   stream's shards (or resampled draws) are split over the ranks, and each rank's epoch
+ *   holds its share of `samples_per_epoch`.
  * @returns The options.
  */
 export function loaderOptions(
   config: RunConfig,
   paths: RunDataPaths,
   train: boolean,
+  split: { rank: number; size: number } = { rank: 0, size: 1 },
 ): LoaderOptions {
   const m = config.resolvedModel, d = config.data, t = config.train;
   const sk = m.vision.scales[m.vision.scales.length - 1]!;
@@ -98,7 +102,10 @@ export function loaderOptions(
     workers: d.workers,
     prefetch: d.prefetch,
     strict: d.strict,
-    batchesPerEpoch: train ? Math.floor(t.samples_per_epoch / t.batch_size) : undefined,
+    batchesPerEpoch: train
+      ? Math.floor(t.samples_per_epoch / (t.batch_size * split.size))
+      : undefined,
+    ...(train && split.size > 1 ? { rank: split.rank, worldSize: split.size } : {}),
     epochs: train ? undefined : 1,
   };
 }

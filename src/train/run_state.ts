@@ -24,6 +24,9 @@ import {
 import type { RunConfig } from "./config.ts";
 import { LossScaler, type LossScaleState } from "./loss_scale.ts";
 import type { StepRecord } from "./progress.ts";
+import { type Communicator, SINGLE_PROCESS } from "../dist/communicator.ts";
+
+const ENC = new TextEncoder();
 
 /** The trainer's own state saved in checkpoints. */
 interface TrainerState {
@@ -73,6 +76,37 @@ export function createRunState(config: RunConfig, rt: Runtime): RunState {
   return { model, opt, scaler: f16 ? new LossScaler() : null };
 }
 
+/** The data positions of every rank of a data-parallel run, as checkpoints store them. */
+export interface RankedLoaderStates {
+  /** Number of ranks that wrote them. */
+  worldSize: number;
+  /** Each rank's loader position, in rank order. */
+  ranks: LoaderState[];
+}
+
+/**
+ * This rank's data position from a checkpoint's `data`: a loader state (one process) or
+ * every rank's (data-parallel). Resuming with another number of ranks is refused: each
+ * rank's stream position belongs to its own share of the shards.
+ *
+ * @param data The checkpoint's data entry.
+ * @param comm The ranks of this run.
+ * @param where The checkpoint, for messages.
+ * @returns This rank's loader state.
+ */
+export function rankLoaderState(data: unknown, comm: Communicator, where: string): LoaderState {
+  const ranked = data as Partial<RankedLoaderStates>;
+  const saved = Array.isArray(ranked.ranks) ? ranked.worldSize ?? ranked.ranks.length : 1;
+  if (saved !== comm.size) {
+    throw new Error(
+      `Cannot resume ${where} with ${comm.size} rank(s): it was written by a run of ${saved} ` +
+        `rank(s), and each rank's data position belongs to its share of the shards. Resume ` +
+        `with ${saved} rank(s), or start a new run from its weights (checkpoint.init)`,
+    );
+  }
+  return Array.isArray(ranked.ranks) ? ranked.ranks[comm.rank]! : data as LoaderState;
+}
+
 /** Where a run starts. */
 export interface RunStart {
   /** Steps already done. */
@@ -90,17 +124,24 @@ export interface RunStart {
  * @param state The run's state (changed in place).
  * @param config The run configuration.
  * @param say Log sink.
+ * @param comm The ranks (rank 0 resolves `latest`, every rank loads the same checkpoint).
  * @returns The step and data position to start from.
  */
 export async function restoreRunState(
   state: RunState,
   config: RunConfig,
   say: (s: string) => void,
+  comm: Communicator = SINGLE_PROCESS,
 ): Promise<RunStart> {
   const ck = config.checkpoint;
   const { model, opt, scaler } = state;
   const root = join(ck.out, "checkpoints");
-  const resumeFrom = ck.resume ? await resolveCheckpoint(ck.resume, root) : null;
+  // Rank 0 decides which checkpoint every rank resumes from.
+  let resumeFrom = comm.rank === 0 && ck.resume ? await resolveCheckpoint(ck.resume, root) : null;
+  if (comm.size > 1) {
+    const path = await comm.broadcastBytes(ENC.encode(resumeFrom ?? ""));
+    resumeFrom = new TextDecoder().decode(path) || null;
+  }
   if (ck.resume && !resumeFrom && ck.resume !== "latest") {
     throw new Error(`No checkpoint at "${ck.resume}"`);
   }
@@ -112,7 +153,8 @@ export async function restoreRunState(
     opt.step = ts.optimizerStep;
     if (scaler && ts.lossScale) scaler.restore(ts.lossScale);
     say(`resumed from ${resumeFrom} at step ${saved.step}`);
-    return { step: saved.step, loader: saved.data as LoaderState, resumedFrom: resumeFrom };
+    const loader = rankLoaderState(saved.data, comm, `"${resumeFrom}"`);
+    return { step: saved.step, loader, resumedFrom: resumeFrom };
   }
   if (ck.init) {
     const isHf = await Deno.stat(join(ck.init, "config.json")).then(() => true, () => false);
@@ -139,14 +181,15 @@ export async function restoreRunState(
  *
  * @param state The run's state.
  * @param config The run configuration.
- * @param at The step, the data position after it, the last step record.
+ * @param at The step, the data position after it (every rank's in a data-parallel run),
+ *   the last step record.
  * @param crashMidway Test seam: called in the middle of the write.
  * @returns The checkpoint's folder.
  */
 export async function saveRunState(
   state: RunState,
   config: RunConfig,
-  at: { step: number; data: LoaderState; last: StepRecord | null },
+  at: { step: number; data: LoaderState | RankedLoaderStates; last: StepRecord | null },
   crashMidway?: () => void,
 ): Promise<string> {
   const root = join(config.checkpoint.out, "checkpoints");

@@ -14,15 +14,24 @@
  * @module
  */
 
-import { keep, tidy } from "../autograd/scope.ts";
+import { keep, tidy, tidyAsync } from "../autograd/scope.ts";
 import { backward, noGrad } from "../autograd/tape.ts";
 import type { Tensor } from "../autograd/tensor.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { add, clamp } from "../ops/elementwise.ts";
 import { full } from "../ops/creation.ts";
+import { concat } from "../ops/layout.ts";
 import type { Batch } from "../data/pipeline/loader.ts";
 import type { Ps3Clip, TrainOptions } from "../model/ps3_clip.ts";
-import { type AccumContext, type LossWeights, ps3Loss } from "../loss/ps3_loss.ts";
+import {
+  type AccumContext,
+  type GlobalContext,
+  type LossWeights,
+  ps3Loss,
+  type Ps3Losses,
+} from "../loss/ps3_loss.ts";
+import type { Communicator } from "../dist/communicator.ts";
+import { gatherFeatures } from "../dist/features.ts";
 import type { AdamW } from "../optim/adamw.ts";
 import { uploadBatch } from "./batch.ts";
 
@@ -120,6 +129,99 @@ export function forwardBackward(
     });
   });
   for (const t of [...images, ...texts]) t.dispose();
+  return sums;
+}
+
+/** The micro-batch ranges of a batch of n samples. */
+function microRanges(n: number, micro: number): { start: number; end: number }[] {
+  const size = n / micro;
+  return [...Array(micro).keys()].map((j) => ({ start: j * size, end: (j + 1) * size }));
+}
+
+/**
+ * Records the forward and backward of this rank's part of a data-parallel global batch:
+ * the features of every rank are gathered (without gradient), and the loss terms are this
+ * rank's shares of the global batch's loss (see `ps3Loss`), so that the gradients summed
+ * over the ranks, and the loss terms summed over the ranks, are those of one process with
+ * the whole global batch. Without accumulation the exchange happens between this
+ * micro-batch's forward and backward; with it, a no-gradient pass over every micro-batch
+ * gives the features first (open_clip's scheme).
+ *
+ * @param model The model (its gradients must be zero on entry).
+ * @param batch This rank's host batch.
+ * @param options Switches, micro-batches, loss scale.
+ * @param comm The ranks.
+ * @returns This rank's shares of the loss terms (sum them over the ranks for the batch's).
+ */
+export async function forwardBackwardGlobal(
+  model: Ps3Clip,
+  batch: Batch,
+  options: ForwardBackwardOptions,
+  comm: Communicator,
+): Promise<StepScalars> {
+  const { train: opts, micro, weights } = options;
+  const scale = options.lossScale ?? 1;
+  const seed = (t: Tensor) => backward(t, scale === 1 ? undefined : full([], scale));
+  const n = batch.keys.length;
+  const counts = new Float64Array([[...batch.isGlobal].filter((g) => !g).length]);
+  await comm.allreduceSum64(counts);
+  const localCount = counts[0]!;
+  const ranges = microRanges(n, micro);
+  if (micro === 1) {
+    return await tidyAsync(async () => {
+      const tb = uploadBatch(batch);
+      const out = model.forwardTrain(tb, opts);
+      const [images, texts] = await gatherFeatures([out.imageFeatures, out.textFeatures], comm);
+      const global: GlobalContext = {
+        imageFeatures: images!,
+        textFeatures: texts!,
+        offset: comm.rank * n,
+        localCount,
+      };
+      const loss = ps3Loss(out, tb, { weights, global });
+      seed(loss.total);
+      return loss;
+    });
+  }
+  const cached = tidy(() =>
+    noGrad(() =>
+      ranges.map((r) => {
+        const out = model.forwardTrain(uploadBatch(batch, r), opts);
+        return [keep(out.imageFeatures), keep(out.textFeatures)];
+      })
+    )
+  );
+  const mine = tidy(() => [0, 1].map((k) => concat(cached.map((c) => c[k]!), 0)));
+  for (const t of cached.flat()) t.dispose();
+  const [images, texts] = await gatherFeatures(mine, comm);
+  for (const t of mine) t.dispose();
+  const sums = tidy(() => {
+    const parts = ranges.map((r) =>
+      tidy(() => {
+        const tb = uploadBatch(batch, r);
+        const global: GlobalContext = {
+          imageFeatures: images!,
+          textFeatures: texts!,
+          offset: comm.rank * n + r.start,
+          localCount,
+        };
+        const loss = ps3Loss(model.forwardTrain(tb, opts), tb, { weights, global });
+        seed(loss.total);
+        return loss;
+      })
+    );
+    return noGrad(() => {
+      const total = (k: keyof Ps3Losses) => parts.map((p) => p[k]).reduce((a, b) => add(a, b));
+      return {
+        total: total("total"),
+        contrastive: total("contrastive"),
+        priorBox: total("priorBox"),
+        posteriorBox: total("posteriorBox"),
+      };
+    });
+  });
+  images!.dispose();
+  texts!.dispose();
   return sums;
 }
 

@@ -8,6 +8,14 @@
  * save), `step.ts` (one step's GPU work), `evaluate.ts`, `summary.ts`, `plot.ts`; this file
  * opens a run, loops over its steps and closes it.
  *
+ * Data-parallel (a {@linkcode Communicator} of several ranks, under `mpirun`): every rank
+ * trains on its share of the data with the same parameters; the SigLIP loss sees every
+ * rank's features, the gradients are summed over the ranks before the identical AdamW update
+ * on every rank, and the ranks agree before each step on whether to go on (a rank out of
+ * data or interrupted stops them all). Rank 0 writes checkpoints (with every rank's data
+ * position), metrics, the plot and the summary, and evaluates; the parameters are compared
+ * across ranks every `train.distributed.check_every` steps.
+ *
  * @module
  */
 
@@ -22,7 +30,7 @@ import { writeFileAtomic } from "../checkpoint/atomic.ts";
 import type { MemoryEstimate } from "./memory.ts";
 import type { RunConfig } from "./config.ts";
 import { describeEstimate } from "./memory.ts";
-import { forwardBackward, optimizerStep } from "./step.ts";
+import { forwardBackward, forwardBackwardGlobal, optimizerStep } from "./step.ts";
 import { checkRunInputs, checkRunMemory, type RunDataPaths } from "./preflight.ts";
 import { JsonLines, Progress, type StepRecord } from "./progress.ts";
 import { writePlot } from "./plot.ts";
@@ -31,12 +39,16 @@ import { dataPaths, loaderOptions } from "./run_data.ts";
 import { createRunState, restoreRunState, type RunState, saveRunState } from "./run_state.ts";
 import { describeSummary, type TrainSummary } from "./summary.ts";
 import { type Faults, faultsFromEnv } from "./faults.ts";
+import { type Communicator, SINGLE_PROCESS } from "../dist/communicator.ts";
+import { allreduceGradients } from "../dist/grad_allreduce.ts";
+import { divergentRanks } from "../dist/param_check.ts";
 
 export type { TrainSummary };
 
 /** An open run: its configuration, state, data and bookkeeping. */
 interface Run {
   config: RunConfig;
+  comm: Communicator;
   rt: Runtime;
   state: RunState;
   paths: RunDataPaths;
@@ -71,12 +83,13 @@ interface Run {
  * Runs (or resumes) a training run.
  *
  * @param config The run configuration.
- * @param options Whether to draw a progress bar.
- * @returns The summary.
+ * @param options Whether to draw a progress bar; the ranks of a data-parallel run (default:
+ *   this process alone).
+ * @returns The summary (on every rank; rank 0 writes it).
  */
 export async function train(
   config: RunConfig,
-  options: { tty?: boolean | undefined } = {},
+  options: { tty?: boolean | undefined; comm?: Communicator | undefined } = {},
 ): Promise<TrainSummary> {
   const run = await openRun(config, options);
   const onSignal = () => {
@@ -86,12 +99,14 @@ export async function train(
   try {
     run.t0 = performance.now();
     run.rt.pool.resetPeak();
-    if (config.log.eval_at_start && run.paths.evalImages && run.start === 0) {
+    const lead = run.comm.rank === 0;
+    if (lead && config.log.eval_at_start && run.paths.evalImages && run.start === 0) {
       run.evalAtStart = await evaluateHeldOut(run.state.model, config, run.paths, run.trainOpts);
       await run.metrics.append({ step: 0, eval: run.evalAtStart });
       run.progress.log(describeEval(0, run.evalAtStart));
     }
-    while (run.step < run.total && run.stop === "done") {
+    // One process stops at a signal here; data-parallel ranks agree in trainStep first.
+    while (run.step < run.total && (run.comm.size > 1 || run.stop === "done")) {
       if (!await trainStep(run)) break;
     }
     if (run.stop !== "nan" && run.step > run.start) await save(run, run.loader.state());
@@ -103,43 +118,60 @@ export async function train(
 }
 
 /** Checks the inputs and memory, builds the state, restores it, opens the data and logs. */
-async function openRun(config: RunConfig, options: { tty?: boolean | undefined }): Promise<Run> {
+async function openRun(
+  config: RunConfig,
+  options: { tty?: boolean | undefined; comm?: Communicator | undefined },
+): Promise<Run> {
   const rt = gpu();
+  const comm = options.comm ?? SINGLE_PROCESS;
   const t = config.train, out = config.checkpoint.out;
   await Deno.mkdir(out, { recursive: true });
-  const stepsPerEpoch = Math.floor(t.samples_per_epoch / t.batch_size);
+  const globalBatch = t.batch_size * comm.size;
+  const stepsPerEpoch = Math.floor(t.samples_per_epoch / globalBatch);
   if (stepsPerEpoch < 1) {
     throw new RangeError(
-      `train.samples_per_epoch ${t.samples_per_epoch} is less than one batch of ${t.batch_size}`,
+      `train.samples_per_epoch ${t.samples_per_epoch} is less than one batch of ${globalBatch}` +
+        (comm.size > 1 ? ` (${t.batch_size} per rank x ${comm.size} ranks)` : ""),
     );
   }
   const total = t.steps ?? t.epochs * stepsPerEpoch;
   const earlyLog: string[] = [];
   const say = (s: string) => earlyLog.push(s);
-  const paths = await dataPaths(config, (s) => console.log(s));
+  // Rank 0 writes the synthetic dataset (if any) before the others read it.
+  const paths = comm.rank === 0
+    ? await dataPaths(config, (s) => console.log(s))
+    : (await comm.barrier(), await dataPaths(config, () => {}));
+  if (comm.rank === 0 && comm.size > 1) await comm.barrier();
   // Before anything is allocated: every input exists, and the run fits in memory.
   await checkRunInputs(config, paths);
   const est = checkRunMemory(config, rt);
   const state = createRunState(config, rt);
   say(`model ${config.resolvedModel.name}: ${state.model.params.describe()}`);
   say(describeEstimate(est));
-  const begin = await restoreRunState(state, config, say);
-  const loader = await DataLoader.create(loaderOptions(config, paths, true));
+  const begin = await restoreRunState(state, config, say, comm);
+  const split = { rank: comm.rank, size: comm.size };
+  const loader = await DataLoader.create(loaderOptions(config, paths, true, split));
   if (begin.loader) await loader.resume(begin.loader);
   const metrics = new JsonLines(join(out, "metrics.jsonl"));
-  await metrics.truncateAfter(begin.step);
+  if (comm.rank === 0) await metrics.truncateAfter(begin.step);
   const progress = new Progress(total, {
     firstStep: begin.step,
     every: config.log.every,
     tty: options.tty,
+    rank: comm.rank,
   });
   for (const s of earlyLog) progress.log(s);
+  if (comm.size > 1) await reportAdapters(comm, rt, progress);
   progress.log(
     `training ${total - begin.step} steps of ${t.batch_size} samples (${t.accum_steps} ` +
-      `micro-batches) on ${rt.info.description}`,
+      `micro-batches)` +
+      (comm.size > 1
+        ? ` on each of ${comm.size} ranks (global batch ${globalBatch}; MPI: ${comm.flavor})`
+        : ` on ${rt.info.description}`),
   );
   return {
     config,
+    comm,
     rt,
     state,
     paths,
@@ -174,13 +206,52 @@ async function openRun(config: RunConfig, options: { tty?: boolean | undefined }
   };
 }
 
-/** Saves a checkpoint of the current state with the given data position. */
+/**
+ * Logs which adapter each rank got (from rank 0), and warns when ranks of one machine got
+ * the same GPU adapter: Deno's WebGPU cannot pick among identical adapters, so each rank's
+ * GPU must be isolated by the launcher (see the README).
+ */
+async function reportAdapters(comm: Communicator, rt: Runtime, progress: Progress) {
+  const me = { rank: comm.rank, local: comm.localRank, host: Deno.hostname(), gpu: rt.info };
+  const all = (await comm.allgatherBytes(new TextEncoder().encode(JSON.stringify(me))))
+    .map((b) => JSON.parse(new TextDecoder().decode(b)) as typeof me);
+  for (const r of all) {
+    progress.log(`rank ${r.rank} (${r.host}, local rank ${r.local}): ${r.gpu.description}`);
+  }
+  const shared = all.filter((r) =>
+    !r.gpu.isSoftware &&
+    all.some((o) =>
+      o.rank !== r.rank && o.host === r.host && o.gpu.description === r.gpu.description
+    )
+  );
+  if (shared.length > 0) {
+    progress.log(
+      `warning: ranks ${shared.map((r) => r.rank).join(", ")} share a machine and report the ` +
+        "same adapter; unless the launcher gives each rank its own GPU (README: data-parallel " +
+        "training), they all run on the first one",
+    );
+  }
+}
+
+/**
+ * Saves a checkpoint of the current state with the given data position. In a data-parallel
+ * run every rank calls it (their data positions are gathered) and rank 0 writes.
+ */
 async function save(run: Run, data: LoaderState): Promise<void> {
-  const at = run.step;
+  const at = run.step, comm = run.comm;
+  let saved: Parameters<typeof saveRunState>[2]["data"] = data;
+  if (comm.size > 1) {
+    const all = await comm.allgatherBytes(new TextEncoder().encode(JSON.stringify(data)));
+    saved = {
+      worldSize: comm.size,
+      ranks: all.map((b) => JSON.parse(new TextDecoder().decode(b)) as LoaderState),
+    };
+  }
+  if (comm.rank !== 0) return;
   run.lastCheckpoint = await saveRunState(
     run.state,
     run.config,
-    { step: at, data, last: run.last },
+    { step: at, data: saved, last: run.last },
     run.faults.exitDuringSaveAtStep === at ? () => Deno.exit(137) : undefined,
   );
 }
@@ -200,30 +271,44 @@ function stepLr(run: Run, step: number): { base: number; selection: number } {
  * @returns False when the data ran out or the loss was not finite.
  */
 async function trainStep(run: Run): Promise<boolean> {
-  const { rt, state, config } = run;
+  const { rt, state, config, comm } = run;
   const tw = performance.now();
   const batch = await run.loader.next();
+  if (comm.size > 1 && !await ranksAgree(run, batch !== undefined)) return false;
   if (!batch) return false;
   const ts = performance.now();
   const wait = (ts - tw) / 1000;
   run.dataWait += wait;
   state.model.params.zeroGrad();
   const lossScale = state.scaler?.scale;
-  const scalars = forwardBackward(state.model, batch, {
+  const fb = {
     train: run.trainOpts,
     weights: run.weights,
     micro: config.train.accum_steps,
     lossScale,
-  });
+  };
+  let commSeconds = 0;
+  const scalars = comm.size > 1
+    ? await forwardBackwardGlobal(state.model, batch, fb, comm)
+    : forwardBackward(state.model, batch, fb);
+  if (comm.size > 1) {
+    const r = await allreduceGradients(
+      state.model.params,
+      comm,
+      config.train.distributed.bucket_mb * 2 ** 20,
+    );
+    commSeconds = r.seconds;
+  }
   const lr = stepLr(run, run.step);
   const stats = optimizerStep(state.model, state.opt, { lr, loss: scalars.total, lossScale });
   const terms = [scalars.total, scalars.contrastive, scalars.priorBox, scalars.posteriorBox];
   const host = (await rt.read([...terms, stats])).map((b) => new Float32Array(b));
   for (const s of terms) s.dispose();
+  if (comm.size > 1) await sumLossShares(comm, host);
   const dt = (performance.now() - ts) / 1000;
   const loss = host[0]![0]!, gradNorm = host[4]![1]!;
   if (!checkUpdate(run, { loss, gradNorm, lossScale })) {
-    run.progress.log(
+    run.progress.warn(
       `step ${run.step + 1}: the loss is ${loss} (gradient norm ${gradNorm}); stopping. ` +
         `Batch keys: ${batch.keys.join(", ")}`,
     );
@@ -239,8 +324,36 @@ async function trainStep(run: Run): Promise<boolean> {
     seconds: dt,
     wait,
   });
+  if (comm.size > 1) run.last.comm_s = commSeconds;
   await afterStep(run);
   return true;
+}
+
+/**
+ * Before a data-parallel step: whether every rank has a batch and none was interrupted. A
+ * rank out of data, or one that got a stop signal, stops every rank at the same step.
+ *
+ * @returns Whether the step goes ahead.
+ */
+async function ranksAgree(run: Run, haveBatch: boolean): Promise<boolean> {
+  const flags = new Int32Array([haveBatch ? 0 : 1, run.stop === "signal" ? 1 : 0]);
+  await run.comm.allreduceMax(flags);
+  if (flags[1]) run.stop = "signal";
+  if (flags[0]) {
+    run.progress.warn(
+      `step ${run.step + 1}: a rank ran out of data; every rank stops here` +
+        (haveBatch ? "" : " (this rank's shards are exhausted)"),
+    );
+    return false;
+  }
+  return run.stop === "done";
+}
+
+/** Sums the loss shares of every rank into the global batch's loss terms (host values). */
+async function sumLossShares(comm: Communicator, host: Float32Array[]): Promise<void> {
+  const shares = new Float64Array(host.slice(0, 4).map((h) => h[0]!));
+  await comm.allreduceSum64(shares);
+  shares.forEach((v, i) => (host[i]![0] = v));
 }
 
 /**
@@ -261,7 +374,7 @@ function checkUpdate(
     if (!gradsFinite) {
       opt.step--;
       run.skippedUpdates++;
-      run.progress.log(
+      run.progress.warn(
         `step ${run.step + 1}: gradients overflowed at loss scale ${s.lossScale}; update ` +
           `skipped, scale now ${scaler.scale}`,
       );
@@ -300,24 +413,40 @@ function stepRecord(
     ...(run.state.scaler ? { loss_scale: m.lossScale! } : {}),
     step_s: m.seconds,
     data_wait_s: m.wait,
-    samples_per_s: batch.keys.length / m.seconds,
+    samples_per_s: batch.keys.length * run.comm.size / m.seconds,
     skipped: Object.values(run.loader.stats().skipped).reduce((a, b) => a + b, 0),
   };
 }
 
 /** Metrics, progress, plot, periodic checkpoint and evaluation after a step. */
 async function afterStep(run: Run): Promise<void> {
-  const { config, step } = run;
+  const { config, step, comm } = run;
   const last = run.last!;
-  await run.metrics.append({ ...last });
+  const lead = comm.rank === 0;
+  if (lead) await run.metrics.append({ ...last });
   run.progress.step(last);
   run.posBefore = run.loader.state();
   if (run.faults.exitAfterStep === step) Deno.exit(137);
   const out = config.checkpoint.out;
-  if (step % config.log.every === 0 || step === run.total) await writePlot(out, run.metrics);
+  if (lead && (step % config.log.every === 0 || step === run.total)) {
+    await writePlot(out, run.metrics);
+  }
+  const check = config.train.distributed.check_every;
+  if (comm.size > 1 && (step % check === 0 || step === run.total)) {
+    const bad = await divergentRanks(run.state.model.params, comm);
+    if (bad.length > 0) {
+      comm.abort(
+        `ps3: after step ${step} the parameters of rank(s) ${bad.join(", ")} differ from ` +
+          `rank 0's (checksums of every parameter buffer); stopping every rank`,
+      );
+    }
+  }
   const every = config.checkpoint.save_every;
   if (every > 0 && step % every === 0 && step < run.total) await save(run, run.posBefore);
-  if (config.log.eval_every > 0 && step % config.log.eval_every === 0 && run.paths.evalImages) {
+  if (
+    lead && config.log.eval_every > 0 && step % config.log.eval_every === 0 &&
+    run.paths.evalImages
+  ) {
     const e = await evaluateHeldOut(run.state.model, config, run.paths, run.trainOpts);
     await run.metrics.append({ step, eval: e });
     run.progress.log(describeEval(step, e));
@@ -329,11 +458,15 @@ async function afterStep(run: Run): Promise<void> {
 /** The plot, the final evaluation and the summary. */
 async function closeRun(run: Run): Promise<TrainSummary> {
   const { config, step, start } = run;
+  const lead = run.comm.rank === 0;
   const seconds = (performance.now() - run.t0) / 1000;
   const out = config.checkpoint.out;
-  await writePlot(out, run.metrics);
+  if (lead) await writePlot(out, run.metrics);
   let evalMetrics: EvalMetrics | null = run.lastEvalStep === step ? run.lastEval : null;
-  if (run.stop === "done" && run.paths.evalImages && step > start && run.lastEvalStep !== step) {
+  if (
+    lead && run.stop === "done" && run.paths.evalImages && step > start &&
+    run.lastEvalStep !== step
+  ) {
     evalMetrics = await evaluateHeldOut(run.state.model, config, run.paths, run.trainOpts);
     await run.metrics.append({ step, eval: evalMetrics });
     run.progress.log(describeEval(step, evalMetrics));
@@ -343,7 +476,8 @@ async function closeRun(run: Run): Promise<TrainSummary> {
     steps: step,
     stepsThisRun: step - start,
     seconds,
-    samplesPerSecond: (step - start) * config.train.batch_size / Math.max(seconds, 1e-9),
+    samplesPerSecond: (step - start) * config.train.batch_size * run.comm.size /
+      Math.max(seconds, 1e-9),
     dataWaitSeconds: run.dataWait,
     peakActivationBytes: mem.peakInUseBytes,
     stateBytes: run.state.model.params.bytes(),
@@ -356,6 +490,7 @@ async function closeRun(run: Run): Promise<TrainSummary> {
     skippedUpdates: run.skippedUpdates,
     checkpoint: run.lastCheckpoint,
   };
+  if (!lead) return summary;
   await writeFileAtomic(join(out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
   run.progress.log(describeSummary(summary, run.est.total));
   return summary;

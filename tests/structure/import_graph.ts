@@ -30,7 +30,7 @@ export const DEPENDS: Readonly<Record<string, readonly string[]>> = {
   "checkpoint": ["model", "data/formats"],
   "compare": ["checkpoint", "loss"],
   "encode": ["checkpoint", "data/pipeline"],
-  "dist": ["ops"],
+  "dist": ["params"],
   "train": ["checkpoint", "loss", "optim", "dist", "data/tools"],
   "bench": ["train", "reference"],
   "cli": ["bench", "compare", "encode"],
