@@ -250,14 +250,14 @@ export async function evaluateDataset(
     acc ??= new GroundingAccumulator(f.grids.length);
     for (let i = 0; i < f.n; i++) {
       if (b.isGlobal[i] === 1) continue;
-      const row = (a: Float32Array, j: number) => {
+      const row = (a: Float32Array) => {
         const g = a.length / f.n;
         return a.subarray(i * g, (i + 1) * g);
       };
-      acc.add(f.probs.map((p, j) => row(p, j)), f.targets.map((t, j) => row(t, j)));
+      acc.add(f.probs.map(row), f.targets.map(row));
       if (heatmaps.length < wantMaps) {
         const last = f.grids.length - 1;
-        heatmaps.push(drawHeatmap(b, i, row(f.probs[last]!, last), f.grids[last]!, model));
+        heatmaps.push(drawHeatmap(b, i, row(f.probs[last]!), f.grids[last]!, model));
       }
     }
     pushRows(reg, f.image, f.dim, (i) => b.isGlobal[i] === 0);

@@ -36,6 +36,9 @@ import { checkRunInputs, checkRunMemory, type RunDataPaths } from "./preflight.t
 import { JsonLines, Progress, type StepRecord } from "./progress.ts";
 import { plotLosses } from "./plot.ts";
 import { type EvalMetrics, evaluate } from "./evaluate.ts";
+import { evaluateHeldOut } from "../eval/train_eval.ts";
+import { formatReport, reportJson } from "../eval/report.ts";
+import { TrainBoard } from "../report/tensorboard.ts";
 
 /** Faults a test can inject to check crash safety (never set in normal runs). */
 export interface TrainFaults {
@@ -269,6 +272,23 @@ export async function train(
     posteriorWeight: config.loss.posterior_box_weight,
     checkpoint: t.grad_checkpointing,
   };
+  const board = t.report_to.includes("tensorboard")
+    ? await TrainBoard.create(join(out, "tensorboard"))
+    : null;
+  // Held-out evaluation: in-batch figures, whole-set figures, metrics.jsonl, TensorBoard.
+  const evalAt = async (atStep: number): Promise<EvalMetrics> => {
+    const e = await runEval(model, config, paths, trainOpts);
+    const full = await evaluateHeldOut(model, config, paths, trainOpts);
+    await metrics.append({
+      step: atStep,
+      eval: e,
+      ...(full ? { eval_full: reportJson(full) } : {}),
+    });
+    progress.log(describeEval(atStep, e));
+    if (full) progress.log(formatReport(full));
+    await board?.eval(atStep, e, full);
+    return e;
+  };
   const schedule = (step: number, peak: number) =>
     learningRate(step, { lr: peak, warmup: o.warmup, total, kind: o.schedule });
   let stop: TrainSummary["stopped"] = "done";
@@ -287,9 +307,7 @@ export async function train(
   let lastEval: EvalMetrics | null = null;
   let evalAtStart: EvalMetrics | null = null;
   if (config.log.eval_at_start && paths.evalImages && start === 0) {
-    evalAtStart = await runEval(model, config, paths, trainOpts);
-    await metrics.append({ step: 0, eval: evalAtStart });
-    progress.log(describeEval(0, evalAtStart));
+    evalAtStart = await evalAt(0);
   }
 
   const save = async (atStep: number, data: LoaderState) => {
@@ -387,6 +405,7 @@ export async function train(
       };
       await metrics.append({ ...last });
       progress.step(last);
+      await board?.step(last, rt.memory());
       posBefore = loader.state();
       if (options.faults?.exitAfterStep === step) Deno.exit(137);
       if (step % config.log.every === 0 || step === total) await writePlot(out, metrics);
@@ -394,9 +413,7 @@ export async function train(
         await save(step, posBefore);
       }
       if (config.log.eval_every > 0 && step % config.log.eval_every === 0 && paths.evalImages) {
-        const e = await runEval(model, config, paths, trainOpts);
-        await metrics.append({ step, eval: e });
-        progress.log(describeEval(step, e));
+        const e = await evalAt(step);
         lastEvalStep = step;
         lastEval = e;
       }
@@ -411,10 +428,9 @@ export async function train(
   await writePlot(out, metrics);
   let evalMetrics: EvalMetrics | null = lastEvalStep === step ? lastEval : null;
   if (stop === "done" && paths.evalImages && step > start && lastEvalStep !== step) {
-    evalMetrics = await runEval(model, config, paths, trainOpts);
-    await metrics.append({ step, eval: evalMetrics });
-    progress.log(describeEval(step, evalMetrics));
+    evalMetrics = await evalAt(step);
   }
+  board?.close();
   const stats = loader.stats();
   const mem = rt.memory();
   const summary: TrainSummary = {
