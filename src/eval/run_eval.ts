@@ -9,13 +9,14 @@
  *   at each high-res scale, and the mean selection probability inside vs outside the boxes;
  * - zero-shot top-1/top-5 accuracy on folders of class sub-folders (`zeroshot.ts`).
  *
- * The shards are read twice through the training loader (sequential order, the evaluation
- * squash resize, no sentence masking, partial last batch kept, bad samples skipped and
- * counted exactly as in training): once drawing the global caption of every image
- * (`global_caption_prob` 1), once drawing one local caption and its box per image
- * (probability 0; the caption is drawn with the per-sample generator of `seed`, so the same
- * one every time). Images without a global caption are left out of image-text retrieval,
- * images without local captions out of grounding.
+ * The shards are read through the training loader (sequential order, the evaluation squash
+ * resize, no sentence masking, partial last batch kept): first drawing the global caption of
+ * every image (`global_caption_prob` 1; bad samples skipped and counted exactly as in
+ * training: these are the counts reported), then once per local-caption index (pass k
+ * prepares every image that has a local caption k with that caption and its box, through
+ * the training path; `local_sample.ts`), until a pass finds none, so every local caption of
+ * the set is evaluated once. Images without a global caption are left out of image-text
+ * retrieval.
  *
  * @module
  */
@@ -48,6 +49,9 @@ import {
   readZeroshotSet,
   type ZeroshotSetOptions,
 } from "./zeroshot.ts";
+
+/** The per-sample module of the local-caption passes. */
+const LOCAL_SAMPLE_MODULE = new URL("./local_sample.ts", import.meta.url).href;
 
 /** Where the evaluation data is and how to read it. */
 export interface EvalDataOptions {
@@ -115,7 +119,7 @@ export interface ZeroshotReport extends ZeroshotFigures {
 
 /** The whole evaluation. */
 export interface DatasetEvalReport {
-  /** Samples read: images usable, with a global caption, with local captions. */
+  /** Usable images, their global captions, and their local captions (regions) evaluated. */
   samples: { images: number; global: number; local: number };
   /** Image-text retrieval (null without global captions). */
   retrieval: RetrievalFigures | null;
@@ -150,11 +154,12 @@ export async function countSamples(images: string, texts?: string | undefined): 
 async function pass(
   model: Ps3Clip,
   data: EvalDataOptions,
-  globalCaptionProb: number,
+  which: { global: true } | { localIndex: number },
   each: (b: Batch) => Promise<void>,
   onBatch: (stats: LoaderStats) => void,
 ): Promise<LoaderStats> {
   const m = model.config;
+  const local = "localIndex" in which;
   const loader = await DataLoader.create({
     images: data.images,
     texts: data.texts,
@@ -163,19 +168,22 @@ async function pass(
     sample: {
       imageSize: m.vision.scales[m.vision.scales.length - 1]!,
       train: false,
-      globalCaptionProb,
+      globalCaptionProb: local ? 0 : 1,
       sampleNBoxEachImage: 1,
       sentenceMasking: false,
       maxPixels: data.maxPixels ?? 100_000_000,
       contextLength: m.text.context,
       mean: m.preprocess.mean,
       std: m.preprocess.std,
+      ...(local ? { localIndex: which.localIndex } : {}),
     },
+    sampleModule: local ? LOCAL_SAMPLE_MODULE : undefined,
     seed: data.seed ?? 0,
     shards: "sequential",
     shuffleBuffer: 0,
     workers: data.workers ?? 2,
-    strict: data.strict ?? false,
+    // The global pass has counted (or, strict, refused) the bad samples already.
+    strict: !local && (data.strict ?? false),
     epochs: 1,
     partial: true,
   });
@@ -230,7 +238,7 @@ export async function evaluateDataset(
   const img: number[][] = [], txt: number[][] = [];
   let d = 0, images = 0;
   progress("global captions", 0, total);
-  const stats = await pass(model, data, 1, async (b) => {
+  const stats = await pass(model, data, { global: true }, async (b) => {
     const f = await batchFeatures(model, b, opts);
     d = f.dim;
     images += f.n;
@@ -239,30 +247,36 @@ export async function evaluateDataset(
   }, (s) => progress("global captions", s.samples, total));
   const retrieval = img.length ? imageTextRetrieval(flat(img), flat(txt), d) : null;
 
-  // Pass 2: one local caption per image -> caption->region retrieval and grounding.
+  // Passes 2, 3, ...: local caption 0, 1, ... of every image that has one -> caption->region
+  // retrieval among every region of the set, and grounding.
   const reg: number[][] = [], cap: number[][] = [];
   let acc: GroundingAccumulator | null = null;
   const heatmaps: EvalHeatmap[] = [];
   const wantMaps = options.heatmaps ?? 0;
-  progress("local captions", 0, total);
-  await pass(model, data, 0, async (b) => {
-    const f = await batchFeatures(model, b, opts);
-    acc ??= new GroundingAccumulator(f.grids.length);
-    for (let i = 0; i < f.n; i++) {
-      if (b.isGlobal[i] === 1) continue;
-      const row = (a: Float32Array) => {
-        const g = a.length / f.n;
-        return a.subarray(i * g, (i + 1) * g);
-      };
-      acc.add(f.probs.map(row), f.targets.map(row));
-      if (heatmaps.length < wantMaps) {
-        const last = f.grids.length - 1;
-        heatmaps.push(drawHeatmap(b, i, row(f.probs[last]!), f.grids[last]!, model));
+  for (let li = 0;; li++) {
+    const before = reg.length;
+    const phase = `local captions #${li + 1}`;
+    progress(phase, 0, total);
+    await pass(model, data, { localIndex: li }, async (b) => {
+      const f = await batchFeatures(model, b, opts);
+      acc ??= new GroundingAccumulator(f.grids.length);
+      for (let i = 0; i < f.n; i++) {
+        if (b.isGlobal[i] === 1) continue;
+        const row = (a: Float32Array) => {
+          const g = a.length / f.n;
+          return a.subarray(i * g, (i + 1) * g);
+        };
+        acc.add(f.probs.map(row), f.targets.map(row));
+        if (heatmaps.length < wantMaps) {
+          const last = f.grids.length - 1;
+          heatmaps.push(drawHeatmap(b, i, row(f.probs[last]!), f.grids[last]!, model));
+        }
       }
-    }
-    pushRows(reg, f.image, f.dim, (i) => b.isGlobal[i] === 0);
-    pushRows(cap, f.text, f.dim, (i) => b.isGlobal[i] === 0);
-  }, (s) => progress("local captions", s.samples, total));
+      pushRows(reg, f.image, f.dim, (i) => b.isGlobal[i] === 0);
+      pushRows(cap, f.text, f.dim, (i) => b.isGlobal[i] === 0);
+    }, (s) => progress(phase, s.samples, total));
+    if (reg.length === before) break;
+  }
   let grounding: RegionFigures | null = null;
   if (acc && reg.length) {
     const n = reg.length;

@@ -5,6 +5,7 @@ import { rewriteShard, withTmp } from "../data/helpers.ts";
 import { writeTinyModel } from "../encode/helpers.ts";
 import { initGpu } from "../../src/gpu/runtime.ts";
 import { writeSynthDataset } from "../../src/data/synth.ts";
+import { readTar } from "../../src/data/tar.ts";
 import { writeSynthZeroshot } from "../../src/eval/synth_zeroshot.ts";
 import { classPrompts, readZeroshotSet } from "../../src/eval/zeroshot.ts";
 
@@ -54,6 +55,15 @@ Deno.test("ps3 eval: whole-set figures, bad and partial samples counted, JSON re
       return data;
     });
     await writeSynthZeroshot(join(dir, "zs"), { perClass: 1, width: 32, height: 24 });
+    // Every local caption of the usable images is one region.
+    let locals = 0;
+    for (const shard of ["00000", "00001"]) {
+      for await (const { entry, data } of readTar(texts.replace("{00000..00001}", shard))) {
+        if (entry.name === "00000003.json") continue;
+        locals += (JSON.parse(new TextDecoder().decode(data)).text ?? []).length;
+      }
+    }
+    assert.ok(locals > 11, `${locals} local captions`);
     const report = join(dir, "report.json");
     const r = await ps3([
       "eval",
@@ -71,16 +81,17 @@ Deno.test("ps3 eval: whole-set figures, bad and partial samples counted, JSON re
     ]);
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /image->text R@1\/5\/10 \(10 pairs\)/);
-    assert.match(r.out, /caption->region R@1\/5 \(10 regions\)/);
+    assert.match(r.out, new RegExp(`caption->region R@1/5 \\(${locals} regions\\)`));
     assert.match(r.out, /skipped: image-truncated 1/);
-    assert.match(r.err, /local captions: 12\/12/);
+    assert.match(r.err, /local captions #1: 12\/12/);
     const j = JSON.parse(await Deno.readTextFile(report));
-    assert.deepEqual(j.samples, { images: 11, global: 10, local: 10 });
+    assert.deepEqual(j.samples, { images: 11, global: 10, local: locals });
     assert.deepEqual(j.skipped, { "image-truncated": 1 });
     assert.equal(j.retrieval.n, 10);
     assert.deepEqual(j.retrieval.chance, { 1: 0.1, 5: 0.5, 10: 1 });
     assert.equal(j.retrieval.imageToText["10"], 1);
-    assert.equal(j.grounding.n, 10);
+    assert.equal(j.grounding.n, locals);
+    assert.deepEqual(j.grounding.chance, { 1: 1 / locals, 5: 5 / locals });
     assert.equal(j.grounding.pointingPerScale.length, 2);
     assert.equal(j.zeroshot[0].classes, 40);
     assert.equal(j.zeroshot[0].n, 40);
