@@ -109,3 +109,12 @@ export * from "./src/checkpoint/siglip_init.ts";
 export * from "./src/encode/ps3_encoder.ts";
 export type { DisplayOptions, HeatmapOptions } from "./src/encode/heatmap.ts";
 export type { Preprocessing, ResizeMode } from "./src/encode/preprocess.ts";
+
+// Evaluation and TensorBoard
+export * from "./src/eval/retrieval.ts";
+export * from "./src/eval/grounding.ts";
+export * from "./src/eval/zeroshot.ts";
+export * from "./src/eval/run_eval.ts";
+export * from "./src/eval/report.ts";
+export * from "./src/report/tfevents.ts";
+export { TrainBoard } from "./src/report/tensorboard.ts";

@@ -23,6 +23,8 @@ export class GroundingAccumulator {
   #outN = 0;
 
   /**
+   * Starts with no sample.
+   *
    * @param scales High-res scales evaluated.
    */
   constructor(scales: number) {

@@ -125,15 +125,8 @@ export function similarity(a: ArrayLike<number>, b: ArrayLike<number>, d: number
   return out;
 }
 
-/**
- * Transposes a row-major matrix.
- *
- * @param m Row-major `[rows, cols]`.
- * @param rows Rows.
- * @param cols Columns.
- * @returns Row-major `[cols, rows]`.
- */
-export function transpose(m: ArrayLike<number>, rows: number, cols: number): Float64Array {
+/** Transposes a row-major `[rows, cols]` matrix. */
+function transpose(m: ArrayLike<number>, rows: number, cols: number): Float64Array {
   const out = new Float64Array(rows * cols);
   for (let i = 0; i < rows; i++) {
     for (let j = 0; j < cols; j++) out[j * rows + i] = m[i * cols + j]!;
