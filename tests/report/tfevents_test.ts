@@ -114,3 +114,38 @@ Deno.test("EventFileWriter: a file TensorBoard reads (version first, steps, tags
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("golden file written by the real tensorboard package: read back, and rewritten byte for byte", async () => {
+  // tests/tools/tb_golden.py: Event protos of tensorboard's own classes, framed by its RecordWriter.
+  const path = new URL("../testdata/tfevents/golden.tfevents", import.meta.url).pathname;
+  const events = await readEventFile(path);
+  const png = new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10, 1, 2, 3]);
+  const expected = [
+    { wallTime: 1700000000.5, step: 0, fileVersion: "brain.Event:2", values: [] },
+    {
+      wallTime: 1700000001.25,
+      step: 1,
+      values: [
+        { tag: "train/loss", simpleValue: 2.5 },
+        { tag: "train/lr", simpleValue: Math.fround(0.001) },
+      ],
+    },
+    {
+      wallTime: 1700000002,
+      step: 300,
+      values: [{
+        tag: "eval/selection/00000513",
+        image: { height: 2, width: 3, colorspace: 3, encoded: png },
+      }],
+    },
+  ];
+  assert.deepEqual(events, expected);
+  const ours = expected.map((e) => frameRecord(encodeEvent(e)));
+  const bytes = new Uint8Array(ours.reduce((n, r) => n + r.length, 0));
+  let off = 0;
+  for (const r of ours) {
+    bytes.set(r, off);
+    off += r.length;
+  }
+  assert.deepEqual(bytes, await Deno.readFile(path));
+});
