@@ -94,7 +94,9 @@ export type {
 export { writeSynthDataset } from "./src/data/tools/synth.ts";
 export type { SynthManifest, SynthOptions, SynthSplit } from "./src/data/tools/synth.ts";
 
-// Training
+// Training (one process, or data-parallel ranks over MPI)
+export * from "./src/dist/communicator.ts";
+export type { MpiFlavor } from "./src/dist/mpi_library.ts";
 export * from "./src/train/config.ts";
 export * from "./src/train/trainer.ts";
 export type { StepRecord } from "./src/train/progress.ts";
@@ -112,3 +114,12 @@ export * from "./src/checkpoint/siglip_init.ts";
 export * from "./src/encode/ps3_encoder.ts";
 export type { DisplayOptions, HeatmapOptions } from "./src/encode/heatmap.ts";
 export type { Preprocessing, ResizeMode } from "./src/encode/preprocess.ts";
+
+// Evaluation and TensorBoard
+export * from "./src/eval/retrieval.ts";
+export * from "./src/eval/grounding.ts";
+export * from "./src/eval/zeroshot.ts";
+export * from "./src/eval/run_eval.ts";
+export * from "./src/eval/report.ts";
+export * from "./src/report/tfevents.ts";
+export { TrainBoard } from "./src/train/tensorboard.ts";

@@ -46,6 +46,10 @@ export const COMMANDS: Record<string, Command> = {
     summary: "Features and selection heat maps of images (or a folder / shard) from a PS3 model",
     load: () => import("./encode.ts"),
   },
+  eval: {
+    summary: "Retrieval, grounding and zero-shot figures of a model on a whole evaluation set",
+    load: () => import("./eval.ts"),
+  },
   "debug-step": {
     summary: "One training step (or inference) of an HF PS3 folder on a batch, all outputs saved",
     load: () => import("./debug_step.ts"),

@@ -6,7 +6,9 @@
  */
 
 import { parseArgs } from "node:util";
+import { join } from "node:path";
 import { writeSynthDataset } from "../data/tools/synth.ts";
+import { writeSynthZeroshot } from "../eval/synth_zeroshot.ts";
 
 const USAGE = `Usage: ps3 synth --out <dir> [options]
 
@@ -22,7 +24,9 @@ Options:
                        unless --fixed-size (default 256x192)
   --fixed-size         Make every image exactly WxH
   --shard-size <k>     Samples per shard (default 64)
-  --seed <s>           Seed; the same seed writes identical files (default 0)`;
+  --seed <s>           Seed; the same seed writes identical files (default 0)
+  --zeroshot <n>       Also write a zero-shot set of n single-shape images per class
+                       ("<colour>_<shape>" folders, templates.txt) to <out>/zeroshot`;
 
 /**
  * Writes the dataset and prints a summary.
@@ -41,6 +45,7 @@ export async function run(args: string[]): Promise<number> {
       "fixed-size": { type: "boolean" },
       "shard-size": { type: "string" },
       seed: { type: "string" },
+      zeroshot: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -77,6 +82,15 @@ export async function run(args: string[]): Promise<number> {
     console.log(`             texts  ${m.holdout.texts}`);
   }
   console.log(`  tokenizer: ${m.tokenizer}`);
+  if (values.zeroshot !== undefined) {
+    const z = await writeSynthZeroshot(join(values.out, "zeroshot"), {
+      perClass: intArg("zeroshot", values.zeroshot),
+      seed: intArg("seed", values.seed),
+      width: Number(size[1]),
+      height: Number(size[2]),
+    });
+    console.log(`  zeroshot:  ${z.images} images of ${z.classes} classes in zeroshot/`);
+  }
   return 0;
 }
 

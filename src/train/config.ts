@@ -121,6 +121,9 @@ export interface TrainConfigInput {
   memory_limit_gb?: number | null | undefined;
   /** Data-parallel settings (used when an MPI launcher started the process). */
   distributed: DistributedConfigInput;
+  /** Where else to log (open_clip's --report-to): `[tensorboard]` writes TensorBoard event
+   * files to `<checkpoint.out>/tensorboard` (default: none). */
+  report_to: "tensorboard"[];
 }
 
 /** Optimizer section (AdamW + schedule). */
@@ -185,6 +188,15 @@ export interface LogConfigInput {
   eval_batches: number;
   /** Also evaluate before the first step (a baseline for the learning curve; default false). */
   eval_at_start: boolean;
+  /** At each evaluation, also the whole-set figures of `ps3 eval` on every held-out sample:
+   * image-text retrieval R@1/5/10, caption->region R@1/5, pointing (default true). */
+  eval_full: boolean;
+  /** Selection heat maps of the first held-out local-caption samples logged at each
+   * evaluation (TensorBoard images; default 4). */
+  eval_heatmaps: number;
+  /** Zero-shot folders (class sub-folders, optional classnames.txt / templates.txt)
+   * evaluated with the whole-set figures (default none). */
+  zeroshot: string[];
 }
 
 /** A validated run configuration (defaults filled in). */
@@ -257,6 +269,7 @@ const TrainSchema = z.object({
     timeout_s: z.number().positive().default(600),
     bucket_mb: z.number().positive().default(64),
   }).strict().default({ check_every: 50, timeout_s: 600, bucket_mb: 64 }),
+  report_to: z.array(z.enum(["tensorboard"])).default([]),
 }).strict();
 
 /** Validates {@linkcode OptimConfigInput}. */
@@ -294,6 +307,9 @@ const LogSchema = z.object({
   eval_every: z.number().int().nonnegative().default(0),
   eval_batches: posInt.default(4),
   eval_at_start: z.boolean().default(false),
+  eval_full: z.boolean().default(true),
+  eval_heatmaps: z.number().int().nonnegative().default(4),
+  zeroshot: z.array(z.string()).default([]),
 }).strict();
 
 /**
@@ -307,7 +323,15 @@ const RunConfigSchema: z.ZodType<RunConfigInput> = z.object({
   optim: OptimSchema,
   loss: LossSchema.default({ prior_box_weight: 1, posterior_box_weight: 1 }),
   checkpoint: CheckpointSchema,
-  log: LogSchema.default({ every: 10, eval_every: 0, eval_batches: 4, eval_at_start: false }),
+  log: LogSchema.default({
+    every: 10,
+    eval_every: 0,
+    eval_batches: 4,
+    eval_at_start: false,
+    eval_full: true,
+    eval_heatmaps: 4,
+    zeroshot: [],
+  }),
 }).strict();
 
 /** A resolved run configuration. */

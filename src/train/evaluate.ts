@@ -14,7 +14,7 @@ import { boxTargets } from "../loss/box.ts";
 import { ps3Loss } from "../loss/ps3_loss.ts";
 import { type Batch, DataLoader } from "../data/pipeline/loader.ts";
 import type { Ps3Clip, TrainOptions } from "../model/ps3_clip.ts";
-import { uploadBatch } from "./batch.ts";
+import { uploadBatch } from "../eval/batch.ts";
 import type { RunConfig } from "./config.ts";
 import type { RunDataPaths } from "./preflight.ts";
 import { loaderOptions } from "./run_data.ts";

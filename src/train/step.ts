@@ -33,7 +33,7 @@ import {
 import type { Communicator } from "../dist/communicator.ts";
 import { gatherFeatures } from "../dist/features.ts";
 import type { AdamW } from "../optim/adamw.ts";
-import { uploadBatch } from "./batch.ts";
+import { uploadBatch } from "../eval/batch.ts";
 
 /** The step's scalars on the GPU (the caller reads and disposes them). */
 export interface StepScalars {

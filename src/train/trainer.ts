@@ -35,6 +35,9 @@ import { checkRunInputs, checkRunMemory, type RunDataPaths } from "./preflight.t
 import { JsonLines, Progress, type StepRecord } from "./progress.ts";
 import { writePlot } from "./plot.ts";
 import { describeEval, type EvalMetrics, evaluateHeldOut } from "./evaluate.ts";
+import { evaluateWholeSet } from "./evaluate_set.ts";
+import { formatReport, reportJson } from "../eval/report.ts";
+import { TrainBoard } from "./tensorboard.ts";
 import { dataPaths, loaderOptions } from "./run_data.ts";
 import { createRunState, restoreRunState, type RunState, saveRunState } from "./run_state.ts";
 import { describeSummary, type TrainSummary } from "./summary.ts";
@@ -57,6 +60,8 @@ interface Run {
   progress: Progress;
   est: MemoryEstimate;
   faults: Faults;
+  /** TensorBoard event files (rank 0, with `train.report_to: [tensorboard]`). */
+  board: TrainBoard | null;
   trainOpts: TrainOptions;
   weights: LossWeights;
   /** Steps of the whole run. */
@@ -101,9 +106,7 @@ export async function train(
     run.rt.pool.resetPeak();
     const lead = run.comm.rank === 0;
     if (lead && config.log.eval_at_start && run.paths.evalImages && run.start === 0) {
-      run.evalAtStart = await evaluateHeldOut(run.state.model, config, run.paths, run.trainOpts);
-      await run.metrics.append({ step: 0, eval: run.evalAtStart });
-      run.progress.log(describeEval(0, run.evalAtStart));
+      run.evalAtStart = await evalAt(run, 0);
     }
     // One process stops at a signal here; data-parallel ranks agree in trainStep first.
     while (run.step < run.total && (run.comm.size > 1 || run.stop === "done")) {
@@ -115,6 +118,22 @@ export async function train(
     await run.loader[Symbol.asyncDispose]();
   }
   return await closeRun(run);
+}
+
+/**
+ * Held-out evaluation at a step: the in-batch figures, the whole-set figures of `ps3 eval`
+ * (with `log.eval_full`), into metrics.jsonl, the log and TensorBoard.
+ */
+async function evalAt(run: Run, step: number): Promise<EvalMetrics> {
+  const { config, paths, trainOpts } = run;
+  const model = run.state.model;
+  const e = await evaluateHeldOut(model, config, paths, trainOpts);
+  const full = await evaluateWholeSet(model, config, paths, trainOpts);
+  await run.metrics.append({ step, eval: e, ...(full ? { eval_full: reportJson(full) } : {}) });
+  run.progress.log(describeEval(step, e));
+  if (full) run.progress.log(formatReport(full));
+  await run.board?.eval(step, e, full);
+  return e;
 }
 
 /** Checks the inputs and memory, builds the state, restores it, opens the data and logs. */
@@ -180,6 +199,9 @@ async function openRun(
     progress,
     est,
     faults: faultsFromEnv(),
+    board: comm.rank === 0 && t.report_to.includes("tensorboard")
+      ? await TrainBoard.create(join(out, "tensorboard"))
+      : null,
     trainOpts: {
       selectWithGt: t.select_w_gt,
       poolGtOnly: t.pool_gt_token_only,
@@ -425,6 +447,7 @@ async function afterStep(run: Run): Promise<void> {
   const lead = comm.rank === 0;
   if (lead) await run.metrics.append({ ...last });
   run.progress.step(last);
+  await run.board?.step(last, run.rt.memory());
   run.posBefore = run.loader.state();
   if (run.faults.exitAfterStep === step) Deno.exit(137);
   const out = config.checkpoint.out;
@@ -447,9 +470,7 @@ async function afterStep(run: Run): Promise<void> {
     lead && config.log.eval_every > 0 && step % config.log.eval_every === 0 &&
     run.paths.evalImages
   ) {
-    const e = await evaluateHeldOut(run.state.model, config, run.paths, run.trainOpts);
-    await run.metrics.append({ step, eval: e });
-    run.progress.log(describeEval(step, e));
+    const e = await evalAt(run, step);
     run.lastEvalStep = step;
     run.lastEval = e;
   }
@@ -467,10 +488,9 @@ async function closeRun(run: Run): Promise<TrainSummary> {
     lead && run.stop === "done" && run.paths.evalImages && step > start &&
     run.lastEvalStep !== step
   ) {
-    evalMetrics = await evaluateHeldOut(run.state.model, config, run.paths, run.trainOpts);
-    await run.metrics.append({ step, eval: evalMetrics });
-    run.progress.log(describeEval(step, evalMetrics));
+    evalMetrics = await evalAt(run, step);
   }
+  run.board?.close();
   const mem = run.rt.memory();
   const summary: TrainSummary = {
     steps: step,

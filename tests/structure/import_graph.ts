@@ -30,10 +30,12 @@ export const DEPENDS: Readonly<Record<string, readonly string[]>> = {
   "checkpoint": ["model", "data/formats"],
   "compare": ["checkpoint", "loss"],
   "encode": ["checkpoint", "data/pipeline"],
+  "eval": ["encode", "loss", "data/tools"],
+  "report": ["util"],
   "dist": ["params"],
-  "train": ["checkpoint", "loss", "optim", "dist", "data/tools"],
+  "train": ["eval", "report", "optim", "dist"],
   "bench": ["train", "reference"],
-  "cli": ["bench", "compare", "encode"],
+  "cli": ["bench", "compare"],
 };
 
 /** One import between two files of `src/`. */
@@ -116,8 +118,10 @@ export function layerViolations(edges: readonly ImportEdge[]): string[] {
     if (!e.from.includes("/")) continue;
     const a = folderOf(e.from), b = folderOf(e.to);
     if (a === b) continue;
-    if (!(a in DEPENDS)) bad.push(`src/${a} has no entry in DEPENDS`);
-    else if (!reachable(a).has(b)) {
+    if (!(a in DEPENDS)) {
+      const msg = `src/${a} has no entry in DEPENDS`;
+      if (!bad.includes(msg)) bad.push(msg);
+    } else if (!reachable(a).has(b)) {
       bad.push(`src/${e.from} imports src/${e.to} ("${a}" may not import "${b}")`);
     }
   }
