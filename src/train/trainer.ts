@@ -21,11 +21,19 @@ import { initFromSiglip } from "../checkpoint/siglip_init.ts";
 import {
   listCheckpoints,
   loadMoments,
-  pruneCheckpoints,
   readTrainState,
-  resolveCheckpoint,
   saveCheckpoint,
+  stepDirName,
 } from "../checkpoint/train_checkpoint.ts";
+import {
+  chooseResume,
+  moveAsideFailed,
+  pruneVerified,
+  type VerifyCache,
+} from "../checkpoint/recovery.ts";
+import { RunLock } from "./run_lock.ts";
+import { type StopSignal, StopSignals } from "./signals.ts";
+import { finishedSummary, guardFreshStart } from "./run_folder.ts";
 import type { RunConfig } from "./config.ts";
 import { learningRate } from "./schedule.ts";
 import { LossScaler, type LossScaleState } from "./loss_scale.ts";
@@ -73,6 +81,8 @@ export interface TrainSummary {
   evalAtStart: EvalMetrics | null;
   /** Why the run stopped. */
   stopped: "done" | "nan" | "signal";
+  /** The stop signal received, when `stopped` is "signal". */
+  signal?: StopSignal | undefined;
   /** Updates skipped because float16 gradients overflowed (mixed precision). */
   skippedUpdates: number;
   /** The last checkpoint written. */
@@ -158,18 +168,26 @@ interface TrainerState {
  * Runs (or resumes) a training run.
  *
  * @param config The run configuration.
- * @param options Injected faults (tests), log sink, and whether to draw a progress bar.
+ * @param options Injected faults (tests), whether to draw a progress bar, and `fresh`: start
+ *   from step 0 in a folder that holds a run (which is moved aside; refused otherwise).
  * @returns The summary.
  */
 export async function train(
   config: RunConfig,
-  options: { faults?: TrainFaults | undefined; tty?: boolean | undefined } = {},
+  options: {
+    faults?: TrainFaults | undefined;
+    tty?: boolean | undefined;
+    fresh?: boolean | undefined;
+  } = {},
 ): Promise<TrainSummary> {
   const rt = gpu();
   const t = config.train, o = config.optim, ck = config.checkpoint;
   const out = ck.out;
   await Deno.mkdir(out, { recursive: true });
+  // One trainer per run folder, until this function returns (a crash leaves a stale lock).
+  await using _lock = await RunLock.acquire(out, (s) => console.log(s));
   const root = join(out, "checkpoints");
+  if (!ck.resume) await guardFreshStart(out, { fresh: options.fresh, log: (s) => console.log(s) });
   const stepsPerEpoch = Math.floor(t.samples_per_epoch / t.batch_size);
   if (stepsPerEpoch < 1) {
     throw new RangeError(
@@ -213,10 +231,12 @@ export async function train(
   // Resume, or initialise.
   let start = 0;
   let loaderState: LoaderState | null = null;
-  const resumeFrom = ck.resume ? await resolveCheckpoint(ck.resume, root) : null;
-  if (ck.resume && !resumeFrom && ck.resume !== "latest") {
-    throw new Error(`No checkpoint at "${ck.resume}"`);
-  }
+  const verified: VerifyCache = new Map();
+  const resumeFrom = ck.resume
+    ? await chooseResume(ck.resume, root, { log: say, cache: verified })
+    : null;
+  await moveAsideFailed(root, verified, say); // those --resume latest skipped
+  let finishing: StepRecord | null = null; // the run reached its last step: summary only
   if (resumeFrom) {
     const state = await readTrainState(resumeFrom);
     await loadSafetensorsInto(model.params, join(resumeFrom, "model.safetensors"));
@@ -227,6 +247,19 @@ export async function train(
     loaderState = state.data as LoaderState;
     start = state.step;
     say(`resumed from ${resumeFrom} at step ${start}`);
+    if (start >= total) {
+      const done = await finishedSummary<TrainSummary>(out, start);
+      if (done) {
+        for (const s of earlyLog) console.log(s);
+        console.log(
+          `the run already finished at step ${start} (${resumeFrom}); nothing to do, nothing ` +
+            `was changed (summary: ${join(out, "summary.json")})`,
+        );
+        return done;
+      }
+      say(`the run reached step ${start} but did not write its summary; completing it`);
+      finishing = state.metrics as unknown as StepRecord;
+    }
   } else if (ck.init) {
     const isHf = await Deno.stat(join(ck.init, "config.json")).then(() => true, () => false);
     if (isHf) await readHfFolderConfig(ck.init); // validates the folder (full or vision-only)
@@ -272,12 +305,14 @@ export async function train(
   const schedule = (step: number, peak: number) =>
     learningRate(step, { lr: peak, warmup: o.warmup, total, kind: o.schedule });
   let stop: TrainSummary["stopped"] = "done";
-  const onSignal = () => {
+  const signals = new StopSignals((name) => {
     stop = "signal";
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  let last: StepRecord | null = null;
-  let lastCheckpoint: string | null = null;
+    progress.log(
+      `${name}: stopping after this step with a checkpoint (send it again to exit at once)`,
+    );
+  });
+  let last: StepRecord | null = finishing;
+  let lastCheckpoint: string | null = finishing ? resumeFrom : null;
   const t0 = performance.now();
   let dataWait = 0;
   rt.pool.resetPeak();
@@ -285,6 +320,10 @@ export async function train(
   let posBefore = loader.state();
   let lastEvalStep = -1;
   let lastEval: EvalMetrics | null = null;
+  if (finishing) {
+    const done = (await metrics.readAll()).find((r) => r.step === start && r.eval);
+    if (done) [lastEvalStep, lastEval] = [start, done.eval as EvalMetrics];
+  }
   let evalAtStart: EvalMetrics | null = null;
   if (config.log.eval_at_start && paths.evalImages && start === 0) {
     evalAtStart = await runEval(model, config, paths, trainOpts);
@@ -307,7 +346,16 @@ export async function train(
         ? () => Deno.exit(137)
         : undefined,
     });
-    await pruneCheckpoints(root, ck.keep_last);
+    verified.set(path, { // digested as written, by sealCheckpoint
+      path,
+      step: atStep,
+      complete: true,
+      verified: true,
+      legacy: false,
+      size: 0,
+      problems: [],
+    });
+    await pruneVerified(root, ck.keep_last, { log: (s) => progress.log(s), cache: verified });
     lastCheckpoint = path;
     return path;
   };
@@ -401,16 +449,18 @@ export async function train(
         lastEval = e;
       }
     }
-    if (stop !== "nan" && step > start) await save(step, loader.state());
+    if (stop !== "nan" && step > start && lastCheckpoint !== join(root, stepDirName(step))) {
+      await save(step, loader.state());
+    }
   } finally {
     if (scaler) setMatmulVariant("auto");
-    Deno.removeSignalListener("SIGINT", onSignal);
+    signals.dispose();
     await loader[Symbol.asyncDispose]();
   }
   const seconds = (performance.now() - t0) / 1000;
   await writePlot(out, metrics);
   let evalMetrics: EvalMetrics | null = lastEvalStep === step ? lastEval : null;
-  if (stop === "done" && paths.evalImages && step > start && lastEvalStep !== step) {
+  if (stop === "done" && paths.evalImages && (step > start || finishing) && lastEvalStep !== step) {
     evalMetrics = await runEval(model, config, paths, trainOpts);
     await metrics.append({ step, eval: evalMetrics });
     progress.log(describeEval(step, evalMetrics));
@@ -431,6 +481,7 @@ export async function train(
     eval: evalMetrics,
     evalAtStart,
     stopped: stop,
+    signal: signals.received ?? undefined,
     skippedUpdates,
     checkpoint: lastCheckpoint,
   };
