@@ -13,6 +13,7 @@ import { fmtBytes } from "../gpu/buffer_pool.ts";
 import { DataLoader, type LoaderOptions, type LoaderState } from "../data/loader.ts";
 import type { Batch } from "../data/loader.ts";
 import { type SynthManifest, writeSynthDataset } from "../data/synth.ts";
+import { newSkipShardLines } from "../data/skip_tally.ts";
 import { Ps3Clip, referenceGroups, type TrainOptions } from "../model/ps3_clip.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { loadSafetensorsInto, readHfFolderConfig } from "../checkpoint/hf.ts";
@@ -71,8 +72,10 @@ export interface TrainSummary {
   dataWaitSeconds: number;
   /** The memory estimate printed before the first step, bytes. */
   estimatedBytes: number;
-  /** Samples skipped by reason. */
+  /** Samples skipped by reason (each sample once, however often it was met). */
   skipped: Record<string, number>;
+  /** Samples skipped by shard, then reason. */
+  skippedByShard?: Record<string, Record<string, number>> | undefined;
   /** The last step's record. */
   last: StepRecord | null;
   /** Held-out metrics at the end, if evaluated. */
@@ -318,6 +321,7 @@ export async function train(
   rt.pool.resetPeak();
   let step = start;
   let posBefore = loader.state();
+  const skipShardsLogged = new Set<string>();
   let lastEvalStep = -1;
   let lastEval: EvalMetrics | null = null;
   if (finishing) {
@@ -418,6 +422,7 @@ export async function train(
       }
       step++;
       const stats2 = loader.stats();
+      for (const line of newSkipShardLines(stats2, skipShardsLogged)) progress.log(line);
       last = {
         step,
         epoch: batch.epoch,
@@ -477,6 +482,7 @@ export async function train(
     stateBytes: model.params.bytes(),
     estimatedBytes: est.total,
     skipped: stats.skipped,
+    skippedByShard: stats.skippedByShard ?? {},
     last,
     eval: evalMetrics,
     evalAtStart,
