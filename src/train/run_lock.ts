@@ -1,6 +1,7 @@
 /**
- * One trainer per run folder: `ps3 train` holds `<out>/train.lock`, a file created exclusively
- * (`O_CREAT | O_EXCL`, atomic) that records the holder's PID, host and start time. A second
+ * One trainer per run folder: `ps3 train` holds `<out>/train.lock`, a file created atomically
+ * (written under a private name, then hard-linked to the lock name, which fails if it exists)
+ * that records the holder's PID, host and start time. A second
  * trainer refuses, naming the holder. A lock whose process is gone from this host (killed,
  * crashed) is stale and taken over; a lock from another host is never taken over (its
  * process cannot be checked from here).
@@ -49,6 +50,17 @@ async function readLock(path: string): Promise<LockInfo | null> {
   }
 }
 
+/** Removes `train.lock.<pid>-*` files left by processes killed while taking the lock. */
+async function removeDeadWritersFiles(out: string): Promise<void> {
+  const pattern = new RegExp(`^${LOCK_FILE.replace(".", "\\.")}\\.(?:stale-)?(\\d+)-`);
+  for await (const e of Deno.readDir(out)) {
+    const m = pattern.exec(e.name);
+    if (m && e.isFile && Number(m[1]) !== Deno.pid && !processAlive(Number(m[1]))) {
+      await Deno.remove(join(out, e.name)).catch(() => {});
+    }
+  }
+}
+
 /** An exclusive lock on a run folder, released by `release()` or `await using`. */
 export class RunLock {
   /** The lock file. */
@@ -82,61 +94,78 @@ export class RunLock {
       startTicks: processStartTicks(Deno.pid),
       since: new Date().toISOString(),
     };
-    for (let attempt = 0; attempt < 5; attempt++) {
-      try {
-        using f = await Deno.open(path, { write: true, createNew: true });
-        const bytes = new TextEncoder().encode(JSON.stringify(info) + "\n");
-        let done = 0;
-        while (done < bytes.length) done += await f.write(bytes.subarray(done));
-        await f.sync();
-        return new RunLock(path, info);
-      } catch (e) {
-        if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
-      }
-      let held: LockInfo | null;
-      try {
-        held = await readLock(path);
-      } catch {
-        continue; // released meanwhile: try again
-      }
-      if (held === null) {
-        // Garbled (a holder killed while writing it): stale once it is older than a minute.
-        const age = Date.now() - ((await Deno.stat(path).catch(() => null))?.mtime?.getTime() ?? 0);
-        if (age < 60_000) {
-          throw new Error(
-            `Cannot train in "${out}": its lock file "${path}" is unreadable and recent; ` +
-              `another trainer may be starting (delete the file if none is)`,
-          );
+    // The lock's contents go to a private file first, which is then hard-linked to the lock
+    // name: link() fails when the name exists, so taking the lock is atomic and a lock file
+    // is never seen half-written.
+    const mine = `${path}.${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+    await Deno.writeTextFile(mine, JSON.stringify(info) + "\n");
+    try {
+      using f = await Deno.open(mine, { read: true });
+      await f.sync();
+    } catch {
+      // fsync unsupported here: the link below is still atomic
+    }
+    try {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        try {
+          await Deno.link(mine, path);
+          await removeDeadWritersFiles(out);
+          return new RunLock(path, info);
+        } catch (e) {
+          if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
         }
-      } else if (!isStale(held)) {
-        throw new Error(
-          `Cannot train in "${out}": another trainer holds it (${describe(held)}, lock file ` +
-            `"${path}"); stop that one first, or use another checkpoint.out`,
-        );
+        await RunLock.#clearStale(out, path, log);
       }
-      // Take over: move the stale file to a unique name (atomic), check that it is still the
-      // stale one (not a fresh lock another process took meanwhile), and try again.
-      const moved = `${path}.stale-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-      try {
-        await Deno.rename(path, moved);
-      } catch {
-        continue;
-      }
-      const now = await readLock(moved).catch(() => null);
-      if (held !== null && (now === null || now.pid !== held.pid || now.since !== held.since)) {
-        // Someone else's fresh lock: put it back (if nobody has taken the name) and refuse.
-        await Deno.link(moved, path).catch(() => {});
-        await Deno.remove(moved).catch(() => {});
-        throw new Error(`Cannot train in "${out}": another trainer took its lock just now`);
-      }
-      await Deno.remove(moved).catch(() => {});
-      log(
-        held
-          ? `took over the stale lock of ${describe(held)} (that process is gone)`
-          : `replaced the unreadable lock file "${path}"`,
-      );
+    } finally {
+      await Deno.remove(mine).catch(() => {});
     }
     throw new Error(`Cannot train in "${out}": its lock file "${path}" keeps changing`);
+  }
+
+  /** Throws when a live trainer holds the lock; removes it when stale. */
+  static async #clearStale(out: string, path: string, log: (s: string) => void): Promise<void> {
+    let held: LockInfo | null;
+    try {
+      held = await readLock(path);
+    } catch {
+      return; // released meanwhile: try again
+    }
+    if (held === null) {
+      // Garbled (damaged on disk): taken as stale once it is older than a minute.
+      const age = Date.now() - ((await Deno.stat(path).catch(() => null))?.mtime?.getTime() ?? 0);
+      if (age < 60_000) {
+        throw new Error(
+          `Cannot train in "${out}": its lock file "${path}" is unreadable and recent; ` +
+            `another trainer may be starting (delete the file if none is)`,
+        );
+      }
+    } else if (!isStale(held)) {
+      throw new Error(
+        `Cannot train in "${out}": another trainer holds it (${describe(held)}, lock file ` +
+          `"${path}"); stop that one first, or use another checkpoint.out`,
+      );
+    }
+    // Take over: move the stale file to a unique name (atomic), check that it is still the
+    // stale one (not a fresh lock another process took meanwhile), and try again.
+    const moved = `${path}.stale-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      await Deno.rename(path, moved);
+    } catch {
+      return;
+    }
+    const now = await readLock(moved).catch(() => null);
+    if (held !== null && (now === null || now.pid !== held.pid || now.since !== held.since)) {
+      // Someone else's fresh lock: put it back (if nobody has taken the name) and refuse.
+      await Deno.link(moved, path).catch(() => {});
+      await Deno.remove(moved).catch(() => {});
+      throw new Error(`Cannot train in "${out}": another trainer took its lock just now`);
+    }
+    await Deno.remove(moved).catch(() => {});
+    log(
+      held
+        ? `took over the stale lock of ${describe(held)} (that process is gone)`
+        : `replaced the unreadable lock file "${path}"`,
+    );
   }
 
   /** Removes the lock file if it is still this lock's. */

@@ -1,4 +1,4 @@
-import { match, ok, rejects, strictEqual } from "node:assert";
+import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert";
 import { join } from "node:path";
 import { LOCK_FILE, RunLock } from "../../src/train/run_lock.ts";
 
@@ -61,8 +61,12 @@ Deno.test("one process cannot take the same run folder twice; release frees it",
     await using _lock = await RunLock.acquire(out);
     await rejects(RunLock.acquire(out), new RegExp(`process ${Deno.pid} `));
   }
+  // A private file of a process killed while taking the lock is cleaned up.
+  const dead = 2 ** 22 + 12345; // above Linux's default pid_max: never a live process
+  await Deno.writeTextFile(join(out, `${LOCK_FILE}.${dead}-abcd1234`), "{}");
   const again = await RunLock.acquire(out);
   ok(again.info.pid === Deno.pid);
+  deepStrictEqual([...Deno.readDirSync(out)].map((e) => e.name), [LOCK_FILE]);
   await again.release();
   await Deno.remove(out, { recursive: true });
 });
