@@ -10,6 +10,7 @@ import {
   type VerifyCache,
 } from "../../src/checkpoint/recovery.ts";
 import { readTrainState, stepDirName } from "../../src/checkpoint/train_checkpoint.ts";
+import { convertCheckpoint } from "../../src/checkpoint/convert.ts";
 
 const FILES = ["model.safetensors", "optimizer.safetensors", "state.json"];
 
@@ -91,17 +92,20 @@ Deno.test("chooseResume('latest') falls back past damaged checkpoints and says s
     const s4 = await fakeCheckpoint(root, 4);
     const s6 = await fakeCheckpoint(root, 6);
     const s8 = await fakeCheckpoint(root, 8);
+    const s10 = await fakeCheckpoint(root, 10);
+    await Deno.remove(join(s10, "model.safetensors"));
     await flipByte(join(s8, "optimizer.safetensors"), 7);
     await Deno.truncate(join(s6, "model.safetensors"), 10);
     const log: string[] = [];
     const cache: VerifyCache = new Map();
     strictEqual(await chooseResume("latest", root, { log: (s) => log.push(s), cache }), s4);
-    strictEqual(log.length, 2);
-    match(log[0]!, /step_00000008": optimizer\.safetensors: digest mismatch/);
-    match(log[1]!, /step_00000006": model\.safetensors: truncated \(10 of 4102 bytes\)/);
+    strictEqual(log.length, 3);
+    match(log[0]!, /step_00000010": model\.safetensors: missing/);
+    match(log[1]!, /step_00000008": optimizer\.safetensors: digest mismatch/);
+    match(log[2]!, /step_00000006": model\.safetensors: truncated \(10 of 4102 bytes\)/);
     // The skipped ones are moved aside (not deleted) before a save can replace them.
     const moved = await moveAsideFailed(root, cache);
-    deepStrictEqual(moved.map((m) => m.from).sort(), [s6, s8]);
+    deepStrictEqual(moved.map((m) => m.from).sort(), [s6, s8, s10]);
     deepStrictEqual((await checkpointFolders(root)).map((c) => c.step), [4, 2]);
     ok((await listing(join(root, "unreadable"))).some((n) => /^step_00000008\.\d+\//.test(n)));
   });
@@ -186,5 +190,45 @@ Deno.test("readTrainState() names the file of a missing or truncated state.json"
       readTrainState(root),
       /Cannot read checkpoint state ".*state\.json": it is not valid JSON/,
     );
+  });
+});
+
+Deno.test("convertCheckpoint() refuses a checkpoint that fails verification, naming the file", async () => {
+  await withRoot(async (root) => {
+    const dir = await fakeCheckpoint(root, 3);
+    await flipByte(join(dir, "model.safetensors"), 3000);
+    await rejects(
+      convertCheckpoint(dir, join(root, "hf")),
+      /Cannot convert ".*step_00000003": model\.safetensors: digest mismatch/,
+    );
+    await rejects(Deno.stat(join(root, "hf")), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("ps3 verify prints a table and exits 0 when all verify, 1 when one fails", async () => {
+  await withRoot(async (root) => {
+    const ckpts = join(root, "checkpoints");
+    await fakeCheckpoint(ckpts, 2);
+    const s4 = await fakeCheckpoint(ckpts, 4);
+    const verify = async (path: string) => {
+      const r = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "main.ts", "verify", path],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: r.code, out: new TextDecoder().decode(r.stdout) };
+    };
+    const ok0 = await verify(root);
+    strictEqual(ok0.code, 0, ok0.out);
+    const lines = ok0.out.trim().split("\n");
+    match(lines[0]!, /^step\s+complete\s+verified\s+size\s+checkpoint\s+problem$/);
+    match(lines[1]!, /^\s*2\s+yes\s+yes\s+12\.\d KiB\s+.*step_00000002$/);
+    match(lines[3]!, /2 of 2 checkpoint\(s\) verified/);
+    await flipByte(join(s4, "state.json"), 9);
+    const bad = await verify(root);
+    strictEqual(bad.code, 1);
+    match(bad.out, /\n\s*4\s+yes\s+NO\s+.*step_00000004\s+state\.json: digest mismatch/);
+    strictEqual((await verify(join(ckpts, "step_00000002"))).code, 0); // one checkpoint
+    strictEqual((await verify(join(root, "nothing"))).code, 2);
   });
 });
