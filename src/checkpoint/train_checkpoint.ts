@@ -204,7 +204,10 @@ export async function listCheckpoints(root: string): Promise<{ step: number; pat
 }
 
 /**
- * Deletes all but the newest `keep` completed checkpoints.
+ * Deletes all but the newest `keep` completed checkpoints, without verifying them.
+ *
+ * @deprecated Use `pruneVerified` (recovery.ts), which keeps the newest verified ones and moves
+ *   damaged ones aside; the trainer does.
  *
  * @param root The checkpoints folder.
  * @param keep How many to keep (0 keeps all).
@@ -219,7 +222,10 @@ export async function pruneCheckpoints(root: string, keep: number): Promise<stri
 }
 
 /**
- * Resolves a checkpoint argument: a checkpoint folder, or "latest" under a checkpoints root.
+ * Resolves a checkpoint argument: a checkpoint folder, or "latest" under a checkpoints root,
+ * by markers alone.
+ *
+ * @deprecated Use `chooseResume` (recovery.ts), which verifies and falls back; the trainer does.
  *
  * @param spec Folder path or "latest".
  * @param root The checkpoints folder for "latest".
