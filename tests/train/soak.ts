@@ -10,8 +10,9 @@
  * DENO_WEBGPU_BACKEND=vulkan deno run -A tests/train/soak.ts --kills 20 [--seed 1]
  * ```
  *
- * When a run finishes before its kill lands, it is checked and the soak goes on in a fresh
- * folder (a new round) until the number of kills is reached. Exit code 0 when every round
+ * Kill times are uniform over the wall time of the last run that finished by itself. When a
+ * run finishes before its kill lands, it is checked and the soak goes on in a fresh folder (a
+ * new round) until the number of kills is reached. Exit code 0 when every round
  * matches, 1 otherwise. CI runs it with a few kills (`tests/train/soak_test.ts`).
  *
  * @module
@@ -119,6 +120,9 @@ export async function soak(
   const rand = mulberry32(seed);
   const problems: string[] = [];
   let done = 0, rounds = 0, out = "", started = false;
+  // Kill times are drawn over the wall time of the last run that finished by itself (the
+  // machine's load changes it), so that kills land in every phase of a run.
+  let typical = refSeconds;
   while (done < kills) {
     if (!started) {
       out = join(tmp, `round-${rounds}`);
@@ -127,7 +131,8 @@ export async function soak(
     const child = command(out, synth, started).spawn();
     started = true;
     const stderr = new Response(child.stderr).text();
-    const delay = rand() * refSeconds * 1000;
+    const delay = rand() * typical * 1000;
+    const began = performance.now();
     const timer = setTimeout(() => {
       try {
         child.kill("SIGKILL");
@@ -149,6 +154,7 @@ export async function soak(
       continue;
     }
     // Finished before its kill: check this round, go on in a fresh folder.
+    typical = (performance.now() - began) / 1000;
     for (const p of await check(out, ref)) problems.push(`round ${rounds}: ${p}`);
     log(`round ${rounds} finished and checked`);
     rounds++;
