@@ -101,11 +101,16 @@ export * from "./src/train/config.ts";
 export * from "./src/train/trainer.ts";
 export type { StepRecord } from "./src/train/progress.ts";
 export type { EvalMetrics } from "./src/train/evaluate.ts";
+export { signalExitCode, STOP_SIGNALS, type StopSignal } from "./src/train/signals.ts";
+export { LOCK_FILE, type LockInfo, RunLock } from "./src/train/run_lock.ts";
 
 // Checkpoints and interchange
 export * from "./src/checkpoint/safetensors.ts";
 export type { ByteSource } from "./src/checkpoint/safetensors_stream.ts";
 export * from "./src/checkpoint/train_checkpoint.ts";
+export * from "./src/checkpoint/digest.ts";
+export * from "./src/checkpoint/manifest.ts";
+export * from "./src/checkpoint/recovery.ts";
 export * from "./src/checkpoint/hf.ts";
 export * from "./src/checkpoint/convert.ts";
 export * from "./src/checkpoint/siglip_init.ts";

@@ -20,6 +20,7 @@ import { Ps3Clip } from "../model/ps3_clip.ts";
 import { FLOAT_DTYPES, writeHfConfigFiles } from "./hf.ts";
 import { openSafetensors, writeSafetensors, type WriteTensor } from "./safetensors.ts";
 import { listCheckpoints, readTrainState } from "./train_checkpoint.ts";
+import { verifyCheckpoint } from "./manifest.ts";
 
 /** The dtype of every tensor of a converted folder (the reference does not cast). */
 export const HF_DTYPE = "float32";
@@ -110,13 +111,14 @@ export async function findCheckpoint(spec: string, run?: string): Promise<string
 
 /**
  * Converts a training checkpoint folder into a Hugging Face PS3 folder, streaming one tensor
- * at a time (no GPU). The checkpoint's tensors must be exactly the model's parameters, with
+ * at a time (no GPU), after verifying every file against the checkpoint's manifest. The checkpoint's tensors must be exactly the model's parameters, with
  * their shapes and a float dtype; everything is checked before the output is written.
  *
  * @param checkpoint The training checkpoint folder (model.safetensors, state.json).
  * @param out The output folder (created; its files are replaced atomically).
  * @param options Vision-only, tokenizer name.
  * @returns What was written.
+ * @throws {Error} When the checkpoint fails verification (naming each bad file and why).
  * @throws {SyntaxError} For a state.json without a valid model configuration.
  * @throws {RangeError} Naming the tensors whose shapes are not the model's.
  * @throws {Error} For missing or extra tensors, naming them.
@@ -132,6 +134,10 @@ export async function convertCheckpoint(
 ): Promise<ConvertResult> {
   if (resolve(out) === resolve(checkpoint)) {
     throw new Error(`Cannot convert "${checkpoint}" into itself: choose another --out folder`);
+  }
+  const check = await verifyCheckpoint(checkpoint);
+  if (!check.verified && !check.legacy) {
+    throw new Error(`Cannot convert "${checkpoint}": ${check.problems.join("; ")}`);
   }
   const state = await readTrainState(checkpoint);
   const config = resolveModelConfig(

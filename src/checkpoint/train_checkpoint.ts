@@ -7,17 +7,21 @@
  *   model.safetensors      parameters, f32, Hugging Face names (as in an HF PS3 folder)
  *   optimizer.safetensors  AdamW moments: "exp_avg/<name>", "exp_avg_sq/<name>"
  *   state.json             step, optimizer step, data position, RNG states, configs
- *   COMPLETE               marker, written last
+ *   COMPLETE               marker and manifest (size + CRC-32C of each file), written last
  * ```
  *
  * A folder without the marker (a crash mid-write) is never picked by `latest` and is
- * removed by the next save.
+ * removed by the next save. Verification, fallback and pruning policy: `recovery.ts`.
  *
  * @module
  */
 
 import { join } from "node:path";
 import { writeFileAtomic } from "./atomic.ts";
+import { readJsonFile } from "./json_file.ts";
+import { sealCheckpoint } from "./manifest.ts";
+import { checkFreeSpace, diskFullError, isDiskFull } from "./disk_space.ts";
+import { removeStaleTemps } from "./recovery.ts";
 import { openSafetensors, writeSafetensors, type WriteTensor } from "./safetensors.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { numel, type Tensor } from "../autograd/tensor.ts";
@@ -100,10 +104,15 @@ export async function saveCheckpoint(
   hooks: { crashMidway?: (() => void) | undefined } = {},
 ): Promise<string> {
   await Deno.mkdir(root, { recursive: true });
-  await removeIncomplete(root);
+  await removeStaleTemps(root);
   const final = join(root, stepDirName(state.step));
   const tmp = `${final}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  // Parameters and both moments: 3/4 of the table's memory (values, gradients, m, v), plus
+  // headers and state.json (an over-estimate before the moments exist).
+  const needed = Math.ceil(table.bytes() * 3 / 4) + (1 << 20);
+  await checkFreeSpace(root, needed, `checkpoint "${final}"`);
   await Deno.mkdir(tmp);
+  let writing = join(tmp, "model.safetensors");
   try {
     const readParam = batchedReader(
       table.params.map((p) => ({ name: p.spec.name, t: p.value, shape: p.spec.shape })),
@@ -129,7 +138,8 @@ export async function saveCheckpoint(
         shape: it.shape,
         data: () => readMoment(i),
       }));
-      await writeSafetensors(join(tmp, "optimizer.safetensors"), opt);
+      writing = join(tmp, "optimizer.safetensors");
+      await writeSafetensors(writing, opt);
       for (const t of [...moments.m, ...moments.v]) t.dispose();
     }
     const full: TrainState = {
@@ -138,13 +148,21 @@ export async function saveCheckpoint(
       ...state,
       savedAt: new Date().toISOString(),
     };
-    await writeFileAtomic(join(tmp, "state.json"), JSON.stringify(full, null, 2) + "\n");
-    await writeFileAtomic(join(tmp, "COMPLETE"), "ok\n");
+    writing = join(tmp, "state.json");
+    await writeFileAtomic(writing, JSON.stringify(full, null, 2) + "\n");
+    writing = join(tmp, "COMPLETE");
+    const files = [
+      "model.safetensors",
+      ...(moments ? ["optimizer.safetensors"] : []),
+      "state.json",
+    ];
+    await sealCheckpoint(tmp, state.step, files);
     await Deno.remove(final, { recursive: true }).catch(() => {});
     await Deno.rename(tmp, final);
     await syncDir(root);
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    if (isDiskFull(e)) throw await diskFullError(e, `checkpoint "${final}"`, writing, root, needed);
     throw e;
   }
   return final;
@@ -157,14 +175,6 @@ async function syncDir(dir: string): Promise<void> {
     await f.sync();
   } catch {
     // some filesystems refuse fsync on directories; the rename itself is atomic
-  }
-}
-
-async function removeIncomplete(root: string): Promise<void> {
-  for await (const e of Deno.readDir(root)) {
-    if (e.isDirectory && /^step_\d{8}\.tmp-/.test(e.name)) {
-      await Deno.remove(join(root, e.name), { recursive: true }).catch(() => {});
-    }
   }
 }
 
@@ -194,43 +204,6 @@ export async function listCheckpoints(root: string): Promise<{ step: number; pat
 }
 
 /**
- * Deletes all but the newest `keep` completed checkpoints.
- *
- * @param root The checkpoints folder.
- * @param keep How many to keep (0 keeps all).
- * @returns The folders deleted.
- */
-export async function pruneCheckpoints(root: string, keep: number): Promise<string[]> {
-  if (keep <= 0) return [];
-  const all = await listCheckpoints(root);
-  const drop = all.slice(0, Math.max(0, all.length - keep));
-  for (const c of drop) await Deno.remove(c.path, { recursive: true });
-  return drop.map((c) => c.path);
-}
-
-/**
- * Resolves a checkpoint argument: a checkpoint folder, or "latest" under a checkpoints root.
- *
- * @param spec Folder path or "latest".
- * @param root The checkpoints folder for "latest".
- * @returns The folder, or null when "latest" finds none.
- */
-export async function resolveCheckpoint(spec: string, root: string): Promise<string | null> {
-  if (spec !== "latest") {
-    try {
-      await Deno.stat(join(spec, "COMPLETE"));
-    } catch {
-      throw new Error(
-        `Cannot resume from "${spec}": it is not a complete checkpoint (no COMPLETE marker)`,
-      );
-    }
-    return spec;
-  }
-  const all = await listCheckpoints(root);
-  return all.length ? all[all.length - 1]!.path : null;
-}
-
-/**
  * Reads a checkpoint's `state.json`.
  *
  * @param dir The checkpoint folder.
@@ -238,7 +211,8 @@ export async function resolveCheckpoint(spec: string, root: string): Promise<str
  */
 export async function readTrainState(dir: string): Promise<TrainState> {
   const path = join(dir, "state.json");
-  const s = JSON.parse(await Deno.readTextFile(path));
+  // deno-lint-ignore no-explicit-any
+  const s = await readJsonFile(path, "checkpoint state") as any;
   if (s?.format !== "ps3-train-checkpoint" || s.version !== 1) {
     throw new SyntaxError(`Cannot read "${path}": not a ps3 training checkpoint (version 1)`);
   }

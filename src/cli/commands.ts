@@ -42,6 +42,10 @@ export const COMMANDS: Record<string, Command> = {
     summary: "Training checkpoint or SigLIP weights -> Hugging Face PS3 folder; list HF names",
     load: () => import("./convert.ts"),
   },
+  verify: {
+    summary: "Verify checkpoints against their digests: step, complete, verified, size",
+    load: () => import("./verify.ts"),
+  },
   encode: {
     summary: "Features and selection heat maps of images (or a folder / shard) from a PS3 model",
     load: () => import("./encode.ts"),

@@ -523,6 +523,18 @@ function resolveVision(
       `max_select_num_each_scale [${budgets}] does not sum to max_select_num ${v.max_select_num}`,
     );
   }
+  // A budget above the high-res patches cannot take effect (it only pads the selection).
+  const patches = scales.slice(1).map((s) => (s / patch) ** 2);
+  const available = patches.reduce((a, b) => a + b, 0);
+  if (v.max_select_num > available) {
+    fail(
+      `${prefix}max_select_num ${v.max_select_num} is more than the ${available} high-res ` +
+        `patches of ps3_scales [${scales.slice(1).join(", ")}] with patch ${patch} (${
+          patches.join(" + ")
+        }); ` +
+        `at most ${available} can be selected`,
+    );
+  }
   const conv = v.highres_selection_feature
     ? {
       hidden: v.highres_selection_module_hidden_dim,

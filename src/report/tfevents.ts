@@ -17,32 +17,7 @@
  * @module
  */
 
-/** CRC32C (Castagnoli, reflected polynomial 0x82F63B78) lookup table. */
-const CRC32C_TABLE: Uint32Array = (() => {
-  const t = new Uint32Array(256);
-  for (let i = 0; i < 256; i++) {
-    let c = i;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-    t[i] = c >>> 0;
-  }
-  return t;
-})();
-
-/**
- * CRC32C of bytes (the checksum TFRecord files use).
- *
- * @param bytes Input.
- * @returns The checksum as an unsigned 32-bit integer.
- * @example
- * ```ts
- * crc32c(new TextEncoder().encode("123456789")); // 0xe3069283
- * ```
- */
-export function crc32c(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC32C_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+import { crc32c } from "../util/crc32c.ts";
 
 /**
  * TFRecord's masked CRC: `((crc >> 15) | (crc << 17)) + 0xa282ead8` (32-bit).
@@ -51,7 +26,7 @@ export function crc32c(bytes: Uint8Array): number {
  * @returns The masked CRC32C.
  */
 export function maskedCrc32c(bytes: Uint8Array): number {
-  const c = crc32c(bytes);
+  const c = crc32c(0, bytes);
   return ((((c >>> 15) | (c << 17)) >>> 0) + 0xa282ead8) >>> 0;
 }
 

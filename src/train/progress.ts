@@ -5,6 +5,9 @@
  * @module
  */
 
+import { writeFileAtomic } from "../checkpoint/atomic.ts";
+import { parseJsonLines } from "./jsonl.ts";
+
 /** What one step reports. */
 export interface StepRecord {
   /** Step number (1-based: steps done). */
@@ -147,12 +150,15 @@ export class Progress {
 /** Appends JSON lines to a file. */
 export class JsonLines {
   readonly #path: string;
+  readonly #warn: (message: string) => void;
 
   /**
    * @param path The file (created or appended to).
+   * @param warn Receives the warning about a torn last line dropped on reading.
    */
-  constructor(path: string) {
+  constructor(path: string, warn: (message: string) => void = console.warn) {
     this.#path = path;
+    this.#warn = warn;
   }
 
   /**
@@ -172,7 +178,7 @@ export class JsonLines {
   async readAll(): Promise<Record<string, unknown>[]> {
     try {
       const text = await Deno.readTextFile(this.#path);
-      return text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+      return parseJsonLines(text, this.#path, this.#warn);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return [];
       throw e;
@@ -186,6 +192,6 @@ export class JsonLines {
    */
   async truncateAfter(step: number): Promise<void> {
     const keep = (await this.readAll()).filter((r) => typeof r.step !== "number" || r.step <= step);
-    await Deno.writeTextFile(this.#path, keep.map((r) => JSON.stringify(r) + "\n").join(""));
+    await writeFileAtomic(this.#path, keep.map((r) => JSON.stringify(r) + "\n").join(""));
   }
 }

@@ -14,13 +14,13 @@ import { AdamW } from "../optim/adamw.ts";
 import { referenceGroups } from "../optim/param_groups.ts";
 import { loadSafetensorsInto, readHfFolderConfig } from "../checkpoint/hf.ts";
 import { initFromSiglip } from "../checkpoint/siglip_init.ts";
+import { loadMoments, readTrainState, saveCheckpoint } from "../checkpoint/train_checkpoint.ts";
 import {
-  loadMoments,
-  pruneCheckpoints,
-  readTrainState,
-  resolveCheckpoint,
-  saveCheckpoint,
-} from "../checkpoint/train_checkpoint.ts";
+  chooseResume,
+  moveAsideFailed,
+  pruneVerified,
+  type VerifyCache,
+} from "../checkpoint/recovery.ts";
 import type { RunConfig } from "./config.ts";
 import { LossScaler, type LossScaleState } from "./loss_scale.ts";
 import type { StepRecord } from "./progress.ts";
@@ -115,6 +115,8 @@ export interface RunStart {
   loader: LoaderState | null;
   /** The checkpoint resumed from, if any. */
   resumedFrom: string | null;
+  /** The last step record saved with it (a run that reached its last step completes it). */
+  saved: StepRecord | null;
 }
 
 /**
@@ -125,6 +127,7 @@ export interface RunStart {
  * @param config The run configuration.
  * @param say Log sink.
  * @param comm The ranks (rank 0 resolves `latest`, every rank loads the same checkpoint).
+ * @param verified The run's cache of verified checkpoints (filled here, used by pruning).
  * @returns The step and data position to start from.
  */
 export async function restoreRunState(
@@ -132,18 +135,21 @@ export async function restoreRunState(
   config: RunConfig,
   say: (s: string) => void,
   comm: Communicator = SINGLE_PROCESS,
+  verified: VerifyCache = new Map(),
 ): Promise<RunStart> {
   const ck = config.checkpoint;
   const { model, opt, scaler } = state;
   const root = join(ck.out, "checkpoints");
-  // Rank 0 decides which checkpoint every rank resumes from.
-  let resumeFrom = comm.rank === 0 && ck.resume ? await resolveCheckpoint(ck.resume, root) : null;
+  // Rank 0 decides which checkpoint every rank resumes from: `latest` is the newest that
+  // verifies (damaged ones are moved aside, with a note), an explicit one verifies or fails.
+  let resumeFrom: string | null = null;
+  if (comm.rank === 0 && ck.resume) {
+    resumeFrom = await chooseResume(ck.resume, root, { log: say, cache: verified });
+    await moveAsideFailed(root, verified, say);
+  }
   if (comm.size > 1) {
     const path = await comm.broadcastBytes(ENC.encode(resumeFrom ?? ""));
     resumeFrom = new TextDecoder().decode(path) || null;
-  }
-  if (ck.resume && !resumeFrom && ck.resume !== "latest") {
-    throw new Error(`No checkpoint at "${ck.resume}"`);
   }
   if (resumeFrom) {
     const saved = await readTrainState(resumeFrom);
@@ -154,7 +160,8 @@ export async function restoreRunState(
     if (scaler && ts.lossScale) scaler.restore(ts.lossScale);
     say(`resumed from ${resumeFrom} at step ${saved.step}`);
     const loader = rankLoaderState(saved.data, comm, `"${resumeFrom}"`);
-    return { step: saved.step, loader, resumedFrom: resumeFrom };
+    const record = saved.metrics as unknown as StepRecord;
+    return { step: saved.step, loader, resumedFrom: resumeFrom, saved: record };
   }
   if (ck.init) {
     const isHf = await Deno.stat(join(ck.init, "config.json")).then(() => true, () => false);
@@ -172,25 +179,27 @@ export async function restoreRunState(
       `initialised from SigLIP ${ck.init_siglip}: ${r.loaded.length} tensors loaded, ${r.fresh.length} new`,
     );
   }
-  return { step: 0, loader: null, resumedFrom: null };
+  return { step: 0, loader: null, resumedFrom: null, saved: null };
 }
 
 /**
- * Writes a training checkpoint (atomic; see `src/checkpoint/train_checkpoint.ts`) and prunes
- * the old ones beyond `checkpoint.keep_last`.
+ * Writes a training checkpoint (atomic, sealed with the digests of its files; see
+ * `src/checkpoint/train_checkpoint.ts`) and prunes the verified ones beyond
+ * `checkpoint.keep_last` (see `src/checkpoint/recovery.ts`).
  *
  * @param state The run's state.
  * @param config The run configuration.
  * @param at The step, the data position after it (every rank's in a data-parallel run),
  *   the last step record.
- * @param crashMidway Test seam: called in the middle of the write.
+ * @param io The run's cache of verified checkpoints, the log, and the test seam called in
+ *   the middle of the write.
  * @returns The checkpoint's folder.
  */
 export async function saveRunState(
   state: RunState,
   config: RunConfig,
   at: { step: number; data: LoaderState | RankedLoaderStates; last: StepRecord | null },
-  crashMidway?: () => void,
+  io: { verified: VerifyCache; log: (s: string) => void; crashMidway?: (() => void) | undefined },
 ): Promise<string> {
   const root = join(config.checkpoint.out, "checkpoints");
   const path = await saveCheckpoint(root, state.model.params, {
@@ -205,7 +214,17 @@ export async function saveRunState(
     metrics: at.last
       ? Object.fromEntries(Object.entries(at.last).filter(([, v]) => v !== undefined))
       : {},
-  }, { crashMidway });
-  await pruneCheckpoints(root, config.checkpoint.keep_last);
+  }, { crashMidway: io.crashMidway });
+  // Digested as written (sealCheckpoint): pruning need not read it back.
+  io.verified.set(path, {
+    path,
+    step: at.step,
+    complete: true,
+    verified: true,
+    legacy: false,
+    size: 0,
+    problems: [],
+  });
+  await pruneVerified(root, config.checkpoint.keep_last, { log: io.log, cache: io.verified });
   return path;
 }

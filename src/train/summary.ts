@@ -7,6 +7,7 @@
 import { fmtBytes } from "../gpu/buffer_pool.ts";
 import type { EvalMetrics } from "./evaluate.ts";
 import type { StepRecord } from "./progress.ts";
+import type { StopSignal } from "./signals.ts";
 
 /** What a finished (or stopped) run reports. */
 export interface TrainSummary {
@@ -26,8 +27,10 @@ export interface TrainSummary {
   dataWaitSeconds: number;
   /** The memory estimate printed before the first step, bytes. */
   estimatedBytes: number;
-  /** Samples skipped by reason. */
+  /** Samples skipped by reason (each sample once, however often it was met). */
   skipped: Record<string, number>;
+  /** Samples skipped by shard, then reason. */
+  skippedByShard?: Record<string, Record<string, number>> | undefined;
   /** The last step's record. */
   last: StepRecord | null;
   /** Held-out metrics at the end, if evaluated. */
@@ -36,6 +39,8 @@ export interface TrainSummary {
   evalAtStart: EvalMetrics | null;
   /** Why the run stopped. */
   stopped: "done" | "nan" | "signal";
+  /** The stop signal received, when `stopped` is "signal". */
+  signal?: StopSignal | undefined;
   /** Updates skipped because float16 gradients overflowed (mixed precision). */
   skippedUpdates: number;
   /** The last checkpoint written. */

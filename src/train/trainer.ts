@@ -43,6 +43,12 @@ import { createRunState, restoreRunState, type RunState, saveRunState } from "./
 import { describeSummary, type TrainSummary } from "./summary.ts";
 import { type Faults, faultsFromEnv } from "./faults.ts";
 import { type Communicator, SINGLE_PROCESS } from "../dist/communicator.ts";
+import { newSkipShardLines } from "../data/pipeline/skip_tally.ts";
+import { stepDirName } from "../checkpoint/train_checkpoint.ts";
+import type { VerifyCache } from "../checkpoint/recovery.ts";
+import { RunLock } from "./run_lock.ts";
+import { StopSignals } from "./signals.ts";
+import { finishedSummary, guardFreshStart } from "./run_folder.ts";
 import { allreduceGradients } from "../dist/grad_allreduce.ts";
 import { divergentRanks } from "../dist/param_check.ts";
 
@@ -74,6 +80,16 @@ interface Run {
   stop: TrainSummary["stopped"];
   /** The data position before the current step (saved with a NaN stop). */
   posBefore: LoaderState;
+  /** Checkpoints verified (or written) by this process. */
+  verified: VerifyCache;
+  /** Shards whose skipped samples have been named in the log. */
+  skipShardsLogged: Set<string>;
+  /** The stop signals listened to. */
+  signals: StopSignals | null;
+  /** The summary of a run that had already finished (nothing to do). */
+  finished: TrainSummary | null;
+  /** The run had reached its last step without a summary: only the summary is completed. */
+  finishing: boolean;
   last: StepRecord | null;
   lastCheckpoint: string | null;
   dataWait: number;
@@ -87,20 +103,43 @@ interface Run {
 /**
  * Runs (or resumes) a training run.
  *
+ * One trainer per run folder (`train.lock`, held by rank 0 until the run returns); a folder
+ * that already holds a run needs `checkpoint.resume` or `fresh`. SIGINT, SIGTERM and SIGHUP
+ * stop after the current step with a checkpoint; a second signal exits at once.
+ *
  * @param config The run configuration.
  * @param options Whether to draw a progress bar; the ranks of a data-parallel run (default:
- *   this process alone).
+ *   this process alone); `fresh`: start from step 0 in a folder that holds a run (which is
+ *   moved aside; refused otherwise).
  * @returns The summary (on every rank; rank 0 writes it).
  */
 export async function train(
   config: RunConfig,
-  options: { tty?: boolean | undefined; comm?: Communicator | undefined } = {},
+  options: {
+    tty?: boolean | undefined;
+    comm?: Communicator | undefined;
+    fresh?: boolean | undefined;
+  } = {},
 ): Promise<TrainSummary> {
+  const out = config.checkpoint.out;
+  const lead = (options.comm ?? SINGLE_PROCESS).rank === 0;
+  await Deno.mkdir(out, { recursive: true });
+  // One trainer per run folder, until this function returns (a crash leaves a stale lock).
+  await using _lock = lead ? await RunLock.acquire(out, (s) => console.log(s)) : null;
+  if (lead && !config.checkpoint.resume) {
+    await guardFreshStart(out, { fresh: options.fresh, log: (s) => console.log(s) });
+  }
   const run = await openRun(config, options);
-  const onSignal = () => {
+  if (run.finished) {
+    await run.loader[Symbol.asyncDispose]();
+    return run.finished;
+  }
+  run.signals = new StopSignals((name) => {
     run.stop = "signal";
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
+    run.progress.warn(
+      `${name}: stopping after this step with a checkpoint (send it again to exit at once)`,
+    );
+  });
   try {
     run.t0 = performance.now();
     run.rt.pool.resetPeak();
@@ -112,9 +151,11 @@ export async function train(
     while (run.step < run.total && (run.comm.size > 1 || run.stop === "done")) {
       if (!await trainStep(run)) break;
     }
-    if (run.stop !== "nan" && run.step > run.start) await save(run, run.loader.state());
+    const root = join(out, "checkpoints");
+    const saved = run.lastCheckpoint === join(root, stepDirName(run.step));
+    if (run.stop !== "nan" && run.step > run.start && !saved) await save(run, run.loader.state());
   } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
+    run.signals.dispose();
     await run.loader[Symbol.asyncDispose]();
   }
   return await closeRun(run);
@@ -144,7 +185,6 @@ async function openRun(
   const rt = gpu();
   const comm = options.comm ?? SINGLE_PROCESS;
   const t = config.train, out = config.checkpoint.out;
-  await Deno.mkdir(out, { recursive: true });
   const globalBatch = t.batch_size * comm.size;
   const stepsPerEpoch = Math.floor(t.samples_per_epoch / globalBatch);
   if (stepsPerEpoch < 1) {
@@ -167,12 +207,29 @@ async function openRun(
   const state = createRunState(config, rt);
   say(`model ${config.resolvedModel.name}: ${state.model.params.describe()}`);
   say(describeEstimate(est));
-  const begin = await restoreRunState(state, config, say, comm);
+  const verified: VerifyCache = new Map();
+  const begin = await restoreRunState(state, config, say, comm, verified);
   const split = { rank: comm.rank, size: comm.size };
   const loader = await DataLoader.create(loaderOptions(config, paths, true, split));
   if (begin.loader) await loader.resume(begin.loader);
-  const metrics = new JsonLines(join(out, "metrics.jsonl"));
-  if (comm.rank === 0) await metrics.truncateAfter(begin.step);
+  const metrics = new JsonLines(join(out, "metrics.jsonl"), (s) => console.warn(s));
+  // A run that already finished: nothing changes. One that reached its last step without
+  // writing its summary: only the summary is completed.
+  const finished = begin.step >= total
+    ? await finishedSummary<TrainSummary>(out, begin.step)
+    : null;
+  if (finished) {
+    for (const s of earlyLog) console.log(s);
+    console.log(
+      `the run already finished at step ${begin.step} (${begin.resumedFrom}); nothing to do, ` +
+        `nothing was changed (summary: ${join(out, "summary.json")})`,
+    );
+  }
+  const finishing = !finished && begin.step >= total && begin.resumedFrom !== null;
+  if (finishing) {
+    say(`the run reached step ${begin.step} but did not write its summary; completing it`);
+  }
+  if (comm.rank === 0 && !finished) await metrics.truncateAfter(begin.step);
   const progress = new Progress(total, {
     firstStep: begin.step,
     every: config.log.every,
@@ -217,8 +274,13 @@ async function openRun(
     step: begin.step,
     stop: "done",
     posBefore: loader.state(),
-    last: null,
-    lastCheckpoint: null,
+    verified,
+    skipShardsLogged: new Set(),
+    signals: null,
+    finished,
+    finishing,
+    last: finishing ? begin.saved : null,
+    lastCheckpoint: finishing ? begin.resumedFrom : null,
     dataWait: 0,
     skippedUpdates: 0,
     t0: performance.now(),
@@ -274,7 +336,11 @@ async function save(run: Run, data: LoaderState): Promise<void> {
     run.state,
     run.config,
     { step: at, data: saved, last: run.last },
-    run.faults.exitDuringSaveAtStep === at ? () => Deno.exit(137) : undefined,
+    {
+      verified: run.verified,
+      log: (s) => run.progress.log(s),
+      crashMidway: run.faults.exitDuringSaveAtStep === at ? () => Deno.exit(137) : undefined,
+    },
   );
 }
 
@@ -339,6 +405,10 @@ async function trainStep(run: Run): Promise<boolean> {
     return false;
   }
   run.step++;
+  const loaderStats = run.loader.stats();
+  for (const line of newSkipShardLines(loaderStats, run.skipShardsLogged)) {
+    run.progress.warn(line);
+  }
   run.last = stepRecord(run, batch, {
     lr: lr.base,
     host,
@@ -484,8 +554,13 @@ async function closeRun(run: Run): Promise<TrainSummary> {
   const out = config.checkpoint.out;
   if (lead) await writePlot(out, run.metrics);
   let evalMetrics: EvalMetrics | null = run.lastEvalStep === step ? run.lastEval : null;
+  if (run.finishing) {
+    const done = (await run.metrics.readAll()).find((r) => r.step === step && r.eval);
+    if (done) [run.lastEvalStep, run.lastEval] = [step, done.eval as EvalMetrics];
+    evalMetrics = run.lastEval;
+  }
   if (
-    lead && run.stop === "done" && run.paths.evalImages && step > start &&
+    lead && run.stop === "done" && run.paths.evalImages && (step > start || run.finishing) &&
     run.lastEvalStep !== step
   ) {
     evalMetrics = await evalAt(run, step);
@@ -503,10 +578,12 @@ async function closeRun(run: Run): Promise<TrainSummary> {
     stateBytes: run.state.model.params.bytes(),
     estimatedBytes: run.est.total,
     skipped: run.loader.stats().skipped,
+    skippedByShard: run.loader.stats().skippedByShard ?? {},
     last: run.last,
     eval: evalMetrics,
     evalAtStart: run.evalAtStart,
     stopped: run.stop,
+    signal: run.signals?.received ?? undefined,
     skippedUpdates: run.skippedUpdates,
     checkpoint: run.lastCheckpoint,
   };

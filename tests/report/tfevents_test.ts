@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
+import { crc32c } from "../../src/util/crc32c.ts";
 import {
-  crc32c,
   decodeEvent,
   encodeEvent,
   EventFileWriter,
@@ -12,15 +12,8 @@ import {
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
-Deno.test("crc32c: the standard check value and RFC 3720 vectors", () => {
-  assert.equal(crc32c(enc("123456789")), 0xe3069283);
-  assert.equal(crc32c(new Uint8Array(32)), 0x8a9136aa);
-  assert.equal(crc32c(new Uint8Array(32).fill(0xff)), 0x62a8ab43);
-  assert.equal(crc32c(Uint8Array.from({ length: 32 }, (_, i) => i)), 0x46dd794e);
-});
-
 Deno.test("maskedCrc32c: rotate right by 15 and add the TFRecord constant", () => {
-  const c = crc32c(enc("abc"));
+  const c = crc32c(0, enc("abc"));
   const rot = ((c >>> 15) | (c << 17)) >>> 0;
   assert.equal(maskedCrc32c(enc("abc")), (rot + 0xa282ead8) % 2 ** 32);
 });

@@ -31,6 +31,7 @@ import type { WorkerRequest } from "./loader_worker.ts";
 import { type Outcome, WorkerPool } from "./worker_pool.ts";
 import { type LoaderOptions, normalise, type Settings } from "./loader_options.ts";
 import type { SampleOptions } from "./sample.ts";
+import { countSkipOnce } from "./skip_tally.ts";
 
 export type { LoaderOptions, SampleOptions };
 
@@ -64,8 +65,12 @@ export interface LoaderStats {
   yielded: number;
   /** Good samples dropped with an epoch's partial last batch. */
   dropped: number;
-  /** Samples skipped, by reason (pairing, tar and `SampleError` kinds). */
+  /** Samples skipped, by reason (pairing, tar and `SampleError` kinds): each sample once. */
   skipped: Record<string, number>;
+  /** Samples skipped, by shard then reason (see `skip_tally.ts`). */
+  skippedByShard?: Record<string, Record<string, number>> | undefined;
+  /** The skips already counted, so that a sample met again is not counted twice. */
+  skipSeen?: string[] | undefined;
   /** Fixes applied to used samples (clipped boxes, dropped captions), by kind. */
   repaired: Record<string, number>;
   /** Problems that skip nothing by themselves (key mismatches, broken shards), by kind. */
@@ -458,7 +463,8 @@ export class DataLoader implements AsyncDisposable {
   #count(problems: DataProblem[]): void {
     for (const p of problems) {
       const table = p.skipped > 0 ? this.#stats.skipped : this.#stats.problems;
-      table[p.kind] = (table[p.kind] ?? 0) + (p.skipped > 0 ? p.skipped : 1);
+      const n = p.skipped > 0 ? countSkipOnce(this.#stats, p) : 1;
+      if (n > 0) table[p.kind] = (table[p.kind] ?? 0) + n;
       // Keep the first examples, at most 3 of a kind so that one common problem does not
       // hide the others.
       const ex = this.#stats.examples;
