@@ -265,7 +265,11 @@ export class Ps3Encoder {
           "state.json (a training checkpoint)",
       );
     }
-    await loadSafetensorsInto(model.params, join(path, "model.safetensors"));
+    // The PS3 package's PS3Model has no logit scale / bias (the reference converter writes
+    // them); inference does not use them.
+    await loadSafetensorsInto(model.params, join(path, "model.safetensors"), {
+      optional: new Set(["logit_scale", "logit_bias"]),
+    });
     const tokPath = options.tokenizer ??
       (await exists(join(path, "tokenizer.json")) ? join(path, "tokenizer.json") : undefined);
     const tokenizer = tokPath === undefined ? null : await loadTokenizer(tokPath);

@@ -65,6 +65,7 @@ export class TextBlock {
     this.ln2 = new LayerNorm(b, `${name}.ln_2`, w, t.eps);
     this.mlp = new Mlp(b, `${name}.mlp`, rng, [w, t.mlpHidden, w], {
       names: ["c_fc", "c_proj"],
+      act: t.act ?? "gelu",
       weightInits: [normal(rng, fcStd), normal(rng, projStd)],
     });
   }
