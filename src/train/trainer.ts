@@ -18,6 +18,7 @@ import { AdamW } from "../optim/adamw.ts";
 import { loadSafetensorsInto, readHfFolderConfig } from "../checkpoint/hf.ts";
 import { writeFileAtomic } from "../checkpoint/atomic.ts";
 import { initFromSiglip } from "../checkpoint/siglip_init.ts";
+import { initFromTorchCheckpoint } from "../checkpoint/torch_init.ts";
 import {
   listCheckpoints,
   loadMoments,
@@ -227,6 +228,16 @@ export async function train(
     loaderState = state.data as LoaderState;
     start = state.step;
     say(`resumed from ${resumeFrom} at step ${start}`);
+  } else if (ck.init && (await Deno.stat(ck.init)).isFile) {
+    // A PyTorch checkpoint (open_clip's epoch_N.pt or a bare state dict).
+    const r = await initFromTorchCheckpoint(model.params, ck.init);
+    if (r.optimizerStep !== null) opt.step = r.optimizerStep;
+    say(
+      `initialised from ${ck.init}: ${r.loaded.length} tensors loaded, ${r.missing.length} new, ${r.unused.length} unused; ` +
+        (r.optimizerStep !== null
+          ? `AdamW moments loaded (step ${r.optimizerStep})`
+          : `optimizer state not loaded: ${r.optimizerNote}`),
+    );
   } else if (ck.init) {
     const isHf = await Deno.stat(join(ck.init, "config.json")).then(() => true, () => false);
     if (isHf) await readHfFolderConfig(ck.init); // validates the folder (full or vision-only)
