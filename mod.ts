@@ -57,6 +57,7 @@ export type {
   VisionConfig,
   VisionConfigInput,
 } from "./src/model/config.ts";
+export * from "./src/model/hf_config.ts";
 export * from "./src/model/scales.ts";
 export * from "./src/model/ps3_vision.ts";
 export * from "./src/model/ps3_inference.ts";
@@ -80,6 +81,7 @@ export type {
 } from "./src/data/sample.ts";
 export type { SampleWhere } from "./src/data/sample_error.ts";
 export * from "./src/data/tokenizer.ts";
+export * from "./src/data/bpe_tokenizer.ts";
 export { decodeImage } from "./src/data/image.ts";
 export type {
   DecodedImage,
@@ -104,6 +106,10 @@ export * from "./src/checkpoint/train_checkpoint.ts";
 export * from "./src/checkpoint/hf.ts";
 export * from "./src/checkpoint/convert.ts";
 export * from "./src/checkpoint/siglip_init.ts";
+export * from "./src/checkpoint/torch_checkpoint.ts";
+export * from "./src/checkpoint/torch_init.ts";
+export * from "./src/checkpoint/pickle.ts";
+export * from "./src/checkpoint/torch_zip.ts";
 
 // Encoding
 export * from "./src/encode/ps3_encoder.ts";

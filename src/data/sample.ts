@@ -24,7 +24,7 @@ import {
 import { randomResizedCropParams, resizedCrop } from "./crop.ts";
 import { orientBox } from "./exif.ts";
 import { decodeImage, readImageInfo } from "./image.ts";
-import type { Tokenizer } from "./tokenizer.ts";
+import type { AnyTokenizer as Tokenizer } from "./tokenizer.ts";
 
 export { SAMPLE_ERROR_KINDS, SampleError, type SampleErrorKind } from "./sample_error.ts";
 export type { SampleRepair } from "./annotations.ts";

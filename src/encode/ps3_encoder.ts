@@ -27,7 +27,7 @@ import { writeSafetensors, type WriteTensor } from "../checkpoint/safetensors.ts
 import { readTrainState } from "../checkpoint/train_checkpoint.ts";
 import { decodeImage, type RgbImage } from "../data/image.ts";
 import { encodePng } from "../data/synth.ts";
-import { loadTokenizer, type Tokenizer } from "../data/tokenizer.ts";
+import { type AnyTokenizer as Tokenizer, loadTokenizer } from "../data/tokenizer.ts";
 import { resolveModelConfig } from "../model/config.ts";
 import { Ps3Clip } from "../model/ps3_clip.ts";
 import { Ps3VisionModel } from "../model/ps3_vision_model.ts";
