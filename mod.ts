@@ -105,6 +105,7 @@ export type { ByteSource } from "./src/checkpoint/safetensors_stream.ts";
 export * from "./src/checkpoint/train_checkpoint.ts";
 export * from "./src/checkpoint/hf.ts";
 export * from "./src/checkpoint/convert.ts";
+export * from "./src/checkpoint/tokenizer_files.ts";
 export * from "./src/checkpoint/siglip_init.ts";
 export * from "./src/checkpoint/torch_checkpoint.ts";
 export * from "./src/checkpoint/torch_init.ts";
