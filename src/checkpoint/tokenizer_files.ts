@@ -32,7 +32,7 @@ export interface TokenizerFilesResult {
  */
 export async function runTokenizerPath(
   runConfig: unknown,
-  base = Deno.cwd(),
+  base: string = Deno.cwd(),
 ): Promise<string | null> {
   const data = (runConfig as { data?: Record<string, unknown> } | null)?.data;
   if (!data) return null;

@@ -7,92 +7,9 @@ import { openSafetensors } from "../../src/checkpoint/safetensors.ts";
 import { openWeightsFile, TorchCheckpoint } from "../../src/checkpoint/torch_checkpoint.ts";
 import { unpickle } from "../../src/checkpoint/pickle.ts";
 import { withTmp } from "../data/helpers.ts";
+import { makeZip, pkl, str, torchStateDictZip, u32 } from "./torch_fixtures.ts";
 
 const dir = new URL("../testdata/torch_ckpt/", import.meta.url).pathname;
-
-/** A store-only zip of the given entries (optionally with ZIP64 records), as torch writes. */
-function makeZip(files: Record<string, Uint8Array>, options: { zip64?: boolean } = {}): Uint8Array {
-  const enc = new TextEncoder();
-  const parts: Uint8Array[] = [];
-  const central: Uint8Array[] = [];
-  let offset = 0;
-  const z64 = options.zip64 ?? false;
-  for (const [name, data] of Object.entries(files)) {
-    const n = enc.encode(name);
-    const local = new DataView(new ArrayBuffer(30));
-    local.setUint32(0, 0x04034b50, true);
-    local.setUint16(4, 20, true);
-    local.setUint32(18, data.length, true);
-    local.setUint32(22, data.length, true);
-    local.setUint16(26, n.length, true);
-    parts.push(new Uint8Array(local.buffer), n, data);
-    const extra = z64 ? 28 : 0;
-    const c = new DataView(new ArrayBuffer(46 + extra));
-    c.setUint32(0, 0x02014b50, true);
-    c.setUint16(4, 45, true);
-    c.setUint16(6, 45, true);
-    c.setUint32(20, z64 ? 0xffffffff : data.length, true);
-    c.setUint32(24, z64 ? 0xffffffff : data.length, true);
-    c.setUint16(28, n.length, true);
-    c.setUint16(30, extra, true);
-    c.setUint32(42, z64 ? 0xffffffff : offset, true);
-    const cb = new Uint8Array(c.buffer);
-    if (z64) {
-      // The extra field goes after the name; build name + extra separately.
-      const x = new DataView(new ArrayBuffer(28));
-      x.setUint16(0, 1, true);
-      x.setUint16(2, 24, true);
-      x.setBigUint64(4, BigInt(data.length), true);
-      x.setBigUint64(12, BigInt(data.length), true);
-      x.setBigUint64(20, BigInt(offset), true);
-      central.push(cb.subarray(0, 46), n, new Uint8Array(x.buffer));
-    } else central.push(cb, n);
-    offset += 30 + n.length + data.length;
-  }
-  const cdSize = central.reduce((a, b) => a + b.length, 0);
-  const count = Object.keys(files).length;
-  const tail: Uint8Array[] = [];
-  if (z64) {
-    const r = new DataView(new ArrayBuffer(56));
-    r.setUint32(0, 0x06064b50, true);
-    r.setBigUint64(4, 44n, true);
-    r.setBigUint64(24, BigInt(count), true);
-    r.setBigUint64(32, BigInt(count), true);
-    r.setBigUint64(40, BigInt(cdSize), true);
-    r.setBigUint64(48, BigInt(offset), true);
-    const l = new DataView(new ArrayBuffer(20));
-    l.setUint32(0, 0x07064b50, true);
-    l.setBigUint64(8, BigInt(offset + cdSize), true);
-    l.setUint32(16, 1, true);
-    tail.push(new Uint8Array(r.buffer), new Uint8Array(l.buffer));
-  }
-  const e = new DataView(new ArrayBuffer(22));
-  e.setUint32(0, 0x06054b50, true);
-  e.setUint16(8, z64 ? 0xffff : count, true);
-  e.setUint16(10, z64 ? 0xffff : count, true);
-  e.setUint32(12, z64 ? 0xffffffff : cdSize, true);
-  e.setUint32(16, z64 ? 0xffffffff : offset, true);
-  tail.push(new Uint8Array(e.buffer));
-  const all = [...parts, ...central, ...tail];
-  const out = new Uint8Array(all.reduce((a, b) => a + b.length, 0));
-  let p = 0;
-  for (const b of all) (out.set(b, p), p += b.length);
-  return out;
-}
-
-/** Pickle bytes from a mix of opcode strings (latin1) and raw byte arrays. */
-function pkl(...bits: (string | number[] | Uint8Array)[]): Uint8Array {
-  const out: number[] = [];
-  for (const b of bits) {
-    if (typeof b === "string") { for (const ch of b) out.push(ch.charCodeAt(0)); }
-    else out.push(...b);
-  }
-  return new Uint8Array(out);
-}
-
-const u32 = (n: number) => [n & 255, (n >> 8) & 255, (n >> 16) & 255, (n >>> 24) & 255];
-/** SHORT_BINUNICODE of an ASCII string. */
-const str = (s: string) => pkl([0x8c, s.length], s);
 
 /** A state dict {"w": FloatStorage tensor of `numel` elements viewed as `size`}. */
 function tensorPickle(numel: number, size: number, offset = 0): Uint8Array {
@@ -338,4 +255,27 @@ Deno.test("a zip with no data.pkl (not a torch.save file) is refused", async () 
   await openBytes(makeZip({ "a.txt": new Uint8Array(3) }), async (path) => {
     await rejects(TorchCheckpoint.open(path), /0 "<name>\/data\.pkl" entries/);
   });
+});
+
+Deno.test("torchStateDictZip() (the tests' own torch.save writer) reads back, bare and wrapped", async () => {
+  const a = new Float32Array([1, 2, 3, 4, 5, 6]), b = new Float32Array([-0.5]);
+  for (const wrap of [false, true]) {
+    const zip = torchStateDictZip([
+      { name: "module.visual.x", shape: [2, 3], data: a },
+      { name: "module.logit_scale", shape: [], data: b },
+    ], { wrap });
+    await openBytes(zip, async (path) => {
+      const ck = await TorchCheckpoint.open(path);
+      try {
+        const r = ck.weights();
+        assertEquals(r.names(), ["visual.x", "logit_scale"]);
+        assertEquals(r.entry("visual.x").shape, [2, 3]);
+        assertEquals(await r.read("visual.x"), a);
+        assertEquals(await r.read("logit_scale"), b);
+        if (wrap) assertEquals((ck.root as Map<string, unknown>).get("epoch"), 1);
+      } finally {
+        ck.close();
+      }
+    });
+  }
 });
