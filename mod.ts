@@ -57,6 +57,7 @@ export type {
   VisionConfig,
   VisionConfigInput,
 } from "./src/model/config.ts";
+export * from "./src/model/hf_config.ts";
 export * from "./src/model/scales.ts";
 export * from "./src/model/ps3_vision.ts";
 export * from "./src/model/ps3_inference.ts";
@@ -83,6 +84,7 @@ export type {
 } from "./src/data/pipeline/sample.ts";
 export type { SampleWhere } from "./src/data/formats/sample_error.ts";
 export * from "./src/data/formats/tokenizer.ts";
+export * from "./src/data/formats/bpe_tokenizer.ts";
 export { decodeImage } from "./src/data/formats/image.ts";
 export type {
   DecodedImage,
@@ -113,7 +115,12 @@ export * from "./src/checkpoint/manifest.ts";
 export * from "./src/checkpoint/recovery.ts";
 export * from "./src/checkpoint/hf.ts";
 export * from "./src/checkpoint/convert.ts";
+export * from "./src/checkpoint/tokenizer_files.ts";
 export * from "./src/checkpoint/siglip_init.ts";
+export * from "./src/checkpoint/torch_checkpoint.ts";
+export * from "./src/checkpoint/torch_init.ts";
+export * from "./src/checkpoint/pickle.ts";
+export * from "./src/checkpoint/torch_zip.ts";
 
 // Encoding
 export * from "./src/encode/ps3_encoder.ts";

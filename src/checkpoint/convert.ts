@@ -2,7 +2,8 @@
  * Training checkpoint -> Hugging Face PS3 folder, as the reference's converter
  * (`save_ps3_hf_ckpt.py`) writes it: `model.safetensors` with the Hugging Face names, the
  * reference's shapes and float32 data, then `config.json`, `preprocessor_config.json` and
- * `tokenizer_config.json`. The vision-only variant keeps the `vision_model.*` tensors and puts
+ * `tokenizer_config.json`, and the run's `tokenizer.json` (+ `special_tokens_map.json`) when
+ * it can be found (tokenizer_files.ts). The vision-only variant keeps the `vision_model.*` tensors and puts
  * the vision config at the top level of `config.json`; it writes the same two other files.
  *
  * The conversion streams: the checkpoint's header is checked against the model's parameter
@@ -21,6 +22,11 @@ import { FLOAT_DTYPES, writeHfConfigFiles } from "./hf.ts";
 import { openSafetensors, writeSafetensors, type WriteTensor } from "./safetensors.ts";
 import { listCheckpoints, readTrainState } from "./train_checkpoint.ts";
 import { verifyCheckpoint } from "./manifest.ts";
+import {
+  copyTokenizerFiles,
+  runTokenizerPath,
+  type TokenizerFilesResult,
+} from "./tokenizer_files.ts";
 
 /** The dtype of every tensor of a converted folder (the reference does not cast). */
 export const HF_DTYPE = "float32";
@@ -42,6 +48,8 @@ export interface ConvertOptions {
   visionOnly?: boolean | undefined;
   /** Overrides the tokenizer name written to tokenizer_config.json. */
   tokenizerName?: string | undefined;
+  /** The tokenizer.json to copy into the folder (default: the run's, from state.json). */
+  tokenizer?: string | undefined;
 }
 
 /** What {@linkcode convertCheckpoint} wrote. */
@@ -56,6 +64,8 @@ export interface ConvertResult {
   tensors: number;
   /** Data bytes written to model.safetensors. */
   bytes: number;
+  /** The tokenizer files copied, or null when the run's tokenizer was not found. */
+  tokenizer: TokenizerFilesResult | null;
 }
 
 /**
@@ -199,7 +209,9 @@ export async function convertCheckpoint(
       metadata: { format: "pt" },
     });
     await writeHfConfigFiles(out, config, options);
-    return { checkpoint, step: state.step, config, tensors: tensors.length, bytes };
+    const tokPath = options.tokenizer ?? await runTokenizerPath(state.runConfig);
+    const tokenizer = tokPath ? await copyTokenizerFiles(tokPath, out) : null;
+    return { checkpoint, step: state.step, config, tensors: tensors.length, bytes, tokenizer };
   } finally {
     reader.close();
   }

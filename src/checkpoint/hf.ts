@@ -17,6 +17,7 @@ import {
   resolveVisionConfig,
   siglipPreprocess,
 } from "../model/config.ts";
+import { normalizeHfTextConfig, normalizeHfVisionConfig } from "../model/hf_config.ts";
 import type { VisionModelConfig } from "../model/ps3_vision_model.ts";
 import type { ParamTable } from "../params/param_table.ts";
 import { fmtShape, numel } from "../autograd/tensor.ts";
@@ -60,6 +61,13 @@ export async function readHfConfig(folder: string): Promise<ModelConfig> {
   return fullConfig(await readJson(path), path);
 }
 
+function asObject(v: unknown, path: string, key: string): Record<string, unknown> {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) {
+    throw new SyntaxError(`Invalid "${path}": ${key} is not an object`);
+  }
+  return v as Record<string, unknown>;
+}
+
 /** Resolves the `PS3Model` layout of a parsed `config.json` (see {@linkcode readHfConfig}). */
 function fullConfig(cfg: Record<string, unknown>, path: string): ModelConfig {
   if (!("vision_config" in cfg) || !("text_config" in cfg)) {
@@ -68,8 +76,14 @@ function fullConfig(cfg: Record<string, unknown>, path: string): ModelConfig {
         "has no text tower; readHfFolderConfig reads both layouts)",
     );
   }
-  const text = { ...(cfg.text_config as Record<string, unknown>) };
-  const vision = { ...(cfg.vision_config as Record<string, unknown>) };
+  const text = normalizeHfTextConfig(asObject(cfg.text_config, path, "text_config"), `"${path}"`, {
+    prefix: "text_config.",
+  });
+  const vision = normalizeHfVisionConfig(
+    asObject(cfg.vision_config, path, "vision_config"),
+    `"${path}"`,
+    { prefix: "vision_config." },
+  );
   const embed = text.output_dim;
   return resolveModelConfig({
     name: typeof cfg.name === "string" ? cfg.name : "PS3",
@@ -109,7 +123,7 @@ export async function readHfFolderConfig(folder: string): Promise<HfFolderConfig
     kind: "vision",
     config: {
       name: typeof name === "string" ? name : "PS3",
-      vision: resolveVisionConfig(vision, `"${path}"`),
+      vision: resolveVisionConfig(normalizeHfVisionConfig(vision, `"${path}"`), `"${path}"`),
       preprocess: siglipPreprocess(),
     },
   };
@@ -132,7 +146,8 @@ function quoteSome(names: readonly string[], n = 3): string {
  * @param path The safetensors file.
  * @param options `strict` (default true): every parameter must be in the file and every
  *   tensor of the file must be a parameter (as PyTorch's `load_state_dict(strict=True)`);
- *   non-strict loads what is there and reports the rest.
+ *   non-strict loads what is there and reports the rest; `optional` names parameters that
+ *   may be missing even when strict (they keep their initialisation).
  * @returns What was loaded, missing and unused.
  * @throws {RangeError} Listing every tensor whose shape differs from its parameter's.
  * @throws {TypeError} For a tensor that is not a float type.
@@ -146,7 +161,7 @@ function quoteSome(names: readonly string[], n = 3): string {
 export async function loadSafetensorsInto(
   table: ParamTable,
   path: string,
-  options: { strict?: boolean | undefined } = {},
+  options: { strict?: boolean | undefined; optional?: ReadonlySet<string> | undefined } = {},
 ): Promise<LoadReport> {
   const reader = await openSafetensors(path);
   try {
@@ -176,12 +191,11 @@ export async function loadSafetensorsInto(
       );
     }
     report.unused = reader.names().filter((n) => !table.has(n));
-    if (options.strict !== false && (report.missing.length > 0 || report.unused.length > 0)) {
+    const required = report.missing.filter((n) => !options.optional?.has(n));
+    if (options.strict !== false && (required.length > 0 || report.unused.length > 0)) {
       const parts = [];
-      if (report.missing.length) {
-        parts.push(
-          `${report.missing.length} parameters are missing (${quoteSome(report.missing)})`,
-        );
+      if (required.length) {
+        parts.push(`${required.length} parameters are missing (${quoteSome(required)})`);
       }
       if (report.unused.length) {
         parts.push(

@@ -30,7 +30,7 @@ import { tensor } from "../ops/creation.ts";
 import { resizeBicubicAA } from "../ops/resize.ts";
 import type { ParamTable } from "../params/param_table.ts";
 import { FLOAT_DTYPES } from "./hf.ts";
-import { openSafetensors } from "./safetensors.ts";
+import { openWeightsFile } from "./torch_checkpoint.ts";
 
 /** The name layouts {@linkcode initFromSiglip} reads. */
 export type SiglipLayout = "open_clip" | "timm";
@@ -140,7 +140,7 @@ export async function initFromSiglip(
   table: ParamTable,
   path: string,
 ): Promise<SiglipInitReport> {
-  const reader = await openSafetensors(path);
+  const reader = await openWeightsFile(path);
   try {
     const raw = reader.names();
     const ddp = raw.length > 0 && raw.every((n) => n.startsWith("module."));

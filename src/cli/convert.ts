@@ -16,7 +16,7 @@ import { writeHfFolder } from "../checkpoint/hf.ts";
 import { formatSiglipReport, initFromSiglip } from "../checkpoint/siglip_init.ts";
 
 const USAGE = `Usage: ps3 convert --checkpoint <folder>|latest [--run <run folder>] --out <folder>
-                   [--vision-only] [--tokenizer-name <name>]
+                   [--vision-only] [--tokenizer-name <name>] [--tokenizer <tokenizer.json>]
        ps3 convert --config <model.yaml> --list-keys
        ps3 convert --config <model.yaml> --siglip <file.safetensors> --out <folder>
                    [--seed N] [--vision-only]
@@ -25,7 +25,8 @@ const USAGE = `Usage: ps3 convert --checkpoint <folder>|latest [--run <run folde
   converter does (model.safetensors, config.json, preprocessor_config.json,
   tokenizer_config.json), one tensor at a time without the GPU; "latest" takes the newest
   complete checkpoint under <run folder>/checkpoints. --vision-only keeps vision_model.* and
-  writes the vision config at the top level of config.json.
+  writes the vision config at the top level of config.json. The run's tokenizer.json (or
+  --tokenizer) is copied in, with special_tokens_map.json, for ps3 encode --prompt.
 --list-keys: prints every checkpoint tensor, "<name> [<dims>] float32", in PyTorch's
   state_dict order, without allocating weights.
 --siglip: builds the model (fresh initialisation, --seed), copies the SigLIP weights
@@ -47,6 +48,7 @@ export async function run(args: string[]): Promise<number> {
       out: { type: "string" },
       "vision-only": { type: "boolean" },
       "tokenizer-name": { type: "string" },
+      tokenizer: { type: "string" },
       config: { type: "string" },
       "list-keys": { type: "boolean" },
       siglip: { type: "string" },
@@ -83,11 +85,15 @@ export async function run(args: string[]): Promise<number> {
     const r = await convertCheckpoint(dir, values.out, {
       visionOnly,
       tokenizerName: values["tokenizer-name"],
+      tokenizer: values.tokenizer,
     });
     console.log(
       `converted ${dir} (step ${r.step}, model ${r.config.name}) -> ${values.out}: ` +
         `${r.tensors} tensors, ${fmtBytes(r.bytes)}${visionOnly ? ", vision only" : ""}, ` +
-        `${((performance.now() - t0) / 1000).toFixed(1)} s`,
+        `${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
+        (r.tokenizer
+          ? `tokenizer from ${r.tokenizer.source} (${r.tokenizer.written.join(", ")})`
+          : "no tokenizer copied (the run's was not found; pass --tokenizer <tokenizer.json>)"),
     );
     return 0;
   }

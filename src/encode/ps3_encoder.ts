@@ -27,7 +27,7 @@ import { writeSafetensors, type WriteTensor } from "../checkpoint/safetensors.ts
 import { readTrainState } from "../checkpoint/train_checkpoint.ts";
 import { decodeImage, type RgbImage } from "../data/formats/image.ts";
 import { encodePng } from "../data/formats/png.ts";
-import { loadTokenizer, type Tokenizer } from "../data/formats/tokenizer.ts";
+import { type AnyTokenizer as Tokenizer, loadTokenizer } from "../data/formats/tokenizer.ts";
 import { resolveModelConfig } from "../model/config.ts";
 import { Ps3Clip } from "../model/ps3_clip.ts";
 import { Ps3VisionModel } from "../model/ps3_vision_model.ts";
@@ -265,7 +265,11 @@ export class Ps3Encoder {
           "state.json (a training checkpoint)",
       );
     }
-    await loadSafetensorsInto(model.params, join(path, "model.safetensors"));
+    // The PS3 package's PS3Model has no logit scale / bias (the reference converter writes
+    // them); inference does not use them.
+    await loadSafetensorsInto(model.params, join(path, "model.safetensors"), {
+      optional: new Set(["logit_scale", "logit_bias"]),
+    });
     const tokPath = options.tokenizer ??
       (await exists(join(path, "tokenizer.json")) ? join(path, "tokenizer.json") : undefined);
     const tokenizer = tokPath === undefined ? null : await loadTokenizer(tokPath);

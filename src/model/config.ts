@@ -12,7 +12,10 @@ import type { TextConfig } from "../nn/text_transformer.ts";
 
 export type { TextConfig };
 
-/** Trunk shapes of the timm models the reference builds PS3 on. */
+/**
+ * Trunk shapes of the timm SigLIP / SigLIP2 models (timm 1.0.29's `vision_transformer.py`
+ * definitions: the MAP-pool variants; see docs/SIGLIP2.md).
+ */
 export const KNOWN_TRUNKS: Readonly<
   Record<
     string,
@@ -23,6 +26,8 @@ export const KNOWN_TRUNKS: Readonly<
       mlp_ratio: number;
       patch_size: number;
       img_size: number;
+      /** timm `act_layer` of the trunk's MLPs and MAP pool (exact GELU when absent). */
+      act?: "gelu_tanh";
     }
   >
 > = {
@@ -42,6 +47,14 @@ export const KNOWN_TRUNKS: Readonly<
     patch_size: 14,
     img_size: 224,
   },
+  vit_so400m_patch14_siglip_378: {
+    embed_dim: 1152,
+    depth: 27,
+    num_heads: 16,
+    mlp_ratio: 3.7362,
+    patch_size: 14,
+    img_size: 378,
+  },
   vit_so400m_patch16_siglip_256: {
     embed_dim: 1152,
     depth: 27,
@@ -49,6 +62,7 @@ export const KNOWN_TRUNKS: Readonly<
     mlp_ratio: 3.7362,
     patch_size: 16,
     img_size: 256,
+    act: "gelu_tanh",
   },
   vit_so400m_patch16_siglip_384: {
     embed_dim: 1152,
@@ -57,6 +71,52 @@ export const KNOWN_TRUNKS: Readonly<
     mlp_ratio: 3.7362,
     patch_size: 16,
     img_size: 384,
+    act: "gelu_tanh",
+  },
+  vit_so400m_patch16_siglip_512: {
+    embed_dim: 1152,
+    depth: 27,
+    num_heads: 16,
+    mlp_ratio: 3.7362,
+    patch_size: 16,
+    img_size: 512,
+    act: "gelu_tanh",
+  },
+  vit_giantopt_patch16_siglip_256: {
+    embed_dim: 1536,
+    depth: 40,
+    num_heads: 16,
+    mlp_ratio: 4,
+    patch_size: 16,
+    img_size: 256,
+    act: "gelu_tanh",
+  },
+  vit_giantopt_patch16_siglip_384: {
+    embed_dim: 1536,
+    depth: 40,
+    num_heads: 16,
+    mlp_ratio: 4,
+    patch_size: 16,
+    img_size: 384,
+    act: "gelu_tanh",
+  },
+  vit_large_patch16_siglip_512: {
+    embed_dim: 1024,
+    depth: 24,
+    num_heads: 16,
+    mlp_ratio: 4,
+    patch_size: 16,
+    img_size: 512,
+    act: "gelu_tanh",
+  },
+  vit_base_patch32_siglip_256: {
+    embed_dim: 768,
+    depth: 12,
+    num_heads: 12,
+    mlp_ratio: 4,
+    patch_size: 32,
+    img_size: 256,
+    act: "gelu_tanh",
   },
   vit_large_patch16_siglip_256: {
     embed_dim: 1024,
@@ -125,8 +185,10 @@ export interface VisionConfigInput {
   mlp_ratio?: number | undefined;
   /** Patch size p. */
   patch_size?: number | undefined;
-  /** timm img_size: the position table is a (img_size // p)^2 grid. */
-  img_size?: number | undefined;
+  /** timm img_size: the position table is a (img_size // p)^2 grid (null: the trunk's). */
+  img_size?: number | null | undefined;
+  /** timm `act_layer` of the trunk's MLPs (explicit override of model_name). */
+  act_layer?: "gelu" | "gelu_tanh" | undefined;
   /** Same as the trunk width in the reference configs (informational). */
   hidden_size?: number | undefined;
   /** Pooling: only "map" (attention pool) is supported (default). */
@@ -157,9 +219,9 @@ export interface VisionConfigInput {
   highres_selection_module_kernel_size: number;
   /** Side the image is resized to for the ConvNet (default 1512, a constant in the reference). */
   highres_selection_input_size: number;
-  /** Activation of the MAP pool's MLP ("gelu", the default, in timm 1.0.15; older timm used
-   * tanh GELU). */
-  pool_act: "gelu" | "gelu_tanh";
+  /** Activation of the MAP pool's MLP (default: the trunk's act_layer, as timm passes it; older
+   * timm used tanh GELU). */
+  pool_act?: "gelu" | "gelu_tanh" | undefined;
   /** LayerNorm eps of the trunk (default 1e-6). */
   norm_eps: number;
   /** Reference field, accepted and ignored. */
@@ -222,8 +284,10 @@ export interface TextConfigInput {
   ls_init_value?: null | undefined;
   /** Reference field, accepted and ignored (must be false when given). */
   output_tokens?: false | undefined;
-  /** Reference field, accepted and ignored (must be empty when given). */
-  act_kwargs?: Record<string, never> | undefined;
+  /** Keyword arguments of the text MLPs' `nn.GELU` (SigLIP2: `{approximate: "tanh"}`). */
+  act_kwargs?: { approximate?: "none" | "tanh" | undefined } | undefined;
+  /** Reference field, accepted and ignored (must be false when given). */
+  final_ln_after_pool?: false | undefined;
   /** HF config field, accepted and ignored. */
   architectures?: string[] | undefined;
   /** HF config field, accepted and ignored. */
@@ -280,14 +344,15 @@ export interface ModelConfigInput {
 const posInt = z.number().int().positive();
 
 /** Validates {@linkcode VisionConfigInput} (unknown keys rejected). */
-const VisionConfigSchema: z.ZodType<VisionConfigInput> = z.object({
+const VisionConfigObject = z.object({
   model_name: z.string().optional(),
   embed_dim: posInt.optional(),
   depth: posInt.optional(),
   num_heads: posInt.optional(),
   mlp_ratio: z.number().positive().optional(),
   patch_size: posInt.optional(),
-  img_size: posInt.optional(),
+  img_size: posInt.nullish(),
+  act_layer: z.enum(["gelu", "gelu_tanh"]).optional(),
   hidden_size: posInt.optional(),
   pool: z.literal("map").default("map"),
   ps3: z.literal(true).default(true),
@@ -303,7 +368,7 @@ const VisionConfigSchema: z.ZodType<VisionConfigInput> = z.object({
   highres_selection_module_depth: z.number().int().nonnegative().default(3),
   highres_selection_module_kernel_size: posInt.default(28),
   highres_selection_input_size: posInt.default(1512),
-  pool_act: z.enum(["gelu", "gelu_tanh"]).default("gelu"),
+  pool_act: z.enum(["gelu", "gelu_tanh"]).optional(),
   norm_eps: z.number().positive().default(1e-6),
   dynamic_img_size: z.boolean().optional(),
   radio: z.literal(false).optional(),
@@ -316,9 +381,13 @@ const VisionConfigSchema: z.ZodType<VisionConfigInput> = z.object({
   architectures: z.array(z.string()).optional(),
   model_type: z.string().optional(),
 }).strict();
+const VisionConfigSchema: z.ZodType<VisionConfigInput> = VisionConfigObject;
+
+/** Every field a vision config may have (`vision_cfg` / `vision_config`). */
+export const VISION_CONFIG_KEYS: readonly string[] = Object.keys(VisionConfigObject.shape);
 
 /** Validates {@linkcode TextConfigInput} (unknown keys rejected). */
-const TextConfigSchema: z.ZodType<TextConfigInput> = z.object({
+const TextConfigObject = z.object({
   context_length: posInt,
   vocab_size: posInt,
   width: posInt,
@@ -337,10 +406,15 @@ const TextConfigSchema: z.ZodType<TextConfigInput> = z.object({
   embed_cls: z.literal(false).optional(),
   ls_init_value: z.null().optional(),
   output_tokens: z.literal(false).optional(),
-  act_kwargs: z.object({}).strict().optional(),
+  act_kwargs: z.object({ approximate: z.enum(["none", "tanh"]).optional() }).strict().optional(),
+  final_ln_after_pool: z.literal(false).optional(),
   architectures: z.array(z.string()).optional(),
   model_type: z.string().optional(),
 }).strict();
+const TextConfigSchema: z.ZodType<TextConfigInput> = TextConfigObject;
+
+/** Every field a text config may have (`text_cfg` / `text_config`). */
+export const TEXT_CONFIG_KEYS: readonly string[] = Object.keys(TextConfigObject.shape);
 
 /**
  * Validates {@linkcode ModelConfigInput} (unknown keys rejected, defaults filled in); the
@@ -378,6 +452,8 @@ export interface TrunkDims {
   posGrid: number;
   /** LayerNorm eps. */
   eps: number;
+  /** MLP activation (exact GELU when absent). */
+  act?: "gelu" | "gelu_tanh" | undefined;
 }
 
 /** Resolved vision configuration. */
@@ -496,6 +572,7 @@ function resolveVision(
     patch,
     posGrid: Math.floor(pick("img_size") / patch),
     eps: v.norm_eps,
+    act: v.act_layer ?? known?.act ?? "gelu",
   };
   const fail = (msg: string) => {
     throw new SyntaxError(`Invalid ${source}: ${msg}`);
@@ -558,7 +635,7 @@ function resolveVision(
     budgets,
     separatePosEmb: v.separate_pos_emb,
     conv,
-    poolAct: v.pool_act,
+    poolAct: v.pool_act ?? trunk.act ?? "gelu",
     raw: { ...given },
   };
 }
@@ -623,6 +700,7 @@ export function resolveModelConfig(raw: unknown, source = "model config"): Model
       eps: t.norm_kwargs.eps,
       outputDim: t.output_dim ?? c.embed_dim,
       promptProjDim: t.prompt_proj_dim ?? width,
+      act: t.act_kwargs?.approximate === "tanh" ? "gelu_tanh" : "gelu",
       raw: { ...given.text_cfg },
     },
     preprocess: c.preprocess_cfg,

@@ -153,7 +153,7 @@ export class Ps3VisionEncoder {
     this.patchBias = b.add(`${pre}.trunk.patch_embed.proj.bias`, [c], torchDefault(rng, fan));
     const lin = { weight: truncNormal(rng, 0.02), bias: zeros };
     this.blocks = [...Array(t.depth).keys()].map((i) =>
-      new VitBlock(b, `${pre}.trunk.blocks.${i}`, rng, t, lin)
+      new VitBlock(b, `${pre}.trunk.blocks.${i}`, rng, t, lin, t.act ?? "gelu")
     );
     this.norm = new LayerNorm(b, `${pre}.trunk.norm`, c, t.eps);
     this.pool = new AttentionPool(

@@ -40,6 +40,8 @@ export interface TextConfig {
   outputDim: number;
   /** prompt_proj width (vision width). */
   promptProjDim: number;
+  /** MLP activation (exact GELU when absent; tanh GELU for SigLIP2's `act_kwargs`). */
+  act?: "gelu" | "gelu_tanh" | undefined;
   /** The fields as given (no defaults filled in), for converted configs. */
   raw: Record<string, unknown>;
 }
@@ -91,6 +93,7 @@ export class TextBlock {
     this.ln2 = new LayerNorm(b, `${name}.ln_2`, w, t.eps);
     this.mlp = new Mlp(b, `${name}.mlp`, rng, [w, t.mlpHidden, w], {
       names: ["c_fc", "c_proj"],
+      act: t.act ?? "gelu",
       weightInits: [normal(rng, fcStd), normal(rng, projStd)],
     });
   }

@@ -171,10 +171,12 @@ export interface CheckpointConfigInput {
   resume?: string | null | undefined;
   /**
    * Start from the weights of an HF PS3 folder (full, or vision-only: the text tower then
-   * keeps its initialisation) or a training checkpoint.
+   * keeps its initialisation), a training checkpoint, or a PyTorch file (open_clip's
+   * `epoch_N.pt`: weights, and the AdamW state where the mapping is exact).
    */
   init?: string | null | undefined;
-  /** Start from OpenCLIP / timm SigLIP weights (the reference's --pretrained webli). */
+  /** Start from OpenCLIP / timm SigLIP weights (the reference's --pretrained webli):
+   * safetensors, or a PyTorch `open_clip_pytorch_model.bin`. */
   init_siglip?: string | null | undefined;
 }
 

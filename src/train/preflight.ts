@@ -92,10 +92,13 @@ export async function checkRunInputs(config: RunConfig, paths: RunDataPaths): Pr
     problems.push(`data.tokenizer: "${paths.tokenizer}" is not a file`);
   }
   const ck = config.checkpoint;
-  if (ck.init && !ck.resume && !await isFile(join(ck.init, "model.safetensors"))) {
+  if (
+    ck.init && !ck.resume && !await isFile(ck.init) &&
+    !await isFile(join(ck.init, "model.safetensors"))
+  ) {
     problems.push(
-      `checkpoint.init: "${ck.init}" is not a Hugging Face PS3 folder or training checkpoint ` +
-        "(no model.safetensors in it)",
+      `checkpoint.init: "${ck.init}" is not a Hugging Face PS3 folder, a training checkpoint ` +
+        "(no model.safetensors in it) or a PyTorch checkpoint file",
     );
   }
   if (ck.init_siglip && !await isFile(ck.init_siglip)) {

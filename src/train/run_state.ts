@@ -14,6 +14,7 @@ import { AdamW } from "../optim/adamw.ts";
 import { referenceGroups } from "../optim/param_groups.ts";
 import { loadSafetensorsInto, readHfFolderConfig } from "../checkpoint/hf.ts";
 import { initFromSiglip } from "../checkpoint/siglip_init.ts";
+import { initFromTorchCheckpoint } from "../checkpoint/torch_init.ts";
 import { loadMoments, readTrainState, saveCheckpoint } from "../checkpoint/train_checkpoint.ts";
 import {
   chooseResume,
@@ -163,7 +164,18 @@ export async function restoreRunState(
     const record = saved.metrics as unknown as StepRecord;
     return { step: saved.step, loader, resumedFrom: resumeFrom, saved: record };
   }
-  if (ck.init) {
+  if (ck.init && (await Deno.stat(ck.init)).isFile) {
+    // A PyTorch checkpoint (open_clip's epoch_N.pt or a bare state dict).
+    const r = await initFromTorchCheckpoint(model.params, ck.init);
+    if (r.optimizerStep !== null) opt.step = r.optimizerStep;
+    say(
+      `initialised from ${ck.init}: ${r.loaded.length} tensors loaded, ${r.missing.length} ` +
+        `new, ${r.unused.length} unused; ` +
+        (r.optimizerStep !== null
+          ? `AdamW moments loaded (step ${r.optimizerStep})`
+          : `optimizer state not loaded: ${r.optimizerNote}`),
+    );
+  } else if (ck.init) {
     const isHf = await Deno.stat(join(ck.init, "config.json")).then(() => true, () => false);
     if (isHf) await readHfFolderConfig(ck.init); // validates the folder (full or vision-only)
     const r = await loadSafetensorsInto(model.params, join(ck.init, "model.safetensors"), {

@@ -18,6 +18,9 @@ import { type DebugBatch, debugStep } from "../../src/compare/debug_step.ts";
 import { AdamW } from "../../src/optim/adamw.ts";
 import { Rng } from "../../src/util/rng.ts";
 import { gpu, initGpu } from "../../src/gpu/runtime.ts";
+import { loadTokenizer } from "../../src/data/formats/tokenizer.ts";
+import { unigramTokenizerJson } from "../../src/data/tools/synth.ts";
+import { Ps3Encoder } from "../../src/encode/ps3_encoder.ts";
 
 const configs = new URL("../../configs/", import.meta.url).pathname;
 
@@ -51,6 +54,7 @@ async function writeCheckpoint(
     edit?: (t: WriteTensor[]) => WriteTensor[];
     dtype?: SafetensorsDtype;
     complete?: boolean;
+    runConfig?: unknown;
   } = {},
 ): Promise<string> {
   const dir = join(root, "checkpoints", stepDirName(step));
@@ -70,7 +74,7 @@ async function writeCheckpoint(
     format: "ps3-train-checkpoint",
     version: 1,
     step,
-    runConfig: null,
+    runConfig: options.runConfig ?? null,
     modelConfig: tinyRaw,
     data: null,
     trainer: null,
@@ -300,5 +304,47 @@ Deno.test("ps3 convert round trip: train the tiny model, save, convert, load: id
       equal(got[i]!.name, w.name);
       deepStrictEqual(got[i]!.data, w.data, w.name);
     });
+  });
+});
+
+Deno.test("convertCheckpoint() copies the run's tokenizer (data.tokenizer or the synthetic dataset's) so encode --prompt works", async () => {
+  await initGpu();
+  await withTemp(async (dir) => {
+    const tokJson = unigramTokenizerJson(["a", "red", "boat", "dock"]);
+    await Deno.mkdir(join(dir, "synth"));
+    await Deno.writeTextFile(join(dir, "synth", "tokenizer.json"), JSON.stringify(tokJson));
+    await Deno.writeTextFile(join(dir, "synth", "dataset.json"), '{"tokenizer": "tokenizer.json"}');
+    for (
+      const runConfig of [
+        { data: { tokenizer: join(dir, "synth", "tokenizer.json") } },
+        { data: { synthesize: { out: join(dir, "synth") } } },
+      ]
+    ) {
+      const ckpt = await writeCheckpoint(join(dir, "run"), 5, { runConfig });
+      const out = join(dir, "hf");
+      const r = await convertCheckpoint(ckpt, out);
+      deepStrictEqual(r.tokenizer?.written, ["tokenizer.json", "special_tokens_map.json"]);
+      deepStrictEqual(
+        await Deno.readFile(join(out, "tokenizer.json")),
+        await Deno.readFile(join(dir, "synth", "tokenizer.json")),
+      );
+      const tok = await loadTokenizer(join(out, "tokenizer.json"));
+      equal(tok.padId, (await loadTokenizer(join(dir, "synth", "tokenizer.json"))).padId);
+      const enc = await Ps3Encoder.load(out);
+      ok(enc.tokenizer, "the encoder finds <folder>/tokenizer.json");
+      equal((await enc.promptVector("a red boat")).length, 64);
+      await Deno.remove(out, { recursive: true });
+    }
+    // A run without a tokenizer converts as before; --tokenizer names one explicitly.
+    const bare = await writeCheckpoint(join(dir, "bare"), 1);
+    equal((await convertCheckpoint(bare, join(dir, "hf0"))).tokenizer, null);
+    const bpe = new URL("../testdata/tokenizers/bpe/tokenizer.json", import.meta.url).pathname;
+    const r = await convertCheckpoint(bare, join(dir, "hf1"), { tokenizer: bpe });
+    deepStrictEqual(r.tokenizer?.written, ["tokenizer.json", "special_tokens_map.json"]);
+    deepStrictEqual(
+      JSON.parse(await Deno.readTextFile(join(dir, "hf1", "special_tokens_map.json"))),
+      { pad_token: "<pad>" },
+    );
+    equal((await loadTokenizer(join(dir, "hf1", "tokenizer.json"))).padId, 0);
   });
 });

@@ -1,6 +1,7 @@
 import { deepStrictEqual, throws } from "node:assert";
 import { loadModelConfig, resolveModelConfig, splitBudget } from "../../src/model/config.ts";
 import { featureSize, imageSize, scaleBudgets, selectCounts } from "../../src/model/scales.ts";
+import { parse as parseYaml } from "yaml";
 
 Deno.test("splitBudget() reproduces the reference: 1.5K 512+2048, 4K 85+341+2134", () => {
   deepStrictEqual(splitBudget([378, 756, 1512], 2560), [512, 2048]);
@@ -17,6 +18,7 @@ Deno.test("loadModelConfig() reads the shipped configs with the real sizes", asy
     patch: 14,
     posGrid: 27,
     eps: 1e-6,
+    act: "gelu",
   });
   deepStrictEqual(c15.vision.budgets, [512, 2048]);
   deepStrictEqual([c15.text.mlpHidden, c15.text.context, c15.text.vocab], [4304, 64, 32000]);
@@ -25,6 +27,29 @@ Deno.test("loadModelConfig() reads the shipped configs with the real sizes", asy
   deepStrictEqual(c4.vision.conv, { hidden: 512, out: 512, depth: 3, kernel: 28, inputSize: 1512 });
   const tiny = await loadModelConfig("configs/ps3-tiny.yaml");
   deepStrictEqual(tiny.vision.budgets, [19, 77]);
+});
+
+Deno.test("timm's gelu_tanh trunks (SigLIP2 patch-16 shapes) use tanh GELU in their MLPs and MAP pool", async () => {
+  const c = await loadModelConfig("configs/ps3-1.5k-siglip2.yaml");
+  deepStrictEqual([c.vision.trunk.act, c.vision.poolAct, c.text.act], [
+    "gelu",
+    "gelu",
+    "gelu_tanh",
+  ]);
+  for (
+    const [name, act] of [["vit_so400m_patch16_siglip_384", "gelu_tanh"], [
+      "vit_so400m_patch14_siglip_378",
+      "gelu",
+    ]]
+  ) {
+    const raw = parseYaml(await Deno.readTextFile("configs/ps3-1.5k-siglip2.yaml")) as {
+      model: { vision_cfg: Record<string, unknown> };
+    };
+    raw.model.vision_cfg.model_name = name;
+    raw.model.vision_cfg.ps3_scales = [448, 896]; // a multiple of 14 and 16
+    const r = resolveModelConfig(raw.model);
+    deepStrictEqual([r.vision.trunk.act, r.vision.poolAct], [act, act]);
+  }
 });
 
 Deno.test("imageSize() keeps the aspect ratio at high-res scales like the reference", () => {

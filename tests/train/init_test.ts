@@ -8,6 +8,7 @@ import { openSafetensors } from "../../src/checkpoint/safetensors.ts";
 import { Ps3Clip } from "../../src/model/ps3_clip.ts";
 import { numel } from "../../src/autograd/tensor.ts";
 import { Rng } from "../../src/util/rng.ts";
+import { torchStateDictZip } from "../checkpoint/torch_fixtures.ts";
 
 await initGpu();
 
@@ -82,6 +83,39 @@ Deno.test("checkpoint.init starts training from a Hugging Face folder, full or v
       }
     }
     ok(text > 10, `${text} text tensors checked`);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("checkpoint.init starts training from a PyTorch open_clip epoch_N.pt (module. prefix, open_clip names)", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ps3-init-pt-" });
+  try {
+    const config = await loadRunConfig("tests/testdata/train_tiny.yaml", []);
+    const source = new Ps3Clip(config.resolvedModel, { seed: 11 });
+    const rng = new Rng(11);
+    const want = new Map<string, Float32Array>();
+    const entries = source.params.params.map((p) => {
+      const v = new Float32Array(numel(p.spec.shape)).map(() =>
+        (rng.uniform(0, 1) < 0.5 ? -1 : 1) * rng.uniform(0.05, 0.5)
+      );
+      if (p.spec.name === "logit_scale") v[0] = 2.3; // inside the clamp the step applies
+      want.set(p.spec.name, v);
+      const n = p.spec.name;
+      const openClip = n.startsWith("text_model.prompt_proj.")
+        ? n.slice("text_model.".length)
+        : n.startsWith("vision_model.")
+        ? `visual.${n.slice("vision_model.".length)}`
+        : n.startsWith("text_model.")
+        ? `text.${n.slice("text_model.".length)}`
+        : n;
+      return { name: `module.${openClip}`, shape: p.spec.shape, data: v };
+    });
+    const pt = join(root, "epoch_3.pt");
+    await Deno.writeFile(pt, torchStateDictZip(entries, { wrap: true }));
+    const got = await trainFrom(pt, join(root, "run"), join(root, "synth"));
+    deepStrictEqual([...got.keys()].sort(), [...want.keys()].sort());
+    for (const [name, v] of want) deepStrictEqual(got.get(name), v, name);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

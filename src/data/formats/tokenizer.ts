@@ -12,8 +12,8 @@
  * becomes a space, ASCII punctuation (Python's `string.punctuation`) is removed, text is
  * lower-cased and whitespace collapsed.
  *
- * Supported `tokenizer.json` pieces: normalizers `Precompiled` (the SentencePiece nmt_nfkc
- * charsmap, approximated by Unicode NFKC: identical for cleaned ASCII text), `NFKC`, `NFC`,
+ * Supported `tokenizer.json` pieces: normalizers `Precompiled` (the SentencePiece charsmap,
+ * applied as the `tokenizers` library does: precompiled.ts; Unicode NFKC without one), `NFKC`, `NFC`,
  * `NFD`, `NFKD`, `Lowercase`, `Strip`, `Replace`, `Prepend`, `Sequence`; pre-tokenizers
  * `Metaspace` (both the `add_prefix_space` and the `prepend_scheme` forms) , `WhitespaceSplit`,
  * `Sequence`; model `Unigram` (Viterbi as in `tokenizers`' `encode_optimized`, unknown
@@ -27,6 +27,8 @@
 
 import { dirname, join } from "node:path";
 import { z } from "zod";
+import { parseCharsmap, precompiledNormalizer } from "./precompiled.ts";
+import { BpeTokenizer } from "./bpe_tokenizer.ts";
 
 /** Python's `string.punctuation`. */
 const PUNCTUATION = /[!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]/g;
@@ -118,7 +120,8 @@ export function canonicalizeText(text: string): string {
 
 /** A `normalizer` entry of `tokenizer.json` (the supported kinds). */
 export type NormalizerJson =
-  | { type: "Precompiled" | "NFKC" | "NFC" | "NFD" | "NFKD" | "Lowercase" }
+  | { type: "NFKC" | "NFC" | "NFD" | "NFKD" | "Lowercase" }
+  | { type: "Precompiled"; precompiled_charsmap?: string | null | undefined }
   | { type: "Strip"; strip_left?: boolean | undefined; strip_right?: boolean | undefined }
   | { type: "Replace"; pattern: { String: string } | { Regex: string }; content: string }
   | { type: "Prepend"; prepend: string }
@@ -126,7 +129,8 @@ export type NormalizerJson =
 
 const Normalizer: z.ZodType<NormalizerJson> = z.lazy(() =>
   z.discriminatedUnion("type", [
-    z.object({ type: z.enum(["Precompiled", "NFKC", "NFC", "NFD", "NFKD", "Lowercase"]) }),
+    z.object({ type: z.enum(["NFKC", "NFC", "NFD", "NFKD", "Lowercase"]) }),
+    z.object({ type: z.literal("Precompiled"), precompiled_charsmap: z.string().nullish() }),
     z.object({
       type: z.literal("Strip"),
       strip_left: z.boolean().optional(),
@@ -360,6 +364,20 @@ export class Tokenizer {
   }
 
   /**
+   * Token ids of a text as the `tokenizers` library gives them with its post-processor
+   * (`Tokenizer.encode(text).ids`): no cleaning, truncation or padding.
+   *
+   * @param text The text.
+   * @returns The ids.
+   */
+  rawIds(text: string): number[] {
+    const ids: number[] = [...this.#prefix];
+    for (const piece of this.#preTokenize(this.#normalize(text))) this.#viterbi(piece.text, ids);
+    ids.push(...this.#suffix);
+    return ids;
+  }
+
+  /**
    * Token ids of a cleaned, normalised text, without special tokens or padding.
    *
    * @param text Text as given to {@link encode} (it is cleaned here too).
@@ -458,7 +476,11 @@ function tokenId(data: TokenizerJsonData, token: string): number | undefined {
 function normalizerOf(n: NormalizerJson | null): (s: string) => string {
   if (n === null) return (s) => s;
   switch (n.type) {
-    case "Precompiled":
+    case "Precompiled": {
+      const map = n.precompiled_charsmap ? parseCharsmap(n.precompiled_charsmap) : null;
+      if (map) return precompiledNormalizer(map);
+      return (s) => s.normalize("NFKC");
+    }
     case "NFKC":
       return (s) => s.normalize("NFKC");
     case "NFC":
@@ -558,7 +580,8 @@ function splitOn(s: string, re: RegExp): Piece[] {
 /**
  * Loads a tokenizer from a Hugging Face `tokenizer.json`. The padding token comes from the
  * options, the JSON's `padding`, or a `tokenizer_config.json` / `special_tokens_map.json`
- * in the same folder, in that order.
+ * in the same folder, in that order. A Unigram file gives a {@linkcode Tokenizer}, a BPE
+ * file (Gemma / SigLIP2) a {@linkcode BpeTokenizer} (run by `@huggingface/tokenizers`).
  *
  * @param path Path of `tokenizer.json`.
  * @param options The padding token.
@@ -574,7 +597,7 @@ function splitOn(s: string, re: RegExp): Piece[] {
 export async function loadTokenizer(
   path: string,
   options: TokenizerOptions = {},
-): Promise<Tokenizer> {
+): Promise<AnyTokenizer> {
   let json: unknown;
   try {
     json = JSON.parse(await Deno.readTextFile(path));
@@ -593,7 +616,29 @@ export async function loadTokenizer(
       if (padToken !== undefined) break;
     }
   }
-  return Tokenizer.fromJson(json, { padToken, name: options.name ?? path });
+  const name = options.name ?? path;
+  if ((json as { model?: { type?: unknown } } | null)?.model?.type === "BPE") {
+    const config = await readSideJson(join(dirname(path), "tokenizer_config.json"));
+    return BpeTokenizer.fromJson(json, {
+      padToken,
+      name,
+      config,
+      clean: (t) => canonicalizeText(basicClean(t)),
+    });
+  }
+  return Tokenizer.fromJson(json, { padToken, name });
+}
+
+/** A Unigram ({@linkcode Tokenizer}) or BPE ({@linkcode BpeTokenizer}) tokenizer. */
+export type AnyTokenizer = Tokenizer | BpeTokenizer;
+
+async function readSideJson(path: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw new SyntaxError(`Cannot read "${path}": ${(e as Error).message}`);
+  }
 }
 
 async function sidePadToken(path: string): Promise<string | undefined> {

@@ -14,7 +14,7 @@
 import { Rng, type RngState } from "../../util/rng.ts";
 import type { MemberRef } from "./pairing.ts";
 import type { PreparedSample, SampleInput, SampleOptions } from "./sample.ts";
-import type { Tokenizer } from "../formats/tokenizer.ts";
+import type { AnyTokenizer as Tokenizer } from "../formats/tokenizer.ts";
 
 /** First message: what to load. */
 export interface WorkerInit {

@@ -24,7 +24,7 @@ import {
 import { randomResizedCropParams, resizedCrop } from "./crop.ts";
 import { orientBox } from "../formats/exif.ts";
 import { decodeImage, readImageInfo } from "../formats/image.ts";
-import type { Tokenizer } from "../formats/tokenizer.ts";
+import type { AnyTokenizer as Tokenizer } from "../formats/tokenizer.ts";
 
 export { SAMPLE_ERROR_KINDS, SampleError, type SampleErrorKind } from "../formats/sample_error.ts";
 export type { SampleRepair } from "./annotations.ts";
