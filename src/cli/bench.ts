@@ -18,6 +18,8 @@ import { benchSteps, STEP_CONFIG_NAMES, stepConfigs, stepRows } from "../bench/s
 import { deviceCheck } from "../bench/device_check.ts";
 import { benchData } from "../bench/data.ts";
 import { type BenchRow, formatMarkdown, formatTable } from "../bench/timing.ts";
+import { benchAllreduce, benchDataParallelStep } from "../bench/allreduce.ts";
+import { openCommunicator } from "../dist/communicator.ts";
 
 const USAGE = `Usage: ps3 bench [options]
 
@@ -39,6 +41,10 @@ const USAGE = `Usage: ps3 bench [options]
   --step-parts          also time the parts of each step (default unless --quick)
   --no-step-parts       time whole steps only
   --device-check        check every kernel against the float64 references first
+  --allreduce           data-parallel benchmarks only, under mpirun (mpirun -n 2 ps3 bench
+                        --allreduce): the gradient all-reduce of 64 MiB buckets against
+                        MPI_Allreduce alone, and a tiny-config step's share in collectives
+  --allreduce-mb N      bytes reduced per timed run, MiB (default 512)
   --out DIR             also write bench.md and bench.json there
   --json                print JSON instead of the table`;
 
@@ -65,6 +71,8 @@ export async function run(args: string[]): Promise<number> {
       "step-parts": { type: "boolean" },
       "no-step-parts": { type: "boolean" },
       "device-check": { type: "boolean" },
+      allreduce: { type: "boolean" },
+      "allreduce-mb": { type: "string" },
       out: { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean" },
@@ -92,6 +100,7 @@ export async function run(args: string[]): Promise<number> {
     budget: int("step-budget", values["step-budget"], quick ? 256 : 1024),
     batch: int("step-batch", values["step-batch"], 1),
   });
+  if (values.allreduce) return await runAllreduce(int("allreduce-mb", values["allreduce-mb"], 512));
   const rt = await initGpu();
   const log = (s: string) => {
     if (!values.json) console.log(s);
@@ -170,6 +179,28 @@ export async function run(args: string[]): Promise<number> {
     console.error(`ps3 bench: ${checksFailed} device check(s) failed (see the check rows)`);
     return 1;
   }
+  return 0;
+}
+
+/** `ps3 bench --allreduce`: the data-parallel rows, printed by rank 0. */
+async function runAllreduce(mib: number): Promise<number> {
+  const comm = openCommunicator();
+  if (comm.size < 2) {
+    console.error(
+      "ps3 bench --allreduce: run it under an MPI launcher, e.g. mpirun -n 2 ps3 bench --allreduce",
+    );
+    return 2;
+  }
+  const rt = await initGpu();
+  const rows = [
+    ...await benchAllreduce(comm, { bytes: mib * 2 ** 20 }),
+    ...await benchDataParallelStep(comm, { config: "configs/ps3-tiny.yaml", batch: 16 }),
+  ];
+  if (comm.rank === 0) {
+    console.log(`adapter: ${rt.info.description}; ${comm.size} ranks (${comm.flavor})`);
+    console.log(formatTable(rows));
+  }
+  comm.finalize();
   return 0;
 }
 

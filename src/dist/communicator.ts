@@ -285,3 +285,46 @@ class MpiCommunicator implements Communicator {
     this.#mpi.fn.MPI_Finalize();
   }
 }
+
+/** A communicator that adds up the wall time its collectives take. */
+export interface TimedCommunicator extends Communicator {
+  /** Seconds spent in collectives so far (waiting for the other ranks included). */
+  readonly seconds: number;
+}
+
+/**
+ * Wraps a communicator to measure the time its collectives take (the communication share of
+ * a data-parallel step).
+ *
+ * @param comm The communicator.
+ * @returns The same collectives, timed.
+ */
+export function timedCommunicator(comm: Communicator): TimedCommunicator {
+  let ms = 0;
+  const timed = <A extends unknown[], R>(f: (...a: A) => Promise<R>) => async (...a: A) => {
+    const t0 = performance.now();
+    try {
+      return await f(...a);
+    } finally {
+      ms += performance.now() - t0;
+    }
+  };
+  return {
+    rank: comm.rank,
+    size: comm.size,
+    localRank: comm.localRank,
+    flavor: comm.flavor,
+    get seconds() {
+      return ms / 1000;
+    },
+    allreduceSum: timed((d: Float32Array) => comm.allreduceSum(d)),
+    allreduceSum64: timed((d: Float64Array) => comm.allreduceSum64(d)),
+    allreduceMax: timed((d: Int32Array) => comm.allreduceMax(d)),
+    allgather: timed((d: Float32Array) => comm.allgather(d)),
+    allgatherBytes: timed((d: Uint8Array) => comm.allgatherBytes(d)),
+    broadcastBytes: timed((d: Uint8Array | null) => comm.broadcastBytes(d)),
+    barrier: timed(() => comm.barrier()),
+    abort: (message: string, code?: number) => comm.abort(message, code),
+    finalize: () => comm.finalize(),
+  };
+}

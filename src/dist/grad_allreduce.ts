@@ -1,6 +1,6 @@
 /**
- * Sums the gradients of a parameter table over the ranks: the table's gradient buffers are
- * read back in buckets, each bucket is summed with `MPI_Allreduce` on a helper thread, and
+ * Sums device buffers over the ranks (a parameter table's gradients): the buffers are read
+ * back in buckets, each bucket is summed with `MPI_Allreduce` on a helper thread, and
  * uploaded back. Buckets are pipelined: while bucket k is being reduced, bucket k+1 is read
  * back from the device, and bucket k-1's upload is recorded; host memory holds at most two
  * buckets.
@@ -9,7 +9,6 @@
  */
 
 import { gpu, type GpuBinding } from "../gpu/runtime.ts";
-import type { ParamTable } from "../params/param_table.ts";
 import type { Communicator } from "./communicator.ts";
 
 /** One bucket: a byte range of one gradient buffer. */
@@ -29,18 +28,18 @@ export interface AllreduceTiming {
 }
 
 /**
- * The buckets of a table's gradients: windows of at most `bucketBytes` over each gradient
- * buffer, aligned to the device's binding offset alignment.
+ * The buckets of some buffers: windows of at most `bucketBytes` over each buffer, aligned to
+ * the device's binding offset alignment.
  *
- * @param table The parameter table.
+ * @param buffers The buffers (f32).
  * @param bucketBytes Bucket size.
  * @returns The buckets, in buffer order.
  */
-export function gradientBuckets(table: ParamTable, bucketBytes: number): Bucket[] {
+export function bucketsOf(buffers: readonly GpuBinding[], bucketBytes: number): Bucket[] {
   const align = gpu().info.bindingOffsetAlignment;
   const step = Math.max(align, Math.floor(bucketBytes / align) * align);
   const out: Bucket[] = [];
-  for (const g of table.grads) {
+  for (const g of buffers) {
     for (let off = 0; off < g.byteLength; off += step) {
       const byteLength = Math.min(step, g.byteLength - off);
       out.push({
@@ -55,21 +54,21 @@ export function gradientBuckets(table: ParamTable, bucketBytes: number): Bucket[
 }
 
 /**
- * Sums every gradient over the ranks, in place on the device.
+ * Sums f32 device buffers over the ranks, in place (a table's gradients: `table.grads`).
  *
- * @param table The parameter table (its gradients are the local sums on entry).
+ * @param buffers The buffers (this rank's values on entry, the sums on return).
  * @param comm The ranks.
  * @param bucketBytes Bucket size.
  * @returns Time and bytes.
  */
-export async function allreduceGradients(
-  table: ParamTable,
+export async function allreduceBuffers(
+  buffers: readonly GpuBinding[],
   comm: Communicator,
   bucketBytes: number,
 ): Promise<AllreduceTiming> {
   const t0 = performance.now();
   const rt = gpu();
-  const buckets = gradientBuckets(table, bucketBytes);
+  const buckets = bucketsOf(buffers, bucketBytes);
   let mpiMs = 0, bytes = 0;
   let next: Promise<ArrayBuffer[]> | null = buckets.length > 0 ? rt.read([buckets[0]!]) : null;
   for (let k = 0; k < buckets.length; k++) {

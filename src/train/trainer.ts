@@ -42,14 +42,14 @@ import { dataPaths, loaderOptions } from "./run_data.ts";
 import { createRunState, restoreRunState, type RunState, saveRunState } from "./run_state.ts";
 import { describeSummary, type TrainSummary } from "./summary.ts";
 import { type Faults, faultsFromEnv } from "./faults.ts";
-import { type Communicator, SINGLE_PROCESS } from "../dist/communicator.ts";
+import { type Communicator, SINGLE_PROCESS, timedCommunicator } from "../dist/communicator.ts";
 import { newSkipShardLines } from "../data/pipeline/skip_tally.ts";
 import { stepDirName } from "../checkpoint/train_checkpoint.ts";
 import type { VerifyCache } from "../checkpoint/recovery.ts";
 import { RunLock } from "./run_lock.ts";
 import { StopSignals } from "./signals.ts";
 import { finishedSummary, guardFreshStart } from "./run_folder.ts";
-import { allreduceGradients } from "../dist/grad_allreduce.ts";
+import { allreduceBuffers } from "../dist/grad_allreduce.ts";
 import { divergentRanks } from "../dist/param_check.ts";
 
 export type { TrainSummary };
@@ -58,6 +58,8 @@ export type { TrainSummary };
 interface Run {
   config: RunConfig;
   comm: Communicator;
+  /** Seconds spent in collectives so far. */
+  commSeconds: () => number;
   rt: Runtime;
   state: RunState;
   paths: RunDataPaths;
@@ -183,7 +185,9 @@ async function openRun(
   options: { tty?: boolean | undefined; comm?: Communicator | undefined },
 ): Promise<Run> {
   const rt = gpu();
-  const comm = options.comm ?? SINGLE_PROCESS;
+  const given = options.comm ?? SINGLE_PROCESS;
+  const timed = given.size > 1 ? timedCommunicator(given) : null;
+  const comm: Communicator = timed ?? given;
   const t = config.train, out = config.checkpoint.out;
   const globalBatch = t.batch_size * comm.size;
   const stepsPerEpoch = Math.floor(t.samples_per_epoch / globalBatch);
@@ -248,6 +252,7 @@ async function openRun(
   return {
     config,
     comm,
+    commSeconds: () => timed?.seconds ?? 0,
     rt,
     state,
     paths,
@@ -360,6 +365,7 @@ function stepLr(run: Run, step: number): { base: number; selection: number } {
  */
 async function trainStep(run: Run): Promise<boolean> {
   const { rt, state, config, comm } = run;
+  const c0 = run.commSeconds();
   const tw = performance.now();
   const batch = await run.loader.next();
   if (comm.size > 1 && !await ranksAgree(run, batch !== undefined)) return false;
@@ -367,6 +373,9 @@ async function trainStep(run: Run): Promise<boolean> {
   const ts = performance.now();
   const wait = (ts - tw) / 1000;
   run.dataWait += wait;
+  if (run.faults.throwAtStep === run.step + 1) {
+    throw new Error(`injected fault (PS3_FAULT) in step ${run.step + 1}`);
+  }
   state.model.params.zeroGrad();
   const lossScale = state.scaler?.scale;
   const fb = {
@@ -375,17 +384,12 @@ async function trainStep(run: Run): Promise<boolean> {
     micro: config.train.accum_steps,
     lossScale,
   };
-  let commSeconds = 0;
   const scalars = comm.size > 1
     ? await forwardBackwardGlobal(state.model, batch, fb, comm)
     : forwardBackward(state.model, batch, fb);
   if (comm.size > 1) {
-    const r = await allreduceGradients(
-      state.model.params,
-      comm,
-      config.train.distributed.bucket_mb * 2 ** 20,
-    );
-    commSeconds = r.seconds;
+    const bucket = config.train.distributed.bucket_mb * 2 ** 20;
+    await allreduceBuffers(state.model.params.grads, comm, bucket);
   }
   const lr = stepLr(run, run.step);
   const stats = optimizerStep(state.model, state.opt, { lr, loss: scalars.total, lossScale });
@@ -416,7 +420,7 @@ async function trainStep(run: Run): Promise<boolean> {
     seconds: dt,
     wait,
   });
-  if (comm.size > 1) run.last.comm_s = commSeconds;
+  if (comm.size > 1) run.last.comm_s = run.commSeconds() - c0;
   await afterStep(run);
   return true;
 }

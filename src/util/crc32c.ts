@@ -27,6 +27,8 @@ const TABLES: Uint32Array = (() => {
   return t;
 })();
 
+const EMPTY = new Uint32Array(0);
+
 /**
  * Extends a CRC-32C over more bytes.
  *
@@ -46,7 +48,9 @@ export function crc32c(crc: number, bytes: Uint8Array): number {
   // Byte at a time up to a 4-byte boundary, then 8 bytes per round through a Uint32 view
   // (little-endian, as every platform Deno runs on).
   while (i < n && ((bytes.byteOffset + i) & 3) !== 0) c = T[(c ^ bytes[i++]!) & 0xff]! ^ (c >>> 8);
-  const words = new Uint32Array(bytes.buffer, bytes.byteOffset + i, ((n - i) >>> 3) << 1);
+  // (A view of zero words still needs an aligned offset: none is made then.)
+  const count = i < n ? ((n - i) >>> 3) << 1 : 0;
+  const words = count > 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset + i, count) : EMPTY;
   for (let j = 0; j < words.length; j += 2) {
     const a = words[j]! ^ c, b = words[j + 1]!;
     c = T[1792 + (a & 0xff)]! ^ T[1536 + ((a >>> 8) & 0xff)]! ^ T[1280 + ((a >>> 16) & 0xff)]! ^

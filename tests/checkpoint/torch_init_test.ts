@@ -1,6 +1,7 @@
 // checkpoint.init from an open_clip epoch_N.pt and checkpoint.init_siglip from an
 // open_clip_pytorch_model.bin (tests/testdata/torch_ckpt/make.py, the tiny PS3 of
 // tests/testdata/ps3_package).
+import { referenceGroups } from "../../src/optim/param_groups.ts";
 import { deepStrictEqual as assertEquals, ok } from "node:assert";
 import { join } from "node:path";
 import { gpu, initGpu } from "../../src/gpu/runtime.ts";
@@ -24,7 +25,7 @@ async function readBack(t: Parameters<ReturnType<typeof gpu>["read"]>[0][number]
 }
 
 Deno.test("checkpoint.init from an open_clip epoch_N.pt: every weight bit-exact, AdamW moments and step loaded", async () => {
-  const model = new Ps3Clip(config);
+  const model = new Ps3Clip(config, { group: referenceGroups(false) });
   const r = await initFromTorchCheckpoint(model.params, join(dir, "epoch_1.pt"));
   assertEquals([r.missing, r.unused, r.optimizerNote, r.optimizerStep, r.epoch], [
     [],
@@ -73,7 +74,7 @@ Deno.test("checkpoint.init from an open_clip epoch_N.pt: every weight bit-exact,
 });
 
 Deno.test("checkpoint.init_siglip from a bfloat16 open_clip_pytorch_model.bin loads every weight bit-exactly (widened)", async () => {
-  const model = new Ps3Clip(config);
+  const model = new Ps3Clip(config, { group: referenceGroups(false) });
   const r = await initFromSiglip(model.params, join(dir, "open_clip_pytorch_model.bin"));
   assertEquals([r.layout, r.fresh, r.unused, r.resized], ["open_clip", [], [], []]);
   const ck = await TorchCheckpoint.open(join(dir, "open_clip_pytorch_model.bin"));
@@ -95,7 +96,7 @@ Deno.test("checkpoint.init_siglip from a bfloat16 open_clip_pytorch_model.bin lo
 });
 
 Deno.test("a bare state dict has no optimizer state, and the report says so", async () => {
-  const model = new Ps3Clip(config);
+  const model = new Ps3Clip(config, { group: referenceGroups(false) });
   const r = await initFromTorchCheckpoint(model.params, join(dir, "open_clip_pytorch_model.bin"));
   assertEquals([r.optimizerStep, r.optimizerNote], [null, "the file has no optimizer state"]);
   assertEquals(r.missing, []);

@@ -17,7 +17,7 @@ import { referenceGroups } from "../../src/optim/param_groups.ts";
 import { AdamW } from "../../src/optim/adamw.ts";
 import { forwardBackward, forwardBackwardGlobal, optimizerStep } from "../../src/train/step.ts";
 import { openCommunicator } from "../../src/dist/communicator.ts";
-import { allreduceGradients } from "../../src/dist/grad_allreduce.ts";
+import { allreduceBuffers } from "../../src/dist/grad_allreduce.ts";
 import type { Batch } from "../../src/data/pipeline/loader.ts";
 import { Rng } from "../../src/util/rng.ts";
 
@@ -92,7 +92,7 @@ for (let step = 0; step < 3; step++) {
     ? await forwardBackwardGlobal(model, mine, options, comm)
     : forwardBackward(model, mine, options);
   // Small buckets: several per gradient buffer, so the pipelining is exercised.
-  if (comm.size > 1) await allreduceGradients(model.params, comm, 256 * 1024);
+  if (comm.size > 1) await allreduceBuffers(model.params.grads, comm, 256 * 1024);
   if (step === 0) grads = await gpu().read(model.params.params.map((p) => p.grad));
   const stats = optimizerStep(model, opt, { lr: { base: 2e-3, selection: 2e-3 }, loss: s.total });
   const terms = [s.total, s.contrastive, s.priorBox, s.posteriorBox];
