@@ -38,7 +38,8 @@ export function processStartTicks(pid: number): number | null {
 }
 
 /**
- * Whether a process with this id runs on this host: `/proc/<pid>` on Linux, `kill -0`
+ * Whether a process with this id runs on this host: `/proc/<pid>` on Linux (a zombie does
+ * not count), `kill -0`
  * elsewhere (assumed alive when neither can tell).
  *
  * @param pid A process id.
@@ -48,8 +49,9 @@ export function processAlive(pid: number): boolean {
   if (pid === Deno.pid) return true;
   if (Deno.build.os === "linux") {
     try {
-      Deno.statSync(`/proc/${pid}`);
-      return true;
+      // A zombie (state Z: exited, not yet reaped by its parent) holds nothing any more.
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
     } catch {
       return false;
     }

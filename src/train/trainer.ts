@@ -47,7 +47,7 @@ import { newSkipShardLines } from "../data/pipeline/skip_tally.ts";
 import { stepDirName } from "../checkpoint/train_checkpoint.ts";
 import type { VerifyCache } from "../checkpoint/recovery.ts";
 import { RunLock } from "./run_lock.ts";
-import { StopSignals } from "./signals.ts";
+import { signalExitCode, StopSignals } from "./signals.ts";
 import { finishedSummary, guardFreshStart } from "./run_folder.ts";
 import { allreduceBuffers } from "../dist/grad_allreduce.ts";
 import { divergentRanks } from "../dist/param_check.ts";
@@ -141,6 +141,19 @@ export async function train(
     run.progress.warn(
       `${name}: stopping after this step with a checkpoint (send it again to exit at once)`,
     );
+    // The ranks stop together at the next step; if a peer is gone (the launcher signals the
+    // survivors when a rank dies), the collectives cannot complete: exit after a grace time.
+    if (run.comm.size > 1) {
+      const grace = 30;
+      const timer = setTimeout(() => {
+        console.error(
+          `ps3 (rank ${run.comm.rank}): ${name}: the ranks did not stop together within ` +
+            `${grace} s (a rank is gone?); exiting without a checkpoint`,
+        );
+        Deno.exit(signalExitCode(name));
+      }, grace * 1000);
+      Deno.unrefTimer(timer);
+    }
   });
   try {
     run.t0 = performance.now();
