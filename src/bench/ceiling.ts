@@ -11,8 +11,7 @@
  * @module
  */
 
-import peakSrc from "../../wgsl/peak_fma.wgsl" with { type: "text" };
-import copySrc from "../../wgsl/copy_bandwidth.wgsl" with { type: "text" };
+import { copy_bandwidth as copySrc, peak_fma as peakSrc } from "../../wgsl/sources.ts";
 import { defineKernel, grid, type Kernel } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { keep } from "../autograd/scope.ts";

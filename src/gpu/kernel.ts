@@ -22,7 +22,7 @@ export type ParamType = "u32" | "i32" | "f32";
 export interface KernelSpec {
   /** Name used as the pipeline label and in every error about this kernel. */
   name: string;
-  /** WGSL source, usually a text import of a file in `wgsl/`. */
+  /** WGSL source, usually a file of `wgsl/` (through `wgsl/sources.ts`). */
   source: string;
   /** Entry point (default "main"). */
   entry?: string;

@@ -6,8 +6,8 @@
  * @module
  */
 
-import { z } from "zod";
-import { parse as parseYaml } from "yaml";
+import { z } from "npm:zod@4.6.7";
+import { parse as parseYaml } from "npm:yaml@2.9.1";
 import type { TextConfig } from "../nn/text_transformer.ts";
 
 export type { TextConfig };

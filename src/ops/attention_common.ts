@@ -8,7 +8,7 @@
  * @module
  */
 
-import prepSrc from "../../wgsl/attention_backward_prep.wgsl" with { type: "text" };
+import { attention_backward_prep as prepSrc } from "../../wgsl/sources.ts";
 import { defineKernel, type Kernel, KernelCache } from "../gpu/kernel.ts";
 
 /** Threads per workgroup of the `rows` family and of the backward's first pass. */

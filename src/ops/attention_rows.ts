@@ -8,9 +8,11 @@
  * @module
  */
 
-import forwardSrc from "../../wgsl/attention_forward.wgsl" with { type: "text" };
-import dqSrc from "../../wgsl/attention_backward_dq.wgsl" with { type: "text" };
-import dkvSrc from "../../wgsl/attention_backward_dkv.wgsl" with { type: "text" };
+import {
+  attention_backward_dkv as dkvSrc,
+  attention_backward_dq as dqSrc,
+  attention_forward as forwardSrc,
+} from "../../wgsl/sources.ts";
 import { defineKernel, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { indented, range, RowCode, SOURCE_PARAMS } from "./attention_common.ts";
 

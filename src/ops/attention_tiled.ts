@@ -7,9 +7,11 @@
  * @module
  */
 
-import tiledForwardSrc from "../../wgsl/attention_tiled_forward.wgsl" with { type: "text" };
-import tiledDqSrc from "../../wgsl/attention_tiled_backward_dq.wgsl" with { type: "text" };
-import tiledDkvSrc from "../../wgsl/attention_tiled_backward_dkv.wgsl" with { type: "text" };
+import {
+  attention_tiled_backward_dkv as tiledDkvSrc,
+  attention_tiled_backward_dq as tiledDqSrc,
+  attention_tiled_forward as tiledForwardSrc,
+} from "../../wgsl/sources.ts";
 import { defineKernel, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { indented, type Row, RowCode, SOURCE_PARAMS } from "./attention_common.ts";
 

@@ -12,13 +12,11 @@
  * @module
  */
 
-import forwardSrc from "../../wgsl/conv_depthwise_forward.wgsl" with { type: "text" };
-import backwardInputSrc from "../../wgsl/conv_depthwise_backward_input.wgsl" with {
-  type: "text",
-};
-import backwardParamsSrc from "../../wgsl/conv_depthwise_backward_params.wgsl" with {
-  type: "text",
-};
+import {
+  conv_depthwise_backward_input as backwardInputSrc,
+  conv_depthwise_backward_params as backwardParamsSrc,
+  conv_depthwise_forward as forwardSrc,
+} from "../../wgsl/sources.ts";
 import { defineKernel, grid, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";

@@ -5,8 +5,7 @@
  * @module
  */
 
-import fillSrc from "../../wgsl/fill.wgsl" with { type: "text" };
-import addIntoSrc from "../../wgsl/add_into.wgsl" with { type: "text" };
+import { add_into as addIntoSrc, fill as fillSrc } from "../../wgsl/sources.ts";
 import { defineKernel, grid } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { installTapeOps, record } from "../autograd/tape.ts";

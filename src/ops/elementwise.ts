@@ -16,14 +16,16 @@
  * @module
  */
 
-import unarySrc from "../../wgsl/unary.wgsl" with { type: "text" };
-import unaryBackwardSrc from "../../wgsl/unary_backward.wgsl" with { type: "text" };
-import binarySrc from "../../wgsl/binary.wgsl" with { type: "text" };
-import binaryBackwardSrc from "../../wgsl/binary_backward.wgsl" with { type: "text" };
-import unaryVec4Src from "../../wgsl/unary_vec4.wgsl" with { type: "text" };
-import unaryBackwardVec4Src from "../../wgsl/unary_backward_vec4.wgsl" with { type: "text" };
-import binaryVec4Src from "../../wgsl/binary_vec4.wgsl" with { type: "text" };
-import binaryBackwardVec4Src from "../../wgsl/binary_backward_vec4.wgsl" with { type: "text" };
+import {
+  binary as binarySrc,
+  binary_backward as binaryBackwardSrc,
+  binary_backward_vec4 as binaryBackwardVec4Src,
+  binary_vec4 as binaryVec4Src,
+  unary as unarySrc,
+  unary_backward as unaryBackwardSrc,
+  unary_backward_vec4 as unaryBackwardVec4Src,
+  unary_vec4 as unaryVec4Src,
+} from "../../wgsl/sources.ts";
 import { defineKernel, grid, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";

@@ -17,13 +17,15 @@
  * @module
  */
 
-import rowsSrc from "../../wgsl/gather_rows.wgsl" with { type: "text" };
-import inverseSrc from "../../wgsl/gather_rows_inverse.wgsl" with { type: "text" };
-import rowsBackwardSrc from "../../wgsl/gather_rows_backward.wgsl" with { type: "text" };
-import scatterSrc from "../../wgsl/gather_scatter_value.wgsl" with { type: "text" };
-import rankSrc from "../../wgsl/embedding_rank.wgsl" with { type: "text" };
-import segmentsSrc from "../../wgsl/embedding_segments.wgsl" with { type: "text" };
-import embBackwardSrc from "../../wgsl/embedding_backward.wgsl" with { type: "text" };
+import {
+  embedding_backward as embBackwardSrc,
+  embedding_rank as rankSrc,
+  embedding_segments as segmentsSrc,
+  gather_rows as rowsSrc,
+  gather_rows_backward as rowsBackwardSrc,
+  gather_rows_inverse as inverseSrc,
+  gather_scatter_value as scatterSrc,
+} from "../../wgsl/sources.ts";
 import { defineKernel, grid } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";

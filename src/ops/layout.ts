@@ -10,7 +10,7 @@
  * @module
  */
 
-import copySrc from "../../wgsl/layout_copy.wgsl" with { type: "text" };
+import { layout_copy as copySrc } from "../../wgsl/sources.ts";
 import { defineKernel, grid } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";

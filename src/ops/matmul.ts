@@ -25,10 +25,12 @@
  * @module
  */
 
-import matmulSrc from "../../wgsl/matmul.wgsl" with { type: "text" };
-import matmulVec4Src from "../../wgsl/matmul_vec4.wgsl" with { type: "text" };
-import matmulTiledSrc from "../../wgsl/matmul_tiled.wgsl" with { type: "text" };
-import matmulPackSrc from "../../wgsl/matmul_pack.wgsl" with { type: "text" };
+import {
+  matmul as matmulSrc,
+  matmul_pack as matmulPackSrc,
+  matmul_tiled as matmulTiledSrc,
+  matmul_vec4 as matmulVec4Src,
+} from "../../wgsl/sources.ts";
 import { defineKernel, grid, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { isGradEnabled, record } from "../autograd/tape.ts";

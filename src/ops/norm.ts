@@ -11,13 +11,13 @@
  * @module
  */
 
-import forwardSrc from "../../wgsl/layer_norm_forward.wgsl" with { type: "text" };
-import backwardInputSrc from "../../wgsl/layer_norm_backward_input.wgsl" with { type: "text" };
-import backwardParamsSrc from "../../wgsl/layer_norm_backward_params.wgsl" with {
-  type: "text",
-};
-import l2ForwardSrc from "../../wgsl/l2_normalize_forward.wgsl" with { type: "text" };
-import l2BackwardSrc from "../../wgsl/l2_normalize_backward.wgsl" with { type: "text" };
+import {
+  l2_normalize_backward as l2BackwardSrc,
+  l2_normalize_forward as l2ForwardSrc,
+  layer_norm_backward_input as backwardInputSrc,
+  layer_norm_backward_params as backwardParamsSrc,
+  layer_norm_forward as forwardSrc,
+} from "../../wgsl/sources.ts";
 import { defineKernel, grid, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";

@@ -13,11 +13,13 @@
  * @module
  */
 
-import unfoldSrc from "../../wgsl/patch_unfold.wgsl" with { type: "text" };
-import foldSrc from "../../wgsl/patch_fold.wgsl" with { type: "text" };
-import gatherSrc from "../../wgsl/patch_gather.wgsl" with { type: "text" };
-import inverseSrc from "../../wgsl/patch_inverse.wgsl" with { type: "text" };
-import gatherBackwardSrc from "../../wgsl/patch_gather_backward.wgsl" with { type: "text" };
+import {
+  patch_fold as foldSrc,
+  patch_gather as gatherSrc,
+  patch_gather_backward as gatherBackwardSrc,
+  patch_inverse as inverseSrc,
+  patch_unfold as unfoldSrc,
+} from "../../wgsl/sources.ts";
 import { defineKernel, grid } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";

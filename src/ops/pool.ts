@@ -11,8 +11,10 @@
  * @module
  */
 
-import forwardSrc from "../../wgsl/pool_max_forward.wgsl" with { type: "text" };
-import backwardSrc from "../../wgsl/pool_max_backward.wgsl" with { type: "text" };
+import {
+  pool_max_backward as backwardSrc,
+  pool_max_forward as forwardSrc,
+} from "../../wgsl/sources.ts";
 import { defineKernel, grid } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";

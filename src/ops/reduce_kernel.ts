@@ -6,7 +6,7 @@
  * @module
  */
 
-import reduceSrc from "../../wgsl/reduce.wgsl" with { type: "text" };
+import { reduce as reduceSrc } from "../../wgsl/sources.ts";
 import { defineKernel, grid, type Kernel } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { fmtShape, type Tensor } from "../autograd/tensor.ts";

@@ -30,7 +30,7 @@
  * @module
  */
 
-import gatherSrc from "../../wgsl/resize_gather.wgsl" with { type: "text" };
+import { resize_gather as gatherSrc } from "../../wgsl/sources.ts";
 import { defineKernel, grid } from "../gpu/kernel.ts";
 import { gpu, type GpuBinding } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";

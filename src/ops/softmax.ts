@@ -5,8 +5,10 @@
  * @module
  */
 
-import forwardSrc from "../../wgsl/softmax_forward.wgsl" with { type: "text" };
-import backwardSrc from "../../wgsl/softmax_backward.wgsl" with { type: "text" };
+import {
+  softmax_backward as backwardSrc,
+  softmax_forward as forwardSrc,
+} from "../../wgsl/sources.ts";
 import { defineKernel, grid } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";

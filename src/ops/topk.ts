@@ -18,11 +18,13 @@
  * @module
  */
 
-import histogramSrc from "../../wgsl/topk_histogram.wgsl" with { type: "text" };
-import reduceSrc from "../../wgsl/topk_reduce.wgsl" with { type: "text" };
-import pickSrc from "../../wgsl/topk_pick.wgsl" with { type: "text" };
-import countSrc from "../../wgsl/topk_count.wgsl" with { type: "text" };
-import writeSrc from "../../wgsl/topk_write.wgsl" with { type: "text" };
+import {
+  topk_count as countSrc,
+  topk_histogram as histogramSrc,
+  topk_pick as pickSrc,
+  topk_reduce as reduceSrc,
+  topk_write as writeSrc,
+} from "../../wgsl/sources.ts";
 import { defineKernel, grid } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import type { Tensor } from "../autograd/tensor.ts";

@@ -6,8 +6,7 @@
  * @module
  */
 
-import adamwSrc from "../../wgsl/adamw.wgsl" with { type: "text" };
-import clipSrc from "../../wgsl/grad_clip_factor.wgsl" with { type: "text" };
+import { adamw as adamwSrc, grad_clip_factor as clipSrc } from "../../wgsl/sources.ts";
 import { defineKernel, grid } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { keep } from "../autograd/scope.ts";

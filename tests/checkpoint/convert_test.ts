@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { deepStrictEqual, equal, ok, rejects } from "node:assert";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml } from "npm:yaml@2.9.1";
 import { convertCheckpoint, findCheckpoint, listHfKeys } from "../../src/checkpoint/convert.ts";
 import { hfConfigJson, loadSafetensorsInto, readHfConfig } from "../../src/checkpoint/hf.ts";
 import {

@@ -1,10 +1,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert";
-import jpegEncWasm from "@jsquash/jpeg/codec/enc/mozjpeg_enc.wasm" with { type: "bytes" };
-import jpegEncFactory from "@jsquash/jpeg/codec/enc/mozjpeg_enc.js";
-import { defaultOptions as jpegDefaults } from "@jsquash/jpeg/meta.js";
-import webpEncWasm from "@jsquash/webp/codec/enc/webp_enc.wasm" with { type: "bytes" };
-import webpEncFactory from "@jsquash/webp/codec/enc/webp_enc.js";
-import { defaultOptions as webpDefaults } from "@jsquash/webp/meta.js";
+import jpegEncFactory from "npm:@jsquash/jpeg@1.6.0/codec/enc/mozjpeg_enc.js";
+import { defaultOptions as jpegDefaults } from "npm:@jsquash/jpeg@1.6.0/meta.js";
+import webpEncFactory from "npm:@jsquash/webp@1.5.0/codec/enc/webp_enc.js";
+import { defaultOptions as webpDefaults } from "npm:@jsquash/webp@1.5.0/meta.js";
 import { SampleError } from "../../src/data/formats/sample_error.ts";
 import { Rng } from "../../src/util/rng.ts";
 import { orientBox, orientImage, tiffOrientation } from "../../src/data/formats/exif.ts";
@@ -46,6 +44,15 @@ function sofOffset(jpeg: Uint8Array): number {
 type Encode = (d: Uint8ClampedArray, w: number, h: number, o: unknown) => Uint8Array;
 
 /** Starts an Emscripten encoder of @jsquash synchronously, as the decoders are started. */
+// The encoders' .wasm files, read from the npm packages the factories come from (a bytes
+// import would need the unstable raw-imports flag).
+const jpegEncWasm = Deno.readFileSync(
+  new URL(import.meta.resolve("npm:@jsquash/jpeg@1.6.0/codec/enc/mozjpeg_enc.wasm")),
+);
+const webpEncWasm = Deno.readFileSync(
+  new URL(import.meta.resolve("npm:@jsquash/webp@1.5.0/codec/enc/webp_enc.wasm")),
+);
+
 function encoder(wasm: Uint8Array, factory: unknown): Encode {
   const mod = new WebAssembly.Module(wasm as Uint8Array<ArrayBuffer>);
   const codec: Record<string, unknown> = {

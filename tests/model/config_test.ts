@@ -1,7 +1,7 @@
 import { deepStrictEqual, throws } from "node:assert";
 import { loadModelConfig, resolveModelConfig, splitBudget } from "../../src/model/config.ts";
 import { featureSize, imageSize, scaleBudgets, selectCounts } from "../../src/model/scales.ts";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml } from "npm:yaml@2.9.1";
 
 Deno.test("splitBudget() reproduces the reference: 1.5K 512+2048, 4K 85+341+2134", () => {
   deepStrictEqual(splitBudget([378, 756, 1512], 2560), [512, 2048]);

@@ -1,5 +1,5 @@
 import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert";
-import { parse } from "yaml";
+import { parse } from "npm:yaml@2.9.1";
 import { applyOverrides, loadRunConfig, resolveRunConfig } from "../../src/train/config.ts";
 import { learningRate } from "../../src/optim/schedule.ts";
 

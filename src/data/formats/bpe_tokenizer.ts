@@ -10,7 +10,7 @@
  * @module
  */
 
-import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import { Tokenizer as HfTokenizer } from "npm:@huggingface/tokenizers@0.2.0";
 
 /** Options of {@linkcode BpeTokenizer.fromJson}. */
 export interface BpeTokenizerOptions {

@@ -3,8 +3,8 @@
  * `@jsquash/jpeg`), PNG (all colour types and bit depths, from the pure-JS `fast-png`) and WebP
  * (libwebp as WebAssembly, from `@jsquash/webp`). Everything is synchronous, so it runs the
  * same on the main thread, in Workers and in a `deno compile` binary: the `.wasm` files are
- * imported as bytes (`with { type: "bytes" }`, the `raw-imports` feature in deno.json) and
- * compiled on first use, never fetched.
+ * imported as compiled modules (`import source`, in `codecs.js`) and instantiated on first use,
+ * never fetched or read from disk.
  *
  * The format is sniffed from the bytes, not the file name (as PIL does). The header is read
  * first: the pixel count is checked against `maxPixels` before any decoding (decompression
@@ -21,11 +21,10 @@
  * @module
  */
 
-import jpegWasm from "@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm" with { type: "bytes" };
-import jpegFactory from "@jsquash/jpeg/codec/dec/mozjpeg_dec.js";
-import webpWasm from "@jsquash/webp/codec/dec/webp_dec.wasm" with { type: "bytes" };
-import webpFactory from "@jsquash/webp/codec/dec/webp_dec.js";
-import { decode as decodePng } from "fast-png";
+import { jpegDecoderModule, webpDecoderModule } from "./codecs.js";
+import jpegFactory from "npm:@jsquash/jpeg@1.6.0/codec/dec/mozjpeg_dec.js";
+import webpFactory from "npm:@jsquash/webp@1.5.0/codec/dec/webp_dec.js";
+import { decode as decodePng } from "npm:fast-png@8.0.0";
 import { orientImage, tiffOrientation } from "./exif.ts";
 import { SampleError, type SampleWhere } from "./sample_error.ts";
 import type { RgbImage } from "./rgb_image.ts";
@@ -459,37 +458,33 @@ interface WasmCodec {
 type EmscriptenFactory = (opts: Record<string, unknown>) => Promise<unknown>;
 
 interface CodecSlot {
-  wasm: Uint8Array;
+  module: WebAssembly.Module;
   factory: EmscriptenFactory;
-  module: WebAssembly.Module | null;
   instance: WasmCodec | null;
   messages: string[];
 }
 
 const CODECS: Record<"jpeg" | "webp", CodecSlot> = {
   jpeg: {
-    wasm: jpegWasm,
+    module: jpegDecoderModule,
     factory: jpegFactory as unknown as EmscriptenFactory,
-    module: null,
     instance: null,
     messages: [],
   },
   webp: {
-    wasm: webpWasm,
+    module: webpDecoderModule,
     factory: webpFactory as unknown as EmscriptenFactory,
-    module: null,
     instance: null,
     messages: [],
   },
 };
 
 /**
- * Instantiates an Emscripten codec synchronously: the module is compiled from the embedded
- * bytes and instantiated in `instantiateWasm`, so the factory finishes before it returns.
+ * Instantiates an Emscripten codec synchronously: the imported module is instantiated in
+ * `instantiateWasm`, so the factory finishes before it returns.
  */
 function codec(slot: CodecSlot): WasmCodec {
   if (slot.instance) return slot.instance;
-  slot.module ??= new WebAssembly.Module(slot.wasm as Uint8Array<ArrayBuffer>);
   const mod = slot.module;
   const opts: Record<string, unknown> = {
     noInitialRun: true,

@@ -26,7 +26,7 @@
  */
 
 import { dirname, join } from "node:path";
-import { z } from "zod";
+import { z } from "npm:zod@4.6.7";
 import { parseCharsmap, precompiledNormalizer } from "./precompiled.ts";
 import { BpeTokenizer } from "./bpe_tokenizer.ts";
 

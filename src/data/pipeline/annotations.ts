@@ -27,7 +27,7 @@
  * @module
  */
 
-import { z } from "zod";
+import { z } from "npm:zod@4.6.7";
 import type { Rng } from "../../util/rng.ts";
 import { SampleError, type SampleWhere } from "../formats/sample_error.ts";
 import { basicClean, canonicalizeText } from "../formats/tokenizer.ts";
