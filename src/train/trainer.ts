@@ -44,7 +44,6 @@ import { describeSummary, type TrainSummary } from "./summary.ts";
 import { type Faults, faultsFromEnv } from "./faults.ts";
 import { type Communicator, SINGLE_PROCESS, timedCommunicator } from "../dist/communicator.ts";
 import { newSkipShardLines } from "../data/pipeline/skip_tally.ts";
-import { stepDirName } from "../checkpoint/train_checkpoint.ts";
 import type { VerifyCache } from "../checkpoint/recovery.ts";
 import { RunLock } from "./run_lock.ts";
 import { signalExitCode, StopSignals } from "./signals.ts";
@@ -94,6 +93,8 @@ interface Run {
   finishing: boolean;
   last: StepRecord | null;
   lastCheckpoint: string | null;
+  /** The step of the last checkpoint saved (on every rank; rank 0 writes it). */
+  savedStep: number | null;
   dataWait: number;
   skippedUpdates: number;
   t0: number;
@@ -166,9 +167,12 @@ export async function train(
     while (run.step < run.total && (run.comm.size > 1 || run.stop === "done")) {
       if (!await trainStep(run)) break;
     }
-    const root = join(out, "checkpoints");
-    const saved = run.lastCheckpoint === join(root, stepDirName(run.step));
-    if (run.stop !== "nan" && run.step > run.start && !saved) await save(run, run.loader.state());
+    // Every rank decides alike (a save is collective): not again when this step is saved.
+    // Data-parallel ranks fetched the batch of the step they agreed not to run: the position
+    // to save is the one before it.
+    const saved = run.savedStep === run.step;
+    const data = run.comm.size > 1 ? run.posBefore : run.loader.state();
+    if (run.stop !== "nan" && run.step > run.start && !saved) await save(run, data);
   } finally {
     run.signals.dispose();
     await run.loader[Symbol.asyncDispose]();
@@ -299,6 +303,7 @@ async function openRun(
     finishing,
     last: finishing ? begin.saved : null,
     lastCheckpoint: finishing ? begin.resumedFrom : null,
+    savedStep: finishing ? begin.step : null,
     dataWait: 0,
     skippedUpdates: 0,
     t0: performance.now(),
@@ -341,6 +346,7 @@ async function reportAdapters(comm: Communicator, rt: Runtime, progress: Progres
  */
 async function save(run: Run, data: LoaderState): Promise<void> {
   const at = run.step, comm = run.comm;
+  run.savedStep = at;
   let saved: Parameters<typeof saveRunState>[2]["data"] = data;
   if (comm.size > 1) {
     const all = await comm.allgatherBytes(new TextEncoder().encode(JSON.stringify(data)));

@@ -129,3 +129,40 @@ Deno.test({
     await Deno.remove(killed, { recursive: true });
   },
 });
+
+Deno.test({
+  name: "data-parallel: SIGTERM to one rank stops every rank at one step with a checkpoint",
+  ignore: !mpi,
+  async fn() {
+    const straight = await Deno.makeTempDir({ prefix: "ps3-dp-straight2-" });
+    const stopped = await Deno.makeTempDir({ prefix: "ps3-dp-term-" });
+    const a = await finish(mpirun([...mpirunArgs(2), ...trainArgs(straight)]));
+    ok(a.code === 0, a.text);
+    const job = mpirun([...mpirunArgs(2), ...trainArgs(stopped)]);
+    let pid: number | null = null;
+    for (let i = 0; i < 1200 && pid === null; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      const done = await losses(stopped).catch(() => []);
+      if (done.length >= 2) pid = await rankPid(stopped, 1);
+    }
+    ok(pid !== null, "rank 1 was not found running");
+    Deno.kill(pid!, "SIGTERM");
+    const b = await finish(job);
+    ok(b.code !== 0, "a stopped run does not exit 0");
+    ok(b.text.includes("SIGTERM: stopping after this step"), b.text);
+    const at = (await losses(stopped)).length;
+    ok(at < 8, `the run went on to step ${at}`);
+    const saved = [...Deno.readDirSync(join(stopped, "checkpoints"))].map((e) => e.name);
+    ok(
+      saved.includes(`step_${String(at).padStart(8, "0")}`),
+      `no checkpoint of step ${at}: ${saved}`,
+    );
+    const c = await finish(
+      mpirun([...mpirunArgs(2), ...trainArgs(stopped, ["--resume", "latest"])]),
+    );
+    ok(c.code === 0, c.text);
+    deepStrictEqual(await losses(stopped), await losses(straight));
+    await Deno.remove(straight, { recursive: true });
+    await Deno.remove(stopped, { recursive: true });
+  },
+});
