@@ -172,8 +172,7 @@ function dispatchPass(
  * (the reduced index) against every kept element, each reduced into one row of partial
  * results, which a second pass reduces. Windows of CHUNK rows reproduce the one-binding
  * path's parts, so the result is the same bit for bit; when CHUNK rows do not fit, windows
- * of fewer rows (multiples of 64, the kernel's summation blocks) change the grouping of the
- * additions.
+ * of fewer rows (as many as fit, their starts aligned) change the grouping of the additions.
  */
 function reduceWindows(
   x: Tensor,
@@ -194,7 +193,7 @@ function reduceWindows(
   };
   if (!axes.every((a, i) => a === i)) fail("only reductions over leading axes run in windows");
   const align = Math.max(1, info.bindingOffsetAlignment / 4);
-  let unit = 64;
+  let unit = 1;
   while ((unit * n) % align !== 0) unit *= 2;
   const fit = Math.floor(cap / n);
   const rows = fit >= CHUNK ? CHUNK : Math.floor(fit / unit) * unit;

@@ -1,5 +1,5 @@
 /**
- * The matmul cases of `binding_limit_test.ts`, run in a process of their own (the GPU runtime
+ * The cases of `binding_limit_test.ts`, run in a process of their own (the GPU runtime
  * is one per process): each case's forward and gradients, written to a safetensors file, with
  * the inputs made from fixed seeds so the test rebuilds them for the float64 references.
  * `binding_limit_test.ts` runs this under `PS3_MAX_BINDING_BYTES` and without it.
@@ -17,62 +17,148 @@ import { tidy } from "../../src/autograd/scope.ts";
 import type { Tensor } from "../../src/autograd/tensor.ts";
 import { tensor } from "../../src/ops/creation.ts";
 import { matmul, type MatmulOptions } from "../../src/ops/matmul.ts";
+import { add, gelu, mul, tanh } from "../../src/ops/elementwise.ts";
+import { mean, sum } from "../../src/ops/reduce.ts";
+import { matmulRef } from "../../src/reference/matmul.ts";
+import { binaryRef, unaryRef } from "../../src/reference/elementwise.ts";
+import { reduceRef } from "../../src/reference/reduce.ts";
 import { writeSafetensors, type WriteTensor } from "../../src/checkpoint/safetensors.ts";
 
-/** One matmul case: operand shapes and options (bias and residual are made when asked). */
+/** One case: input shapes, the GPU op and its float64 reference. */
 export interface LimitCase {
   /** Name of the case. */
   name: string;
-  /** Shape of A as stored. */
-  a: number[];
-  /** Shape of B as stored. */
-  b: number[];
-  /** Options other than the bias and residual tensors. */
-  opts: Pick<MatmulOptions, "transA" | "transB" | "activation">;
-  /** Add a bias. */
-  bias?: boolean;
-  /** Add a residual. */
-  residual?: boolean;
+  /** Shapes of the inputs (random in [-1, 1], from a seed of the name). */
+  shapes: number[][];
+  /** The op on the GPU. */
+  op: (xs: Tensor[]) => Tensor;
+  /** The float64 reference. */
+  ref: (xs: Arr[]) => Arr;
+  /**
+   * Outputs ("y", "grad<i>") whose additions a split groups otherwise than one binding does
+   * (compared with the unsplit run within the forward tolerance, not bit for bit).
+   */
+  regrouped?: string[];
+}
+
+/** A matmul case from its operands' stored shapes and options. */
+function matmulCase(
+  name: string,
+  a: number[],
+  b: number[],
+  opts: Pick<MatmulOptions, "transA" | "transB" | "activation">,
+  extra: { bias?: boolean; residual?: boolean; regrouped?: string[] } = {},
+): LimitCase {
+  const m = opts.transA ? a.at(-1)! : a.at(-2)!;
+  const n = opts.transB ? b.at(-2)! : b.at(-1)!;
+  const shapes = [a, b];
+  if (extra.bias) shapes.push([n]);
+  if (extra.residual) shapes.push([...a.slice(0, -2), m, n]);
+  const r = extra.bias ? 3 : 2;
+  return {
+    name,
+    shapes,
+    op: (xs) =>
+      matmul(xs[0]!, xs[1]!, {
+        ...opts,
+        bias: extra.bias ? xs[2] : undefined,
+        residual: extra.residual ? xs[r] : undefined,
+      }),
+    ref: (xs) =>
+      matmulRef(xs[0]!, xs[1]!, {
+        ...opts,
+        bias: extra.bias ? xs[2] : undefined,
+        residual: extra.residual ? xs[r] : undefined,
+      }),
+    regrouped: extra.regrouped ?? [],
+  };
 }
 
 /**
- * Cases that pass a 64 KiB binding limit (16384 floats) in the forward or the backward: a
- * flat row split (its weight gradient splits K), a batch split with aligned blocks, one with
- * unaligned blocks (copies), rows with a GELU epilogue, and a K split with bias and residual.
+ * Cases that pass a 64 KiB binding limit (16384 floats) in the forward or the backward.
+ * Matmuls: a flat row split (its weight gradient splits K), a batch split with aligned
+ * blocks, one with unaligned blocks (copies), rows with a GELU epilogue (its weight gradient
+ * splits K), a K split with bias and residual. Elementwise ops in windows (vec4 and scalar,
+ * broadcasting along the outer dim or an inner one, whose gradient reduces the leading axes in
+ * windows of fewer rows than a part), and reductions over leading axes (a long one whose
+ * windows are whole parts).
  */
 export const CASES: readonly LimitCase[] = [
-  { name: "rows", a: [3, 70, 100], b: [24, 100], opts: { transB: true }, bias: true },
-  { name: "batch", a: [6, 40, 72], b: [6, 72, 36], opts: {} },
-  { name: "copies", a: [5, 37, 91], b: [5, 91, 13], opts: {} },
-  { name: "gelu", a: [210, 80], b: [80, 32], opts: { activation: "gelu" }, bias: true },
-  {
-    name: "ksplit",
-    a: [300, 20],
-    b: [300, 60],
-    opts: { transA: true },
+  matmulCase("rows", [3, 70, 100], [24, 100], { transB: true }, {
+    bias: true,
+    regrouped: ["grad1"],
+  }),
+  matmulCase("batch", [6, 40, 72], [6, 72, 36], {}),
+  matmulCase("copies", [5, 37, 91], [5, 91, 13], {}),
+  matmulCase("gelu", [210, 80], [80, 32], { activation: "gelu" }, {
+    bias: true,
+    regrouped: ["grad1"],
+  }),
+  matmulCase("ksplit", [300, 20], [300, 60], { transA: true }, {
     bias: true,
     residual: true,
+    regrouped: ["y"],
+  }),
+  {
+    name: "gelu_vec4",
+    shapes: [[100, 200]],
+    op: ([x]) => gelu(x!),
+    ref: ([x]) => unaryRef("gelu", x!),
+  },
+  {
+    name: "tanh_scalar",
+    shapes: [[3, 6667]],
+    op: ([x]) => tanh(x!),
+    ref: ([x]) => unaryRef("tanh", x!),
+  },
+  {
+    name: "mul_vec4",
+    shapes: [[100, 200], [100, 200]],
+    op: ([u, v]) => mul(u!, v!),
+    ref: ([u, v]) => binaryRef("mul", u!, v!),
+  },
+  {
+    name: "mul_inner",
+    shapes: [[50, 20, 24], [24]],
+    op: ([u, v]) => mul(u!, v!),
+    ref: ([u, v]) => binaryRef("mul", u!, v!),
+    regrouped: ["grad1"],
+  },
+  {
+    name: "add_outer",
+    shapes: [[40, 30, 20], [30, 20]],
+    op: ([u, v]) => add(u!, v!),
+    ref: ([u, v]) => binaryRef("add", u!, v!),
+    regrouped: ["grad1"],
+  },
+  {
+    name: "sum_leading",
+    shapes: [[300, 7, 10]],
+    op: ([x]) => sum(x!, [0, 1]),
+    ref: ([x]) => reduceRef(x!, [0, 1], "sum"),
+    regrouped: ["y"],
+  },
+  {
+    name: "mean_long",
+    shapes: [[40000, 1]],
+    op: ([x]) => mean(x!, 0),
+    ref: ([x]) => reduceRef(x!, [0], "mean"),
   },
 ];
 
 /**
- * The case's float64 inputs (rounded to f32), output weights of the gradient check, in the
- * order A, B, bias?, residual?.
+ * The case's float64 inputs (rounded to f32) and the output weights of the gradient check.
  *
  * @param c The case.
  * @returns Inputs and the output weights.
  */
 export function caseInputs(c: LimitCase): { inputs: Arr[]; w: Arr } {
-  const rng = new Rng(c.name.length * 7919 + c.a[0]!);
-  const transA = !!c.opts.transA, transB = !!c.opts.transB;
-  const m = transA ? c.a.at(-1)! : c.a.at(-2)!;
-  const n = transB ? c.b.at(-2)! : c.b.at(-1)!;
-  const outShape = [...c.a.slice(0, -2), m, n];
-  const inputs = [randArr(c.a, rng), randArr(c.b, rng)];
-  if (c.bias) inputs.push(randArr([n], rng));
-  if (c.residual) inputs.push(randArr(outShape, rng));
-  for (const x of inputs) roundF32(x);
-  return { inputs, w: roundF32(randArr(outShape, rng)) };
+  let seed = 17;
+  for (const ch of c.name) seed = (seed * 31 + ch.charCodeAt(0)) % 1000003;
+  const rng = new Rng(seed);
+  const inputs = c.shapes.map((s) => roundF32(randArr(s, rng)));
+  const out = c.ref(inputs);
+  return { inputs, w: roundF32(randArr(out.shape, rng)) };
 }
 
 if (import.meta.main) {
@@ -87,11 +173,7 @@ if (import.meta.main) {
         t.requiresGrad = true;
         return t;
       });
-      const y = matmul(xs[0]!, xs[1]!, {
-        ...c.opts,
-        bias: c.bias ? xs[2] : undefined,
-        residual: c.residual ? xs[c.bias ? 3 : 2] : undefined,
-      });
+      const y = c.op(xs);
       backward(y, tensor(Float32Array.from(w.data), w.shape));
       return [y, ...xs.map((x) => x.grad!)];
     });
