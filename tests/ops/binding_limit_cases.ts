@@ -19,6 +19,8 @@ import { tensor } from "../../src/ops/creation.ts";
 import { matmul, type MatmulOptions } from "../../src/ops/matmul.ts";
 import { add, gelu, mul, tanh } from "../../src/ops/elementwise.ts";
 import { mean, sum } from "../../src/ops/reduce.ts";
+import { layerNorm, layerNormChannels } from "../../src/ops/norm.ts";
+import { layerNormChannelsRef, layerNormRef } from "../../src/reference/norm.ts";
 import { matmulRef } from "../../src/reference/matmul.ts";
 import { binaryRef, unaryRef } from "../../src/reference/elementwise.ts";
 import { reduceRef } from "../../src/reference/reduce.ts";
@@ -81,7 +83,8 @@ function matmulCase(
  * splits K), a K split with bias and residual. Elementwise ops in windows (vec4 and scalar,
  * broadcasting along the outer dim or an inner one, whose gradient reduces the leading axes in
  * windows of fewer rows than a part), and reductions over leading axes (a long one whose
- * windows are whole parts).
+ * windows are whole parts). Layer norms in blocks of rows (of whole parameter-gradient chunks
+ * of rows, and of fewer rows), over the last axis and over channels.
  */
 export const CASES: readonly LimitCase[] = [
   matmulCase("rows", [3, 70, 100], [24, 100], { transB: true }, {
@@ -143,6 +146,25 @@ export const CASES: readonly LimitCase[] = [
     shapes: [[40000, 1]],
     op: ([x]) => mean(x!, 0),
     ref: ([x]) => reduceRef(x!, [0], "mean"),
+  },
+  {
+    name: "layer_norm_rows",
+    shapes: [[800, 24], [24], [24]],
+    op: ([x, w, b]) => layerNorm(x!, w!, b!),
+    ref: ([x, w, b]) => layerNormRef(x!, w!, b!),
+  },
+  {
+    name: "layer_norm_short_blocks",
+    shapes: [[300, 70], [70], [70]],
+    op: ([x, w, b]) => layerNorm(x!, w!, b!),
+    ref: ([x, w, b]) => layerNormRef(x!, w!, b!),
+    regrouped: ["grad1", "grad2"],
+  },
+  {
+    name: "layer_norm_channels",
+    shapes: [[5, 4, 32, 32], [4], [4]],
+    op: ([x, w, b]) => layerNormChannels(x!, w!, b!),
+    ref: ([x, w, b]) => layerNormChannelsRef(x!, w!, b!),
   },
 ];
 
