@@ -24,9 +24,9 @@ export interface DeviceInfo {
   hasF16: boolean;
   /** Whether the device was created with `timestamp-query`. */
   hasTimestamps: boolean;
-  /** Largest storage buffer binding in bytes. */
+  /** Largest storage buffer binding in bytes (lowered by `AcquireOptions.maxBindingBytes`). */
   maxBindingBytes: number;
-  /** Largest buffer in bytes. */
+  /** Largest buffer in bytes (lowered by `AcquireOptions.maxBufferBytes`). */
   maxBufferBytes: number;
   /** Storage buffer binding offsets must be multiples of this. */
   bindingOffsetAlignment: number;
@@ -47,6 +47,45 @@ export interface AcquireOptions {
   f16?: boolean;
   /** Prefer a high-performance adapter (default true). */
   highPerformance?: boolean;
+  /**
+   * Pretend the adapter's storage bindings are at most this many bytes (a multiple of 4, at
+   * least 4096): every limit check and windowing uses the lower figure, so tests exercise the
+   * paths past the limit at small sizes. Without it, the environment variable
+   * `PS3_MAX_BINDING_BYTES` (read when the device is created) sets it; the adapter's own limit
+   * wins when smaller.
+   */
+  maxBindingBytes?: number;
+  /**
+   * Pretend the adapter's buffers are at most this many bytes (or `PS3_MAX_BUFFER_BYTES`);
+   * same rules as `maxBindingBytes`. Tensors are one buffer each, so a lower figure makes
+   * allocations above it fail with the pool's error.
+   */
+  maxBufferBytes?: number;
+}
+
+/**
+ * A lowered limit from an option or an environment variable, validated.
+ *
+ * @param value The option's value, if given.
+ * @param env The environment variable read when the option is absent.
+ * @returns The limit, or Infinity when none is asked for.
+ */
+function loweredLimit(value: number | undefined, env: string): number {
+  let v = value;
+  let from = `option ${env === "PS3_MAX_BINDING_BYTES" ? "maxBindingBytes" : "maxBufferBytes"}`;
+  if (v === undefined) {
+    const text = Deno.env.get(env);
+    if (text === undefined || text === "") return Infinity;
+    v = Number(text);
+    from = `${env}="${text}"`;
+  }
+  if (!Number.isInteger(v) || v < 4096 || v % 4 !== 0) {
+    throw new RangeError(
+      `Cannot lower the device limit to ${from}: expected a whole number of bytes, a ` +
+        "multiple of 4, at least 4096",
+    );
+  }
+  return v;
 }
 
 let current: Promise<{ device: GPUDevice; info: DeviceInfo }> | null = null;
@@ -75,6 +114,8 @@ function chooseBackend(): string {
 }
 
 async function create(options: AcquireOptions): Promise<{ device: GPUDevice; info: DeviceInfo }> {
+  const bindingCap = loweredLimit(options.maxBindingBytes, "PS3_MAX_BINDING_BYTES");
+  const bufferCap = loweredLimit(options.maxBufferBytes, "PS3_MAX_BUFFER_BYTES");
   if (typeof navigator === "undefined" || !navigator.gpu) {
     throw new Error("Cannot acquire a GPU device: this runtime has no WebGPU (navigator.gpu)");
   }
@@ -118,8 +159,8 @@ async function create(options: AcquireOptions): Promise<{ device: GPUDevice; inf
     isSoftware: ai.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/i.test(description),
     hasF16: wantF16,
     hasTimestamps: features.includes("timestamp-query"),
-    maxBindingBytes: device.limits.maxStorageBufferBindingSize,
-    maxBufferBytes: device.limits.maxBufferSize,
+    maxBindingBytes: Math.min(device.limits.maxStorageBufferBindingSize, bindingCap),
+    maxBufferBytes: Math.min(device.limits.maxBufferSize, bufferCap),
     bindingOffsetAlignment: device.limits.minStorageBufferOffsetAlignment,
     maxWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
     maxLoopTrips: /llvmpipe|lavapipe/i.test(description) ? 65535 : Infinity,
@@ -130,7 +171,7 @@ async function create(options: AcquireOptions): Promise<{ device: GPUDevice; inf
 /**
  * Returns the process-wide device, creating it on first use.
  *
- * @param options Feature preferences; only honoured by the first call.
+ * @param options Feature preferences and lowered limits; only honoured by the first call.
  * @returns The device and its description.
  * @example
  * ```ts

@@ -30,7 +30,7 @@ import { defineKernel, grid, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
 import { fmtShape, type Tensor } from "../autograd/tensor.ts";
-import { empty } from "./creation.ts";
+import { empty, forWindows } from "./creation.ts";
 import { reduceRaw } from "./reduce_kernel.ts";
 
 /** WGSL helpers shared by the snippets. */
@@ -266,9 +266,12 @@ function dispatchUnary(
       params: [vec ? "n4:u32" : "n:u32", "a:f32", "b:f32"],
       defines: grad ? { FUNCS, DERIV: def.deriv } : { FUNCS, EXPR: def.expr },
     }));
-  // The vec4 kernels take the size in vec4s.
-  const n = vec ? size / 4 : size;
-  gpu().dispatch(k, buffers, vec ? { n4: n, a, b } : { n, a, b }, grid(n, 256));
+  // The vec4 kernels take the size in vec4s; windows past the binding limit (multiples of
+  // 64 elements, so every window but the last is whole vec4s, and the last is when size is).
+  forWindows(buffers, (m, views) => {
+    const n = vec ? m / 4 : m;
+    gpu().dispatch(k, views, vec ? { n4: n, a, b } : { n, a, b }, grid(n, 256));
+  });
 }
 
 /**
@@ -350,8 +353,57 @@ function dispatchBroadcast(
     params[`sp${i}`] = sp[i]!;
     params[`sq${i}`] = sq[i]!;
   }
-  gpu().dispatch(k, g ? [p, q, g, z] : [p, q, z], params, grid(z.size, 256));
+  const rt = gpu();
+  const cap = Math.floor(rt.info.maxBindingBytes / 16) * 4;
+  if ([p, q, g, z].every((t) => !t || t.size <= cap)) {
+    rt.dispatch(k, g ? [p, q, g, z] : [p, q, z], params, grid(z.size, 256));
+    return z;
+  }
+  // Past the binding limit: blocks of the output's outermost dim (extent > 1); an operand
+  // that varies along it is windowed alike (its earlier dims are 1), one that does not is
+  // bound whole. Block starts stay aligned for the bindings.
+  const i0 = out6.findIndex((d) => d > 1);
+  const inner = out6.slice(i0 + 1).reduce((x, d) => x * d, 1);
+  const parts: [Tensor, number][] = [
+    [p, sp[i0]!],
+    [q, sq[i0]!],
+    ...(g ? [[g, inner]] as [Tensor, number][] : []),
+    [z, inner],
+  ];
+  const align = Math.max(1, rt.info.bindingOffsetAlignment / 4);
+  let most = out6[i0]!, step = 1;
+  const fail = (why: string): never => {
+    z.dispose();
+    throw new RangeError(
+      `Kernel "${k.spec.name}" cannot split ${fmtShape(shape)} (operands ${fmtShape(p.shape)}, ` +
+        `${fmtShape(q.shape)}) to fit the device's storage binding limit of ` +
+        `${rt.info.maxBindingBytes} bytes: ${why}`,
+    );
+  };
+  for (const [t, row] of parts) {
+    if (row === 0) {
+      if (t.size > cap) fail(`the broadcast operand ${fmtShape(t.shape)} alone passes it`);
+      continue;
+    }
+    most = Math.min(most, Math.floor(cap / row));
+    step = Math.max(step, align / gcd(align, row));
+  }
+  if (most < step) fail(`${step} aligned rows of the outermost dim do not fit`);
+  const rows = Math.floor(most / step) * step;
+  for (let r0 = 0; r0 < out6[i0]!; r0 += rows) {
+    const cnt = Math.min(rows, out6[i0]! - r0);
+    const views = parts.map(([t, row]) => row === 0 ? t : t.window(r0 * row, [cnt * row]));
+    const n = cnt * inner;
+    rt.dispatch(k, views, { ...params, n, [`d${i0}`]: cnt }, grid(n, 256));
+    views.forEach((v, i) => v !== parts[i]![0] && v.dispose());
+  }
   return z;
+}
+
+/** Greatest common divisor. */
+function gcd(x: number, y: number): number {
+  while (y) [x, y] = [y, x % y];
+  return x;
 }
 
 /**
@@ -418,8 +470,11 @@ function binaryKernel(name: string, opts: { expr: string; grad: boolean; vec: bo
 /** Dispatches a vec4 kernel over operands of one shape (size a multiple of 4). */
 function dispatchVec4(k: Kernel, operands: Tensor[], shape: readonly number[]): Tensor {
   const z = empty(shape);
-  const n4 = z.size / 4;
-  gpu().dispatch(k, [...operands, z], { n4 }, grid(n4, 256));
+  // Windows past the binding limit (multiples of 64 elements: whole vec4s).
+  forWindows([z, ...operands], (m, [w, ...views]) => {
+    const n4 = m / 4;
+    gpu().dispatch(k, [...views, w!], { n4 }, grid(n4, 256));
+  });
   return z;
 }
 

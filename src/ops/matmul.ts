@@ -527,13 +527,18 @@ export interface MatmulIntoOptions {
  * the operands that are not stored along K; the packed copies are freed once recorded). A K
  * too long for the adapter's loop limit is summed by several dispatches: the first adds the
  * bias, the later ones accumulate into `out`, and the last adds the residual and applies the
- * activation, so every epilogue sees the whole sum.
+ * activation, so every epilogue sees the whole sum. Operands or results larger than the
+ * device's storage binding limit are split into parts that fit (batch entries, then rows of A
+ * and C, then ranges of K for a transposed A), planned before anything is dispatched; a part
+ * whose start is not aligned for a binding goes through a copy. Batch and row splits give the
+ * same bits as one dispatch.
  *
  * @param a Left operand, stored [batch, M, K] (or [batch, K, M] with transA).
  * @param b Right operand, stored [batchB, K, N] (or [batchB, N, K]); batchB 1 = shared.
  * @param out Result [batch, M, N].
  * @param dims Sizes.
  * @param opts Transposes, bias, beta and the epilogue.
+ * @throws {RangeError} When a split cannot fit (one row too long), before any dispatch.
  */
 export function matmulInto(
   a: Tensor,
@@ -542,8 +547,224 @@ export function matmulInto(
   dims: MatmulDims,
   opts: MatmulIntoOptions = {},
 ): void {
+  if (dims.batch * dims.m * dims.n === 0) return;
+  const leaves = planMatmul(dims, opts);
+  if (leaves.length === 1 && leaves[0]!.whole) {
+    matmulDispatch(a, b, out, dims, opts);
+    return;
+  }
+  for (const leaf of leaves) runLeaf(leaf, { a, b, out }, opts);
+}
+
+/** One part of a matmul split to fit the binding limit: element offsets into the operands. */
+interface Leaf {
+  /** Whether this is the whole matmul (nothing split). */
+  whole: boolean;
+  /** Sizes of the part. */
+  dims: MatmulDims;
+  /** First element of the part in A, B and C (R and Z are laid out as C). */
+  a0: number;
+  b0: number;
+  c0: number;
+  /** Whether the part adds the bias (the first K range). */
+  bias: boolean;
+  /** beta of the part (the first K range: the caller's; later ones accumulate: 1). */
+  beta: number;
+  /** Whether the part applies the residual / activation / pre-activation (the last K range). */
+  last: boolean;
+}
+
+/**
+ * Splits a matmul whose bindings pass the device's storage binding limit into parts that fit:
+ * along the batch, then along rows of A and C (B shared; A not transposed), then along K
+ * (A transposed and B not: both stored with K outermost). Row and batch splits leave every
+ * sum as it was, so the parts equal the whole bit for bit; a K split sums K in ranges that
+ * accumulate in C (as the loop-limit ranges do). Plans everything before any dispatch.
+ *
+ * @param dims Sizes.
+ * @param opts Transposes and epilogue.
+ * @returns The parts, in order.
+ * @throws {RangeError} When one row (or one K step) cannot fit, naming the shape and limit.
+ */
+function planMatmul(dims: MatmulDims, opts: MatmulIntoOptions): Leaf[] {
+  const info = gpu().info;
+  const limit = info.maxBindingBytes;
+  // Elements a binding may hold (bindings are checked rounded up to 16 bytes).
+  const cap = Math.floor(limit / 16) * 4;
+  const align = Math.max(1, info.bindingOffsetAlignment / 4);
+  const transA = !!opts.transA, transB = !!opts.transB;
+  const kp = (k: number) => Math.ceil(k / 4) * 4; // the vec4 family's packed copies
+  const fits = (d: MatmulDims) =>
+    d.m * kp(d.k) * d.batch <= cap && d.n * kp(d.k) * (d.sharedB ? 1 : d.batch) <= cap &&
+    d.m * d.n * d.batch <= cap;
+  const fail = (why: string): never => {
+    const { batch, m, n, k } = dims;
+    throw new RangeError(
+      `matmul: cannot split [${batch} x ${m} x ${k}]${transA ? "^T" : ""} @ [${k} x ${n}]${
+        transB ? "^T" : ""
+      } to fit the device's storage binding limit of ${limit} bytes: ${why}`,
+    );
+  };
+  if (opts.bias && opts.bias.size > cap) fail(`the bias [${opts.bias.size}] alone passes it`);
+  // A block count: the most that fits (`per` elements each), rounded down to a multiple of the
+  // count that keeps block starts aligned (`elems` elements each) when that leaves one.
+  const block = (most: number, elems: number[]) => {
+    let g = 1;
+    for (const e of elems) g = Math.max(g, align / gcd(align, e));
+    return most >= g ? Math.floor(most / g) * g : most;
+  };
+  const out: Leaf[] = [];
+  const walk = (
+    d: MatmulDims,
+    at: { a0: number; b0: number; c0: number },
+    e: { bias: boolean; beta: number; last: boolean },
+    whole: boolean,
+  ) => {
+    if (fits(d)) {
+      out.push({ whole, dims: d, ...at, ...e });
+      return;
+    }
+    const { batch, m, n, k, sharedB } = d;
+    if (batch > 1) {
+      const most = Math.min(
+        Math.floor(cap / (m * kp(k))),
+        sharedB ? Infinity : Math.floor(cap / (n * kp(k))),
+        Math.floor(cap / (m * n)),
+      );
+      const nb = Math.max(1, block(most, [m * k, ...(sharedB ? [] : [k * n]), m * n]));
+      for (let i = 0; i < batch; i += nb) {
+        const cnt = Math.min(nb, batch - i);
+        walk(
+          { ...d, batch: cnt },
+          {
+            a0: at.a0 + i * m * k,
+            b0: at.b0 + (sharedB ? 0 : i * k * n),
+            c0: at.c0 + i * m * n,
+          },
+          e,
+          false,
+        );
+      }
+      return;
+    }
+    const bFits = n * kp(k) <= cap;
+    if (!transA && bFits) {
+      // Rows of A and C are contiguous: blocks of rows against the whole B.
+      const most = Math.min(Math.floor(cap / kp(k)), Math.floor(cap / n));
+      if (most < 1) fail(`one row of ${k} + ${n} floats does not fit`);
+      const mb = block(most, [k, n]);
+      for (let r = 0; r < m; r += mb) {
+        walk(
+          { ...d, m: Math.min(mb, m - r) },
+          {
+            a0: at.a0 + r * k,
+            b0: at.b0,
+            c0: at.c0 + r * n,
+          },
+          e,
+          false,
+        );
+      }
+      return;
+    }
+    if (transA && !transB && m * n <= cap) {
+      // A [K, M] and B [K, N]: ranges of K are contiguous in both; they accumulate in C.
+      const most = Math.floor(Math.min(Math.floor(cap / m), Math.floor(cap / n)) / 4) * 4;
+      if (most < 4) fail(`four rows of K (${m} + ${n} floats each) do not fit`);
+      const kb = block(most, [m, n]);
+      for (let k0 = 0; k0 < k; k0 += kb) {
+        const first = k0 === 0, final = k0 + kb >= k;
+        walk({ ...d, k: Math.min(kb, k - k0) }, {
+          a0: at.a0 + k0 * m,
+          b0: at.b0 + k0 * n,
+          c0: at.c0,
+        }, {
+          bias: e.bias && first,
+          beta: first ? e.beta : 1,
+          last: e.last && final,
+        }, false);
+      }
+      return;
+    }
+    fail(
+      transA
+        ? "the result, or an operand stored with K innermost, would need a strided split"
+        : "the right operand alone passes it",
+    );
+  };
+  walk(dims, { a0: 0, b0: 0, c0: 0 }, { bias: true, beta: opts.beta ?? 0, last: true }, true);
+  return out;
+}
+
+/** Greatest common divisor. */
+function gcd(x: number, y: number): number {
+  while (y) [x, y] = [y, x % y];
+  return x;
+}
+
+/**
+ * Runs one part of a split matmul: windows of the operands where their starts are aligned,
+ * copies where not (an output copy is written back after the part).
+ */
+function runLeaf(
+  leaf: Leaf,
+  t: { a: Tensor; b: Tensor; out: Tensor },
+  opts: MatmulIntoOptions,
+): void {
+  const rt = gpu();
+  const { batch, m, n, k, sharedB } = leaf.dims;
+  const temps: Tensor[] = [];
+  const outputs: { v: Tensor; src: Tensor; off: number; count: number }[] = [];
+  const view = (src: Tensor, start: number, count: number, output: boolean, load: boolean) => {
+    if (start === 0 && count === src.size) return src;
+    const off = src.byteOffset + start * 4;
+    let v: Tensor;
+    if (off % rt.info.bindingOffsetAlignment === 0) v = src.window(start, [count]);
+    else {
+      v = empty([count]);
+      const range = { buffer: src.buffer, byteOffset: off, byteLength: count * 4 };
+      if (load) rt.copy(range, v);
+      if (output) outputs.push({ v, src, off, count });
+    }
+    temps.push(v);
+    return v;
+  };
+  const cn = batch * m * n;
+  const a = view(t.a, leaf.a0, batch * m * k, false, true);
+  const b = view(t.b, leaf.b0, (sharedB ? 1 : batch) * k * n, false, true);
+  const beta = leaf.beta;
+  const out = view(t.out, leaf.c0, cn, true, beta !== 0);
+  const residual = leaf.last && opts.residual
+    ? view(opts.residual, leaf.c0, cn, false, true)
+    : undefined;
+  const preActivation = leaf.last && opts.preActivation
+    ? view(opts.preActivation, leaf.c0, cn, true, false)
+    : undefined;
+  matmulDispatch(a, b, out, leaf.dims, {
+    transA: opts.transA,
+    transB: opts.transB,
+    kernel: opts.kernel,
+    bias: leaf.bias ? opts.bias : undefined,
+    beta,
+    residual,
+    activation: leaf.last ? opts.activation : undefined,
+    preActivation,
+  });
+  for (const o of outputs) {
+    rt.copy(o.v, { buffer: o.src.buffer, byteOffset: o.off, byteLength: o.count * 4 });
+  }
+  for (const v of temps) v.dispose();
+}
+
+/** The kernels of one matmul whose bindings fit (see {@linkcode matmulInto}). */
+function matmulDispatch(
+  a: Tensor,
+  b: Tensor,
+  out: Tensor,
+  dims: MatmulDims,
+  opts: MatmulIntoOptions,
+): void {
   const { batch, m, n, k, sharedB } = dims;
-  if (batch * m * n === 0) return;
   const rt = gpu();
   const variant = matmulVariant(dims, opts.kernel?.variant);
   const tiles = matmulTiles(opts.kernel?.tiles);

@@ -97,6 +97,72 @@ function checkEps(op: string, eps: number): void {
   }
 }
 
+/** A block of outer indices of a tensor seen as [O, C, I], and its binding windows. */
+interface OuterBlock {
+  /** First outer index. */
+  first: number;
+  /** Number of outer indices. */
+  count: number;
+  /**
+   * Windows of the block: of tensors laid out as x ([O, C, I]), then of per-row ones ([O, I]).
+   */
+  views(full: readonly Tensor[], perRow: readonly Tensor[]): Tensor[];
+  /** Releases the windows of the last `views` call. */
+  dispose(): void;
+}
+
+/**
+ * Blocks of outer indices whose bindings fit the device's storage binding limit: the whole
+ * tensor when it fits, else blocks with aligned starts, of whole chunks of
+ * LAYER_NORM_CHUNK_ROWS rows where they fit (then the parameter gradients keep their
+ * grouping). Rows are independent, so the normalised values equal one dispatch's.
+ *
+ * @throws {RangeError} When one slice along the normalised axis does not fit.
+ */
+function outerBlocks(op: string, x: Tensor, layout: AxisLayout): OuterBlock[] {
+  const { outer, size: C, inner } = layout;
+  const info = gpu().info;
+  const cap = Math.floor(info.maxBindingBytes / 16) * 4;
+  const block = (first: number, count: number): OuterBlock => {
+    let held: Tensor[] = [];
+    return {
+      first,
+      count,
+      views(full, perRow) {
+        if (count === outer) return [...full, ...perRow];
+        held = [
+          ...full.map((t) => t.window(first * C * inner, [count * C * inner])),
+          ...perRow.map((t) => t.window(first * inner, [count * inner])),
+        ];
+        return held;
+      },
+      dispose() {
+        for (const t of held) t.dispose();
+        held = [];
+      },
+    };
+  };
+  if (x.size <= cap) return [block(0, outer)];
+  const fail = (why: string): never => {
+    throw new RangeError(
+      `${op}() cannot split ${x.describe()} to fit the device's storage binding limit of ` +
+        `${info.maxBindingBytes} bytes: ${why}`,
+    );
+  };
+  const most = Math.floor(cap / (C * inner));
+  if (most < 1) fail(`one slice of ${C} x ${inner} floats passes it`);
+  const align = Math.max(1, info.bindingOffsetAlignment / 4);
+  let g = 1;
+  while ((g * C * inner) % align !== 0 || (g * inner) % align !== 0) g *= 2;
+  let h = g;
+  while ((h * inner) % LAYER_NORM_CHUNK_ROWS !== 0) h *= 2;
+  const count = most >= h ? Math.floor(most / h) * h : Math.floor(most / g) * g;
+  if (count < 1) fail(`${g} aligned slices do not fit`);
+  const blocks: OuterBlock[] = [];
+  for (let o = 0; o < outer; o += count) blocks.push(block(o, Math.min(count, outer - o)));
+  return blocks;
+}
+
 /** LayerNorm over the middle axis of x seen as [O, C, I]; records the backward. */
 function layerNormAxis(
   op: string,
@@ -133,14 +199,20 @@ function layerNormAxis(
   const rstd = empty([rows]);
   mean.name = `${op}.mean`;
   rstd.name = `${op}.rstd`;
+  const blocks = rows > 0 && C > 0 ? outerBlocks(op, x, layout) : [];
   if (rows > 0 && C > 0) {
     rt.assertLoopTrips("layer_norm_forward", 3 * C);
-    rt.dispatch(
-      fwd,
-      [x, weight ?? x, bias ?? x, y, mean, rstd],
-      { rows, C, I: inner, eps },
-      grid(rows, 64),
-    );
+    for (const b of blocks) {
+      const [xb, yb, mb, rb] = b.views([x, y], [mean, rstd]);
+      const n = b.count * inner;
+      rt.dispatch(fwd, [xb!, weight ?? xb!, bias ?? xb!, yb!, mb!, rb!], {
+        rows: n,
+        C,
+        I: inner,
+        eps,
+      }, grid(n, 64));
+      b.dispose();
+    }
   }
   record(op, inputs, [y], ([g]) => {
     const dims = { rows, C, I: inner };
@@ -157,12 +229,22 @@ function layerNormAxis(
       dx = empty(x.shape);
       if (rows > 0 && C > 0) {
         rt.assertLoopTrips("layer_norm_backward_input", 2 * C);
-        rt.dispatch(k, [x, weight ?? x, g!, mean, rstd, dx], dims, grid(rows, 64));
+        for (const b of blocks) {
+          const [xb, gb, dxb, mb, rb] = b.views([x, g!, dx], [mean, rstd]);
+          const n = b.count * inner;
+          rt.dispatch(
+            k,
+            [xb!, weight ?? xb!, gb!, mb!, rb!, dxb!],
+            { ...dims, rows: n },
+            grid(n, 64),
+          );
+          b.dispose();
+        }
       }
     }
     let dw: Tensor | null = null, db: Tensor | null = null;
     if (weight?.requiresGrad || bias?.requiresGrad) {
-      [dw, db] = layerNormParamGrads(x, g!, mean, rstd, dims);
+      [dw, db] = layerNormParamGrads(x, g!, mean, rstd, dims, blocks);
     }
     const grads: (Tensor | null)[] = [dx];
     if (weight) grads.push(weight.requiresGrad ? dw : null);
@@ -184,6 +266,7 @@ function layerNormParamGrads(
   mean: Tensor,
   rstd: Tensor,
   dims: { rows: number; C: number; I: number },
+  blocks: readonly OuterBlock[],
 ): [Tensor, Tensor] {
   const rt = gpu();
   const k = kernels.get("bp", () =>
@@ -194,11 +277,43 @@ function layerNormParamGrads(
       params: ["rows:u32", "C:u32", "I:u32", "chunks:u32"],
       defines: { CHUNK: LAYER_NORM_CHUNK_ROWS },
     }));
-  const chunks = Math.max(1, Math.ceil(dims.rows / LAYER_NORM_CHUNK_ROWS));
-  const pw = empty([chunks, dims.C]);
-  const pb = empty([chunks, dims.C]);
   rt.assertLoopTrips("layer_norm_backward_params", LAYER_NORM_CHUNK_ROWS);
-  rt.dispatch(k, [x, g, mean, rstd, pw, pb], { ...dims, chunks }, grid(chunks * dims.C, 64));
+  const per = (rows: number) => Math.max(1, Math.ceil(rows / LAYER_NORM_CHUNK_ROWS));
+  let chunks: number, pw: Tensor, pb: Tensor;
+  if (blocks.length <= 1) {
+    chunks = per(dims.rows);
+    pw = empty([chunks, dims.C]);
+    pb = empty([chunks, dims.C]);
+    rt.dispatch(k, [x, g, mean, rstd, pw, pb], { ...dims, chunks }, grid(chunks * dims.C, 64));
+  } else {
+    // Each block's chunk partials, gathered by copies into one [chunks, C] (the same chunks
+    // as one dispatch when blocks are whole chunks of rows).
+    chunks = blocks.reduce((n, b) => n + per(b.count * dims.I), 0);
+    pw = empty([chunks, dims.C]);
+    pb = empty([chunks, dims.C]);
+    let at = 0;
+    for (const b of blocks) {
+      const rows = b.count * dims.I, n = per(rows);
+      const [xb, gb, mb, rb] = b.views([x, g], [mean, rstd]);
+      const tw = empty([n, dims.C]), tb = empty([n, dims.C]);
+      rt.dispatch(
+        k,
+        [xb!, gb!, mb!, rb!, tw, tb],
+        { ...dims, rows, chunks: n },
+        grid(n * dims.C, 64),
+      );
+      for (const [t, into] of [[tw, pw], [tb, pb]] as const) {
+        rt.copy(t, {
+          buffer: into.buffer,
+          byteOffset: into.byteOffset + at * dims.C * 4,
+          byteLength: t.byteLength,
+        });
+        t.dispose();
+      }
+      at += n;
+      b.dispose();
+    }
+  }
   if (chunks === 1) return [pw.view([dims.C]), pb.view([dims.C])];
   return [sum(pw, 0), sum(pb, 0)];
 }

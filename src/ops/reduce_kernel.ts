@@ -111,6 +111,10 @@ export function reduceRaw(
   const count = red.reduce((p, [d]) => p * d, 1);
   const y = empty(outShape);
   if (y.size === 0) return y;
+  if (x.size > Math.floor(gpu().info.maxBindingBytes / 16) * 4) {
+    reduceWindows(x, axes, mode, scale, count, y);
+    return y;
+  }
   const parts = Math.ceil(count / CHUNK);
   // Long reductions go in two passes: partial results [n, parts], then over parts.
   const first = parts > 1 ? empty([y.size, parts]) : y;
@@ -136,4 +140,81 @@ export function reduceRaw(
     first.dispose();
   }
   return y;
+}
+
+/** The dispatch of one pass: `x` reduced over `axes` into `y` [n, parts]. */
+function dispatchPass(
+  x: Tensor,
+  axes: readonly number[],
+  mode: 0 | 1 | 2,
+  out: { y: Tensor; n: number; parts: number; scale: number },
+): void {
+  const { kept, red } = plan(x.shape, axes);
+  const p: Record<string, number> = {
+    n: out.n,
+    parts: out.parts,
+    count: red.reduce((c, [d]) => c * d, 1),
+    scale: out.scale,
+  };
+  kept.forEach(([d, st], i) => {
+    p[`k${i}`] = d;
+    p[`ks${i}`] = st;
+  });
+  red.forEach(([d, st], i) => {
+    p[`r${i}`] = d;
+    p[`rs${i}`] = st;
+  });
+  gpu().dispatch(kernels[mode]!, [x, out.y], p, grid(out.n * out.parts, 64));
+}
+
+/**
+ * A reduction over leading axes of an input larger than a storage binding: windows of rows
+ * (the reduced index) against every kept element, each reduced into one row of partial
+ * results, which a second pass reduces. Windows of CHUNK rows reproduce the one-binding
+ * path's parts, so the result is the same bit for bit; when CHUNK rows do not fit, windows
+ * of fewer rows (as many as fit, their starts aligned) change the grouping of the additions.
+ */
+function reduceWindows(
+  x: Tensor,
+  axes: readonly number[],
+  mode: 0 | 1 | 2,
+  scale: number,
+  count: number,
+  y: Tensor,
+): void {
+  const info = gpu().info;
+  const cap = Math.floor(info.maxBindingBytes / 16) * 4;
+  const n = y.size;
+  const fail = (why: string): never => {
+    throw new RangeError(
+      `Kernel "${kernels[mode]!.spec.name}" cannot split ${x.describe()} over axes [${axes}] ` +
+        `to fit the device's storage binding limit of ${info.maxBindingBytes} bytes: ${why}`,
+    );
+  };
+  if (!axes.every((a, i) => a === i)) fail("only reductions over leading axes run in windows");
+  const align = Math.max(1, info.bindingOffsetAlignment / 4);
+  let unit = 1;
+  while ((unit * n) % align !== 0) unit *= 2;
+  const fit = Math.floor(cap / n);
+  const rows = fit >= CHUNK ? CHUNK : Math.floor(fit / unit) * unit;
+  if (rows < 1) fail(`${unit} rows of ${n} kept elements do not fit`);
+  const windows = Math.ceil(count / rows);
+  const first = empty([windows, n]);
+  const part = empty([n]);
+  for (let i = 0; i < windows; i++) {
+    const cnt = Math.min(rows, count - i * rows);
+    const xw = x.window(i * rows * n, [cnt, n]);
+    dispatchPass(xw, [0], mode, { y: part, n, parts: 1, scale: 1 });
+    xw.dispose();
+    gpu().copy(part, {
+      buffer: first.buffer,
+      byteOffset: first.byteOffset + i * n * 4,
+      byteLength: n * 4,
+    });
+  }
+  part.dispose();
+  const rest = reduceRaw(first, [0], mode === 1 ? 1 : 0, scale, y.shape);
+  gpu().copy(rest, y, y.byteLength);
+  rest.dispose();
+  first.dispose();
 }

@@ -1,0 +1,235 @@
+/**
+ * The cases of `binding_limit_test.ts`, run in a process of their own (the GPU runtime
+ * is one per process): each case's forward and gradients, written to a safetensors file, with
+ * the inputs made from fixed seeds so the test rebuilds them for the float64 references.
+ * `binding_limit_test.ts` runs this under `PS3_MAX_BINDING_BYTES` and without it.
+ *
+ * ```sh
+ * PS3_MAX_BINDING_BYTES=65536 deno run -A tests/ops/binding_limit_cases.ts out.safetensors
+ * ```
+ *
+ * @module
+ */
+
+import { type Arr, randArr, Rng, roundF32, rt } from "../harness.ts";
+import { backward } from "../../src/autograd/tape.ts";
+import { tidy } from "../../src/autograd/scope.ts";
+import type { Tensor } from "../../src/autograd/tensor.ts";
+import { tensor } from "../../src/ops/creation.ts";
+import { matmul, type MatmulOptions } from "../../src/ops/matmul.ts";
+import { add, gelu, mul, tanh } from "../../src/ops/elementwise.ts";
+import { mean, sum } from "../../src/ops/reduce.ts";
+import { layerNorm, layerNormChannels } from "../../src/ops/norm.ts";
+import { layerNormChannelsRef, layerNormRef } from "../../src/reference/norm.ts";
+import { matmulRef } from "../../src/reference/matmul.ts";
+import { binaryRef, unaryRef } from "../../src/reference/elementwise.ts";
+import { reduceRef } from "../../src/reference/reduce.ts";
+import { writeSafetensors, type WriteTensor } from "../../src/checkpoint/safetensors.ts";
+
+/** One case: input shapes, the GPU op and its float64 reference. */
+export interface LimitCase {
+  /** Name of the case. */
+  name: string;
+  /** Shapes of the inputs (random in [-1, 1], from a seed of the name). */
+  shapes: number[][];
+  /** The op on the GPU. */
+  op: (xs: Tensor[]) => Tensor;
+  /** The float64 reference. */
+  ref: (xs: Arr[]) => Arr;
+  /**
+   * Outputs ("y", "grad<i>") whose additions a split groups otherwise than one binding does
+   * (compared with the unsplit run within the forward tolerance, not bit for bit).
+   */
+  regrouped?: string[];
+}
+
+/** A matmul case from its operands' stored shapes and options. */
+function matmulCase(
+  name: string,
+  a: number[],
+  b: number[],
+  opts: Pick<MatmulOptions, "transA" | "transB" | "activation">,
+  extra: { bias?: boolean; residual?: boolean; regrouped?: string[] } = {},
+): LimitCase {
+  const m = opts.transA ? a.at(-1)! : a.at(-2)!;
+  const n = opts.transB ? b.at(-2)! : b.at(-1)!;
+  const shapes = [a, b];
+  if (extra.bias) shapes.push([n]);
+  if (extra.residual) shapes.push([...a.slice(0, -2), m, n]);
+  const r = extra.bias ? 3 : 2;
+  return {
+    name,
+    shapes,
+    op: (xs) =>
+      matmul(xs[0]!, xs[1]!, {
+        ...opts,
+        bias: extra.bias ? xs[2] : undefined,
+        residual: extra.residual ? xs[r] : undefined,
+      }),
+    ref: (xs) =>
+      matmulRef(xs[0]!, xs[1]!, {
+        ...opts,
+        bias: extra.bias ? xs[2] : undefined,
+        residual: extra.residual ? xs[r] : undefined,
+      }),
+    regrouped: extra.regrouped ?? [],
+  };
+}
+
+/**
+ * Cases that pass a 64 KiB binding limit (16384 floats) in the forward or the backward.
+ * Matmuls: a flat row split (its weight gradient splits K), a batch split with aligned
+ * blocks, one with unaligned blocks (copies), rows with a GELU epilogue (its weight gradient
+ * splits K), a K split with bias and residual. Elementwise ops in windows (vec4 and scalar,
+ * broadcasting along the outer dim or an inner one, whose gradient reduces the leading axes in
+ * windows of fewer rows than a part), and reductions over leading axes (a long one whose
+ * windows are whole parts). Layer norms in blocks of rows (of whole parameter-gradient chunks
+ * of rows, and of fewer rows), over the last axis and over channels.
+ */
+export const CASES: readonly LimitCase[] = [
+  matmulCase("rows", [3, 70, 100], [24, 100], { transB: true }, {
+    bias: true,
+    regrouped: ["grad1"],
+  }),
+  matmulCase("batch", [6, 40, 72], [6, 72, 36], {}),
+  matmulCase("copies", [5, 37, 91], [5, 91, 13], {}),
+  matmulCase("gelu", [210, 80], [80, 32], { activation: "gelu" }, {
+    bias: true,
+    regrouped: ["grad1"],
+  }),
+  matmulCase("ksplit", [300, 20], [300, 60], { transA: true }, {
+    bias: true,
+    residual: true,
+    regrouped: ["y"],
+  }),
+  {
+    name: "gelu_vec4",
+    shapes: [[100, 200]],
+    op: ([x]) => gelu(x!),
+    ref: ([x]) => unaryRef("gelu", x!),
+  },
+  {
+    name: "tanh_scalar",
+    shapes: [[3, 6667]],
+    op: ([x]) => tanh(x!),
+    ref: ([x]) => unaryRef("tanh", x!),
+  },
+  {
+    name: "mul_vec4",
+    shapes: [[100, 200], [100, 200]],
+    op: ([u, v]) => mul(u!, v!),
+    ref: ([u, v]) => binaryRef("mul", u!, v!),
+  },
+  {
+    name: "mul_inner",
+    shapes: [[50, 20, 24], [24]],
+    op: ([u, v]) => mul(u!, v!),
+    ref: ([u, v]) => binaryRef("mul", u!, v!),
+    regrouped: ["grad1"],
+  },
+  {
+    name: "add_outer",
+    shapes: [[40, 30, 20], [30, 20]],
+    op: ([u, v]) => add(u!, v!),
+    ref: ([u, v]) => binaryRef("add", u!, v!),
+    regrouped: ["grad1"],
+  },
+  {
+    name: "sum_leading",
+    shapes: [[300, 7, 10]],
+    op: ([x]) => sum(x!, [0, 1]),
+    ref: ([x]) => reduceRef(x!, [0, 1], "sum"),
+    regrouped: ["y"],
+  },
+  {
+    name: "mean_long",
+    shapes: [[40000, 1]],
+    op: ([x]) => mean(x!, 0),
+    ref: ([x]) => reduceRef(x!, [0], "mean"),
+  },
+  {
+    name: "layer_norm_rows",
+    shapes: [[800, 24], [24], [24]],
+    op: ([x, w, b]) => layerNorm(x!, w!, b!),
+    ref: ([x, w, b]) => layerNormRef(x!, w!, b!),
+  },
+  {
+    name: "layer_norm_short_blocks",
+    shapes: [[300, 70], [70], [70]],
+    op: ([x, w, b]) => layerNorm(x!, w!, b!),
+    ref: ([x, w, b]) => layerNormRef(x!, w!, b!),
+    regrouped: ["grad1", "grad2"],
+  },
+  {
+    name: "layer_norm_channels",
+    shapes: [[5, 4, 32, 32], [4], [4]],
+    op: ([x, w, b]) => layerNormChannels(x!, w!, b!),
+    ref: ([x, w, b]) => layerNormChannelsRef(x!, w!, b!),
+  },
+];
+
+/**
+ * The case's float64 inputs (rounded to f32) and the output weights of the gradient check.
+ *
+ * @param c The case.
+ * @returns Inputs and the output weights.
+ */
+export function caseInputs(c: LimitCase): { inputs: Arr[]; w: Arr } {
+  let seed = 17;
+  for (const ch of c.name) seed = (seed * 31 + ch.charCodeAt(0)) % 1000003;
+  const rng = new Rng(seed);
+  const inputs = c.shapes.map((s) => roundF32(randArr(s, rng)));
+  const out = c.ref(inputs);
+  return { inputs, w: roundF32(randArr(out.shape, rng)) };
+}
+
+if (import.meta.main) {
+  const out: WriteTensor[] = [];
+  const dispatches: Record<string, number> = {};
+  for (const c of CASES) {
+    const { inputs, w } = caseInputs(c);
+    const start = rt.counters.dispatches;
+    const ts = tidy(() => {
+      const xs = inputs.map((x) => {
+        const t = tensor(Float32Array.from(x.data), x.shape);
+        t.requiresGrad = true;
+        return t;
+      });
+      const y = c.op(xs);
+      backward(y, tensor(Float32Array.from(w.data), w.shape));
+      return [y, ...xs.map((x) => x.grad!)];
+    });
+    dispatches[c.name] = rt.counters.dispatches - start;
+    const host = await rt.read(ts);
+    ts.forEach((t: Tensor, i) => {
+      out.push({
+        name: `${c.name}/${i === 0 ? "y" : `grad${i - 1}`}`,
+        dtype: "F32",
+        shape: t.shape,
+        data: new Float32Array(host[i]!),
+      });
+      t.dispose();
+    });
+  }
+  // A matmul no split can fit: its error, and that nothing was dispatched.
+  let error = "";
+  const before = rt.counters.dispatches;
+  try {
+    tidy(() =>
+      matmul(
+        tensor(new Float32Array(4 * 20000), [4, 20000]),
+        tensor(new Float32Array(20000 * 4), [20000, 4]),
+      )
+    );
+  } catch (e) {
+    error = (e as Error).message;
+  }
+  await writeSafetensors(Deno.args[0]!, out, {
+    metadata: {
+      maxBindingBytes: String(rt.info.maxBindingBytes),
+      error,
+      dispatchedBeforeError: String(rt.counters.dispatches - before),
+      dispatches: JSON.stringify(dispatches),
+    },
+  });
+}
