@@ -21,6 +21,8 @@ import { add, gelu, mul, tanh } from "../../src/ops/elementwise.ts";
 import { mean, sum } from "../../src/ops/reduce.ts";
 import { layerNorm, layerNormChannels } from "../../src/ops/norm.ts";
 import { layerNormChannelsRef, layerNormRef } from "../../src/reference/norm.ts";
+import { softmax } from "../../src/ops/softmax.ts";
+import { softmaxRef } from "../../src/reference/softmax.ts";
 import { matmulRef } from "../../src/reference/matmul.ts";
 import { binaryRef, unaryRef } from "../../src/reference/elementwise.ts";
 import { reduceRef } from "../../src/reference/reduce.ts";
@@ -166,6 +168,18 @@ export const CASES: readonly LimitCase[] = [
     op: ([x, w, b]) => layerNormChannels(x!, w!, b!),
     ref: ([x, w, b]) => layerNormChannelsRef(x!, w!, b!),
   },
+  {
+    name: "softmax_rows",
+    shapes: [[600, 40]],
+    op: ([x]) => softmax(x!),
+    ref: ([x]) => softmaxRef(x!),
+  },
+  {
+    name: "softmax_middle_axis",
+    shapes: [[8, 40, 64]],
+    op: ([x]) => softmax(x!, { axis: 1 }),
+    ref: ([x]) => softmaxRef(x!, { axis: 1 }),
+  },
 ];
 
 /**
@@ -224,12 +238,22 @@ if (import.meta.main) {
   } catch (e) {
     error = (e as Error).message;
   }
+  // A softmax whose one row passes the limit: its error, and that nothing was dispatched.
+  let softmaxError = "";
+  const softmaxBefore = rt.counters.dispatches;
+  try {
+    tidy(() => softmax(tensor(new Float32Array(2 * 20000), [2, 20000])));
+  } catch (e) {
+    softmaxError = (e as Error).message;
+  }
   await writeSafetensors(Deno.args[0]!, out, {
     metadata: {
       maxBindingBytes: String(rt.info.maxBindingBytes),
       error,
       dispatchedBeforeError: String(rt.counters.dispatches - before),
       dispatches: JSON.stringify(dispatches),
+      softmaxError,
+      softmaxDispatchedBeforeError: String(rt.counters.dispatches - softmaxBefore),
     },
   });
 }

@@ -54,8 +54,14 @@ Deno.test("the lowered binding limit reaches the runtime; an impossible split th
     /^matmul: cannot split \[1 x 4 x 20000\] @ \[20000 x 4\] to fit the device's storage binding limit of 65536 bytes/,
   );
   assertEquals(r.metadata?.dispatchedBeforeError, "0");
+  assertMatch(
+    r.metadata?.softmaxError ?? "",
+    /^softmax\(\) cannot split .*\[2, 20000\] f32 to fit the device's storage binding limit of 65536 bytes: one slice of 20000 x 1 floats passes it/,
+  );
+  assertEquals(r.metadata?.softmaxDispatchedBeforeError, "0");
   const u = await unlimited;
   assertEquals(u.metadata?.error, "");
+  assertEquals(u.metadata?.softmaxError, "");
 });
 
 for (const c of CASES) {
