@@ -600,6 +600,10 @@ async function closeRun(run: Run): Promise<TrainSummary> {
     peakActivationBytes: mem.peakInUseBytes,
     stateBytes: run.state.model.params.bytes(),
     estimatedBytes: run.est.total,
+    dispatches: {
+      count: run.rt.counters.dispatches,
+      maxBindingBytes: run.rt.info.maxBindingBytes,
+    },
     skipped: run.loader.stats().skipped,
     skippedByShard: run.loader.stats().skippedByShard ?? {},
     last: run.last,

@@ -1,10 +1,10 @@
 /**
  * Ops past the storage binding limit: `binding_limit_cases.ts` runs matmuls, elementwise ops,
- * reductions, layer norms, softmax and attention in a process whose runtime pretends bindings hold 64 KiB
- * (`PS3_MAX_BINDING_BYTES`), so operands, results and gradients of a few tens of thousands of
- * floats are split; and once more without the limit. Each case must dispatch more kernels
- * under the limit (it was split); its forward is checked against the float64 reference and
- * its gradients against central finite differences of it (on sampled entries), and every
+ * reductions, layer norms, softmax and attention in a process whose runtime pretends bindings
+ * hold 64 KiB (`PS3_MAX_BINDING_BYTES`), so operands, results and gradients of a few tens of
+ * thousands of floats are split; and once more without the limit. Each case must dispatch more
+ * kernels under the limit (it was split); its forward is checked against the float64 reference
+ * and its gradients against central finite differences of it (on sampled entries), and every
  * output against the unsplit run: bit for bit where the split leaves the grouping of the
  * additions as it is (batch and row splits, unaligned blocks through copies, elementwise
  * windows, reductions in windows of whole parts), within the forward tolerance where it does
