@@ -12,17 +12,19 @@
  * @module
  */
 
-import { deepStrictEqual, ok } from "node:assert";
+import { deepStrictEqual, ok, throws } from "node:assert";
 import { join } from "node:path";
+import type { Runtime } from "../../src/gpu/runtime.ts";
+import { loadRunConfig } from "../../src/train/config.ts";
+import { checkRunBindings } from "../../src/train/preflight.ts";
 
 const LIMIT = 262144;
 const KEYS = ["loss", "contrastive", "prior_box", "posterior_box", "grad_norm"] as const;
 const synth = await Deno.makeTempDir({ prefix: "ps3-limit-synth-" });
 
-/** Runs 3 steps of the tiny config; returns the step records and the summary. */
-async function train(limit: string) {
-  const out = await Deno.makeTempDir({ prefix: "ps3-limit-" });
-  const r = await new Deno.Command(Deno.execPath(), {
+/** Runs 3 steps of the tiny config under a limit ("" for none); returns the process result. */
+async function run(limit: string, out: string) {
+  return await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
@@ -38,6 +40,12 @@ async function train(limit: string) {
     stdout: "piped",
     stderr: "piped",
   }).output();
+}
+
+/** Runs 3 steps of the tiny config; returns the step records and the summary. */
+async function train(limit: string) {
+  const out = await Deno.makeTempDir({ prefix: "ps3-limit-" });
+  const r = await run(limit, out);
   if (!r.success) {
     throw new Error(`ps3 train failed (${r.code}):\n${new TextDecoder().decode(r.stderr)}`);
   }
@@ -80,4 +88,28 @@ Deno.test(`a tiny training run under a ${LIMIT}-byte binding limit equals the ru
       );
     }
   }
+});
+
+Deno.test("the preflight refuses a limit below one image of the ConvNet's patch unfold, before any step", async () => {
+  const out = await Deno.makeTempDir({ prefix: "ps3-limit-refused-" });
+  const r = await run("131072", out);
+  deepStrictEqual(r.code, 1);
+  const err = new TextDecoder().decode(r.stderr);
+  ok(
+    err.includes(
+      "cannot split below the device's storage binding limit of 131072 bytes:\n" +
+        "  patch_unfold (one image): [3, 128, 128] f32, 196860 bytes",
+    ),
+    err,
+  );
+  throws(() => Deno.statSync(join(out, "metrics.jsonl")), Deno.errors.NotFound);
+});
+
+Deno.test("the preflight's units follow the ops' rules at the edge (alignment slack)", async () => {
+  const config = await loadRunConfig("tests/testdata/train_tiny.yaml");
+  const fake = (maxBindingBytes: number) =>
+    ({ info: { maxBindingBytes, bindingOffsetAlignment: 256 } }) as unknown as Runtime;
+  // One image of 3 x 128 x 128 floats plus a window that may start 252 bytes early.
+  checkRunBindings(config, fake(196860));
+  throws(() => checkRunBindings(config, fake(196856)), /patch_unfold \(one image\)/);
 });
