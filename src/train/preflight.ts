@@ -1,9 +1,9 @@
 /**
  * Checks made before a run allocates anything: every file the run config names exists (shard
  * lists expanded, tokenizer, initial weights), the memory the run needs fits, and every op's
- * smallest unit fits the storage binding limit. A run of a
- * real config on a fresh machine then fails at once with every missing input named by its
- * config key, not with a bare "No such file" after minutes of allocation.
+ * smallest unit fits the storage binding limit. A run of a real config on a fresh machine
+ * then fails at once with every missing input named by its config key, not with a bare "No
+ * such file" after minutes of allocation.
  *
  * @module
  */
@@ -171,20 +171,27 @@ export interface BindingUnit {
  * The units of a model's ops that cannot be split further past the storage binding limit
  * (the same rules as the ops): the patch unfold of the largest image (ConvNet input or
  * scale) splits per image, and windows may start up to one alignment early; attention
- * splits per sample (q, k, v, the low-res cache, in 16-byte multiples). Batch, rows of
- * matmuls, norms and softmax split far below these in this model.
+ * splits per sample (q, k, v, the low-res cache, in 16-byte multiples); the gather of the
+ * selected high-res patches binds its whole output (the micro-batch's patches of a scale,
+ * at most the scale's budget; not split yet). Batch, rows of matmuls, norms and softmax split far below these.
  *
  * @param config The model configuration.
  * @param alignment The device's storage binding offset alignment, bytes.
+ * @param batch The micro-batch.
  * @returns The units, largest first.
  */
-export function bindingUnits(config: ModelConfig, alignment: number): BindingUnit[] {
+export function bindingUnits(
+  config: ModelConfig,
+  alignment: number,
+  batch: number,
+): BindingUnit[] {
   const v = config.vision, t = config.text;
   const { width: c, patch } = v.trunk;
   const side = Math.max(...v.scales, v.conv?.inputSize ?? 0);
   const n0 = (v.scales[0]! / patch) ** 2;
   const grids = v.scales.slice(1).map((x) => (x / patch) ** 2);
-  const m = selectCounts(v.budgets, grids).reduce((a, x) => a + x, 0);
+  const counts = selectCounts(v.budgets, grids);
+  const m = counts.reduce((a, x) => a + x, 0);
   const sample = (n: number, w: number): BindingUnit => ({
     op: `attention (one sample of ${n} tokens)`,
     shape: [n, w],
@@ -198,6 +205,11 @@ export function bindingUnits(config: ModelConfig, alignment: number): BindingUni
     },
     sample(Math.max(n0, m), c),
     sample(t.context, t.width),
+    ...counts.map((k, i) => ({
+      op: `patch_gather (the most patches selected at scale ${v.scales[i + 1]}, whole micro-batch)`,
+      shape: [batch, k, 3 * patch * patch],
+      bytes: Math.ceil(batch * k * 3 * patch * patch / 4) * 16,
+    })),
   ];
   return units.sort((a, b) => b.bytes - a.bytes);
 }
@@ -212,7 +224,12 @@ export function bindingUnits(config: ModelConfig, alignment: number): BindingUni
  */
 export function checkRunBindings(config: RunConfig, rt: Runtime): void {
   const { maxBindingBytes, bindingOffsetAlignment } = rt.info;
-  const over = bindingUnits(config.resolvedModel, bindingOffsetAlignment)
+  const t = config.train;
+  const over = bindingUnits(
+    config.resolvedModel,
+    bindingOffsetAlignment,
+    t.batch_size / t.accum_steps,
+  )
     .filter((u) => u.bytes > maxBindingBytes);
   if (over.length > 0) {
     throw new RangeError(

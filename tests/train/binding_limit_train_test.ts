@@ -113,3 +113,17 @@ Deno.test("the preflight's units follow the ops' rules at the edge (alignment sl
   checkRunBindings(config, fake(196860));
   throws(() => checkRunBindings(config, fake(196856)), /patch_unfold \(one image\)/);
 });
+
+Deno.test("the preflight counts the whole micro-batch of the high-res patch gather", async () => {
+  const fake = {
+    info: { maxBindingBytes: 196864, bindingOffsetAlignment: 256 },
+  } as unknown as Runtime;
+  const config = await loadRunConfig("tests/testdata/train_tiny.yaml", [
+    "model.vision_cfg.max_select_num=256",
+  ]);
+  // 205 of the 256 patches go to the 128-px scale (its share of the pixels): 8 x 205 x 192.
+  throws(
+    () => checkRunBindings(config, fake),
+    /patch_gather \(the most patches selected at scale 128, whole micro-batch\): \[8, 205, 192\] f32, 1259520 bytes/,
+  );
+});
