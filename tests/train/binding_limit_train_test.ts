@@ -1,13 +1,13 @@
 /**
- * A tiny training run under a lowered storage binding limit (`PS3_MAX_BINDING_BYTES`, 256
- * KiB) against the same run without it, each in a process of its own. At this limit the
- * selection ConvNet's patch unfold and gather, the resizes of its 128-px input and the
- * larger matmuls (forward and backward) split (measured by counting each kernel's
- * dispatches over one step; the tiny model's attention and norm tensors stay under it, and
- * a lower limit is refused: one image plane of the ConvNet input is 192 KiB). The forward
- * splits along batches and rows only, so step 1's losses are the same bits; weight
- * gradients summed over K ranges regroup their additions, so the gradient norm and the later
- * steps differ by float32 rounding only.
+ * A tiny training run under a lowered storage binding limit (`PS3_MAX_BINDING_BYTES`, 256 KiB)
+ * against the same run without it, each in a process of its own. At this limit the selection
+ * ConvNet's patch unfold and gather, the resizes of its 128-px input and the larger matmuls
+ * (forward and backward) split (measured by counting each kernel's dispatches over one step;
+ * the tiny model's attention and norm tensors stay under it, and a limit under 192 KiB is
+ * refused: one 3 x 128 x 128 image of the ConvNet input). The forward splits along batches and
+ * rows only, so step 1's losses are the same bits; weight gradients summed over K ranges
+ * regroup their additions, so the gradient norm and the later steps differ by float32 rounding
+ * only.
  *
  * @module
  */
