@@ -30,7 +30,7 @@ import { empty } from "./creation.ts";
 import { prepKernel, WG } from "./attention_common.ts";
 import { dkvKernel, dqKernel, forwardKernel } from "./attention_rows.ts";
 import { tiledDkvKernel, tiledDqKernel, tiledForwardKernel } from "./attention_tiled.ts";
-import { type AttentionKernel, type AttentionPlan, attentionPlan } from "./attention_kernel.ts";
+import { type AttentionKernel, attentionPlan } from "./attention_kernel.ts";
 
 export * from "./attention_kernel.ts";
 
@@ -131,6 +131,80 @@ function attentionDims(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions):
   return { batch, heads, d, nq, nk, nc, scale };
 }
 
+/** A block of samples of one attention: the first and how many. */
+interface BatchBlock {
+  first: number;
+  count: number;
+}
+
+/**
+ * Blocks of samples whose bindings (q, k, v, the cache, the mask, out, lse, the backward's
+ * statistics and gradients) fit the device's storage binding limit: the whole batch when it
+ * fits, else blocks whose windows start at aligned offsets. Samples are independent (each
+ * (batch, head) runs alone), so every value equals one dispatch's.
+ *
+ * @throws {RangeError} Before any dispatch, when one sample's bindings do not fit.
+ */
+function batchBlocks(
+  q: Tensor,
+  dims: AttentionDims,
+  hasCache: boolean,
+  hasMask: boolean,
+): BatchBlock[] {
+  const { batch, heads, d, nq, nk, nc } = dims;
+  const w = heads * d;
+  // Floats per sample of each binding: q/out/dO/dq, k/v, cache, mask, lse, stats.
+  const per = [
+    nq * w,
+    nk * w,
+    hasCache ? nc * w : 0,
+    hasMask ? nc + nk : 0,
+    heads * nq,
+    2 * heads * nq,
+  ];
+  const info = gpu().info;
+  const cap = Math.floor(info.maxBindingBytes / 16) * 4;
+  const most1 = Math.max(...per);
+  if (batch * most1 <= cap) return [{ first: 0, count: batch }];
+  const fail = (why: string): never => {
+    throw new RangeError(
+      `attention() cannot split q ${fmtShape(q.shape)} (${heads} heads, Nc ${nc}, Nk ${nk}) ` +
+        `to fit the device's storage binding limit of ${info.maxBindingBytes} bytes: ${why}`,
+    );
+  };
+  const most = Math.floor(cap / most1);
+  if (most < 1) fail(`one sample's binding of ${most1} floats passes it`);
+  const align = Math.max(1, info.bindingOffsetAlignment / 4);
+  let g = 1;
+  while (per.some((n) => (g * n) % align !== 0)) g *= 2;
+  const count = Math.floor(most / g) * g;
+  if (count < 1) fail(`${g} aligned samples do not fit`);
+  const blocks: BatchBlock[] = [];
+  for (let b = 0; b < batch; b += count) {
+    blocks.push({ first: b, count: Math.min(count, batch - b) });
+  }
+  return blocks;
+}
+
+/** Windows of [B, ...] tensors over one block of samples; `dispose` releases them. */
+function blockViews(block: BatchBlock, batch: number) {
+  const held: Tensor[] = [];
+  return {
+    /** The block's window of t (t itself when the block is the whole batch). */
+    of(t: Tensor): Tensor {
+      if (block.count === batch) return t;
+      const per = t.size / batch;
+      const v = t.window(block.first * per, [block.count, ...t.shape.slice(1)]);
+      held.push(v);
+      return v;
+    },
+    dispose(): void {
+      for (const t of held) t.dispose();
+      held.length = 0;
+    },
+  };
+}
+
 /**
  * Multi-head scaled dot-product attention over [cached keys ; own keys], optionally masked:
  * `out[b, i, h] = sum_j softmax_j(scale * q[b, i, h] . key[b, j, h]) value[b, j, h]` with
@@ -148,6 +222,9 @@ function attentionDims(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions):
  * @param opts Heads, scale (default 1/sqrt(D)), cache {k, v} [B, Nc, H*D], key mask
  *   [B, Nc+Nk], and the kernel choice.
  * @returns The attention output [B, Nq, H*D] (before the output projection).
+ * @throws {RangeError} Before any dispatch, when one sample's q, k, v, cache, mask or
+ *   statistics pass the device's storage binding limit (larger batches run in blocks of
+ *   samples, with the same values as one dispatch).
  * @example
  * ```ts
  * // PS3 high-res block: own queries attend to the low-res cache and their own keys.
@@ -162,6 +239,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const { batch, heads, d, nq, nk, nc, scale } = dims;
   const plan = attentionPlan(dims, opts.kernel);
   const hasMask = keyMask !== undefined;
+  // Past the storage binding limit, blocks of samples (planned before any dispatch).
+  const blocks = batchBlocks(q, dims, cache !== undefined, hasMask);
   const out = empty([batch, nq, heads * d]);
   const lse = empty([batch, heads, nq]);
   const fwd = plan.tiled
@@ -169,12 +248,27 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     : forwardKernel(d, hasMask, plan.rows);
   const rt = gpu();
   rt.assertLoopTrips(fwd.spec.name, plan.trips(nc, 2) + plan.trips(nk, 2));
-  rt.dispatch(
-    fwd,
-    [q, k, v, cache?.k ?? k, cache?.v ?? v, keyMask ?? q, out, lse],
-    { [plan.unitParam]: plan.units(nq), nq, heads, nc, nk, scale },
-    plan.gridOf(plan.units(nq)),
-  );
+  for (const block of blocks) {
+    const w = blockViews(block, batch);
+    const bp = attentionPlan({ ...dims, batch: block.count }, opts.kernel);
+    const [qb, kb, vb] = [w.of(q), w.of(k), w.of(v)];
+    rt.dispatch(
+      fwd,
+      [
+        qb,
+        kb,
+        vb,
+        cache ? w.of(cache.k) : kb,
+        cache ? w.of(cache.v) : vb,
+        keyMask ? w.of(keyMask) : qb,
+        w.of(out),
+        w.of(lse),
+      ],
+      { [bp.unitParam]: bp.units(nq), nq, heads, nc, nk, scale },
+      bp.gridOf(bp.units(nq)),
+    );
+    w.dispose();
+  }
 
   const inputs = [q, k, v, ...(cache ? [cache.k, cache.v] : []), ...(keyMask ? [keyMask] : [])];
   if (!isGradEnabled() || !inputs.some((t) => t.requiresGrad)) {
@@ -182,7 +276,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     return out;
   }
   record("attention", inputs, [out], ([g]) => {
-    const { dq, kv } = attentionBackward({ q, k, v, out, lse, dO: g! }, opts, dims, plan);
+    const { dq, kv } = attentionBackward({ q, k, v, out, lse, dO: g! }, opts, dims, blocks);
     // Gradients in input order: q, k, v, then the cache's k and v, then none for the mask.
     const [dk, dv] = kv[kv.length - 1]!;
     const cacheGrads = cache ? kv[0]! : [];
@@ -202,65 +296,76 @@ function attentionBackward(
   t: { q: Tensor; k: Tensor; v: Tensor; out: Tensor; lse: Tensor; dO: Tensor },
   opts: AttentionOptions,
   dims: AttentionDims,
-  plan: AttentionPlan,
+  blocks: readonly BatchBlock[],
 ): { dq: Tensor | null; kv: [Tensor | null, Tensor | null][] } {
   const { q, k, v, out, lse, dO } = t;
   const { cache, keyMask } = opts;
   const { batch, heads, d, nq, nk, nc, scale } = dims;
   const rt = gpu();
   const hasMask = keyMask !== undefined;
-  const rows = batch * heads * nq;
   const stats = empty([batch, heads, nq, 2]);
-  rt.dispatch(prepKernel(d), [out, lse, dO, stats], { rows, nq, heads }, grid(rows, WG));
   // The key sources in key order: j < Nc reads the cache, the rest the own keys.
   const sources = [
     ...(cache ? [{ k: cache.k, v: cache.v, n: nc, off: 0 }] : []),
     { k, v, n: nk, off: nc },
   ];
-  const mask = keyMask ?? q;
+  const dq = q.requiresGrad ? empty(q.shape) : null;
+  const kv = sources.map((s): [Tensor | null, Tensor | null] =>
+    s.k.requiresGrad || s.v.requiresGrad ? [empty(s.k.shape), empty(s.v.shape)] : [null, null]
+  );
   const common = { nq, heads, maskStride: nc + nk, scale };
-  let dq: Tensor | null = null;
-  if (q.requiresGrad) {
-    const dqOut = empty(q.shape);
-    const kern = plan.tiled
-      ? tiledDqKernel(d, hasMask, plan.block, plan.tile)
-      : dqKernel(d, hasMask, plan.rows);
-    let accumulate = 0;
-    for (const s of sources) {
-      if (s.n === 0) continue;
-      rt.assertLoopTrips(kern.spec.name, plan.trips(s.n));
-      rt.dispatch(
-        kern,
-        [q, s.k, s.v, mask, stats, dO, dqOut],
-        {
-          [plan.unitParam]: plan.units(nq),
-          ...common,
-          nkeys: s.n,
-          maskOff: s.off,
-          accumulate,
-        },
-        plan.gridOf(plan.units(nq)),
-      );
-      accumulate = 1;
+  for (const block of blocks) {
+    const w = blockViews(block, batch);
+    const plan = attentionPlan({ ...dims, batch: block.count }, opts.kernel);
+    const rows = block.count * heads * nq;
+    const [qb, dOb, statsb] = [w.of(q), w.of(dO), w.of(stats)];
+    rt.dispatch(
+      prepKernel(d),
+      [w.of(out), w.of(lse), dOb, statsb],
+      { rows, nq, heads },
+      grid(rows, WG),
+    );
+    const mask = keyMask ? w.of(keyMask) : qb;
+    const srcs = sources.map((s) => ({ ...s, k: w.of(s.k), v: w.of(s.v) }));
+    if (dq) {
+      const dqb = w.of(dq);
+      const kern = plan.tiled
+        ? tiledDqKernel(d, hasMask, plan.block, plan.tile)
+        : dqKernel(d, hasMask, plan.rows);
+      let accumulate = 0;
+      for (const s of srcs) {
+        if (s.n === 0) continue;
+        rt.assertLoopTrips(kern.spec.name, plan.trips(s.n));
+        rt.dispatch(
+          kern,
+          [qb, s.k, s.v, mask, statsb, dOb, dqb],
+          {
+            [plan.unitParam]: plan.units(nq),
+            ...common,
+            nkeys: s.n,
+            maskOff: s.off,
+            accumulate,
+          },
+          plan.gridOf(plan.units(nq)),
+        );
+        accumulate = 1;
+      }
     }
-    dq = dqOut;
-  }
-  const kv = sources.map((s): [Tensor | null, Tensor | null] => {
-    if (!s.k.requiresGrad && !s.v.requiresGrad) return [null, null];
-    const dk = empty(s.k.shape), dv = empty(s.v.shape);
-    if (s.n > 0) {
+    srcs.forEach((s, i) => {
+      const [dk, dv] = kv[i]!;
+      if (!dk || !dv || s.n === 0) return;
       const kern = plan.tiled
         ? tiledDkvKernel(d, hasMask, plan.block, plan.tile)
         : dkvKernel(d, hasMask, plan.rows);
       rt.assertLoopTrips(kern.spec.name, plan.trips(nq));
       rt.dispatch(
         kern,
-        [q, s.k, s.v, mask, stats, dO, dk, dv],
+        [qb, s.k, s.v, mask, statsb, dOb, w.of(dk), w.of(dv)],
         { [plan.unitParam]: plan.units(s.n), ...common, nkeys: s.n, maskOff: s.off },
         plan.gridOf(plan.units(s.n)),
       );
-    }
-    return [dk, dv];
-  });
+    });
+    w.dispose();
+  }
   return { dq, kv };
 }

@@ -98,7 +98,7 @@ function checkEps(op: string, eps: number): void {
 }
 
 /** A block of outer indices of a tensor seen as [O, C, I], and its binding windows. */
-interface OuterBlock {
+export interface OuterBlock {
   /** First outer index. */
   first: number;
   /** Number of outer indices. */
@@ -113,13 +113,23 @@ interface OuterBlock {
 
 /**
  * Blocks of outer indices whose bindings fit the device's storage binding limit: the whole
- * tensor when it fits, else blocks with aligned starts, of whole chunks of
- * LAYER_NORM_CHUNK_ROWS rows where they fit (then the parameter gradients keep their
- * grouping). Rows are independent, so the normalised values equal one dispatch's.
+ * tensor when it fits, else blocks with aligned starts, of whole chunks of `chunkRows` rows
+ * where they fit (layer norm's LAYER_NORM_CHUNK_ROWS: then the parameter gradients keep
+ * their grouping). Rows are independent, so row-wise results equal one dispatch's.
  *
+ * @param op The op's name, for the error.
+ * @param x The tensor split (the largest binding, laid out as [O, C, I]).
+ * @param layout x seen as [O, C, I].
+ * @param chunkRows Blocks are whole multiples of this many rows where they fit.
+ * @returns The blocks, in order.
  * @throws {RangeError} When one slice along the normalised axis does not fit.
  */
-function outerBlocks(op: string, x: Tensor, layout: AxisLayout): OuterBlock[] {
+export function outerBlocks(
+  op: string,
+  x: Tensor,
+  layout: AxisLayout,
+  chunkRows: number = LAYER_NORM_CHUNK_ROWS,
+): OuterBlock[] {
   const { outer, size: C, inner } = layout;
   const info = gpu().info;
   const cap = Math.floor(info.maxBindingBytes / 16) * 4;
@@ -155,7 +165,7 @@ function outerBlocks(op: string, x: Tensor, layout: AxisLayout): OuterBlock[] {
   let g = 1;
   while ((g * C * inner) % align !== 0 || (g * inner) % align !== 0) g *= 2;
   let h = g;
-  while ((h * inner) % LAYER_NORM_CHUNK_ROWS !== 0) h *= 2;
+  while ((h * inner) % chunkRows !== 0) h *= 2;
   const count = most >= h ? Math.floor(most / h) * h : Math.floor(most / g) * g;
   if (count < 1) fail(`${g} aligned slices do not fit`);
   const blocks: OuterBlock[] = [];

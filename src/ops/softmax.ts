@@ -14,7 +14,7 @@ import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
 import type { Tensor } from "../autograd/tensor.ts";
 import { empty } from "./creation.ts";
-import { axisLayout } from "./norm.ts";
+import { axisLayout, outerBlocks } from "./norm.ts";
 
 /** Options of {@linkcode softmax}. */
 export interface SoftmaxOptions {
@@ -50,19 +50,30 @@ const backwardKernel = defineKernel({
 export function softmax(x: Tensor, options: SoftmaxOptions = {}): Tensor {
   x.assertAlive();
   if (x.dtype !== "f32") throw new TypeError(`softmax() takes f32 tensors, got ${x.describe()}`);
-  const { outer, size: C, inner } = axisLayout(x.shape, options.axis ?? -1);
-  const dims = { rows: outer * inner, C, I: inner };
+  const layout = axisLayout(x.shape, options.axis ?? -1);
+  const { size: C, inner } = layout;
   const rt = gpu();
   const y = empty(x.shape);
+  // Past the storage binding limit, blocks of whole slices along the axis (rows are
+  // independent: each value equals one dispatch's).
+  const blocks = x.size > 0 ? outerBlocks("softmax", x, layout, 1) : [];
+  const run = (kernel: typeof forwardKernel, full: Tensor[]) => {
+    for (const b of blocks) {
+      const views = b.views(full, []);
+      const dims = { rows: b.count * inner, C, I: inner };
+      rt.dispatch(kernel, views, dims, grid(dims.rows, 64));
+      b.dispose();
+    }
+  };
   if (x.size > 0) {
     rt.assertLoopTrips("softmax_forward", 3 * C);
-    rt.dispatch(forwardKernel, [x, y], dims, grid(dims.rows, 64));
+    run(forwardKernel, [x, y]);
   }
   record("softmax", [x], [y], ([g]) => {
     const dx = empty(x.shape);
     if (x.size > 0) {
       rt.assertLoopTrips("softmax_backward", 2 * C);
-      rt.dispatch(backwardKernel, [y, g!, dx], dims, grid(dims.rows, 64));
+      run(backwardKernel, [y, g!, dx]);
     }
     return [dx];
   });

@@ -1,8 +1,9 @@
 /**
  * Checks made before a run allocates anything: every file the run config names exists (shard
- * lists expanded, tokenizer, initial weights), and the memory the run needs fits. A run of a
- * real config on a fresh machine then fails at once with every missing input named by its
- * config key, not with a bare "No such file" after minutes of allocation.
+ * lists expanded, tokenizer, initial weights), the memory the run needs fits, and every op's
+ * smallest unit fits the storage binding limit. A run of a real config on a fresh machine
+ * then fails at once with every missing input named by its config key, not with a bare "No
+ * such file" after minutes of allocation.
  *
  * @module
  */
@@ -15,6 +16,8 @@ import { numel } from "../autograd/tensor.ts";
 import { Ps3Clip } from "../model/ps3_clip.ts";
 import type { RunConfig } from "./config.ts";
 import { estimateMemory, type MemoryEstimate } from "./memory.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { selectCounts } from "../model/scales.ts";
 
 /** Where a run's data is (the config's paths, or those of the synthetic set it wrote). */
 export interface RunDataPaths {
@@ -152,4 +155,87 @@ export function checkRunMemory(config: RunConfig, rt: Runtime): MemoryEstimate {
     );
   }
   return est;
+}
+
+/** The smallest piece of a tensor an op splits to fit the storage binding limit. */
+export interface BindingUnit {
+  /** The op (kernel family) and what one unit is. */
+  op: string;
+  /** Shape of one unit, elements. */
+  shape: number[];
+  /** Bytes one binding of the unit spans at most (with the op's alignment slack). */
+  bytes: number;
+}
+
+/**
+ * The units of a model's ops that cannot be split further past the storage binding limit
+ * (the same rules as the ops): the patch unfold of the largest image (ConvNet input or
+ * scale) splits per image, and windows may start up to one alignment early; attention
+ * splits per sample (q, k, v, the low-res cache, in 16-byte multiples); the gather of the
+ * selected high-res patches binds its whole output (the micro-batch's patches of a scale,
+ * at most the scale's budget; not split yet). Batch, rows of matmuls, norms and softmax split far below these.
+ *
+ * @param config The model configuration.
+ * @param alignment The device's storage binding offset alignment, bytes.
+ * @param batch The micro-batch.
+ * @returns The units, largest first.
+ */
+export function bindingUnits(
+  config: ModelConfig,
+  alignment: number,
+  batch: number,
+): BindingUnit[] {
+  const v = config.vision, t = config.text;
+  const { width: c, patch } = v.trunk;
+  const side = Math.max(...v.scales, v.conv?.inputSize ?? 0);
+  const n0 = (v.scales[0]! / patch) ** 2;
+  const grids = v.scales.slice(1).map((x) => (x / patch) ** 2);
+  const counts = selectCounts(v.budgets, grids);
+  const m = counts.reduce((a, x) => a + x, 0);
+  const sample = (n: number, w: number): BindingUnit => ({
+    op: `attention (one sample of ${n} tokens)`,
+    shape: [n, w],
+    bytes: Math.ceil(n * w / 4) * 16,
+  });
+  const units: BindingUnit[] = [
+    {
+      op: "patch_unfold (one image)",
+      shape: [3, side, side],
+      bytes: 3 * side * side * 4 + alignment - 4,
+    },
+    sample(Math.max(n0, m), c),
+    sample(t.context, t.width),
+    ...counts.map((k, i) => ({
+      op: `patch_gather (the most patches selected at scale ${v.scales[i + 1]}, whole micro-batch)`,
+      shape: [batch, k, 3 * patch * patch],
+      bytes: Math.ceil(batch * k * 3 * patch * patch / 4) * 16,
+    })),
+  ];
+  return units.sort((a, b) => b.bytes - a.bytes);
+}
+
+/**
+ * Checks, before anything is allocated, that every op's smallest unit fits the device's
+ * storage binding limit (larger tensors split along the batch or rows).
+ *
+ * @param config The run configuration.
+ * @param rt The runtime (its binding limit and alignment).
+ * @throws {RangeError} Naming the op, the unit's shape and the limit when one cannot fit.
+ */
+export function checkRunBindings(config: RunConfig, rt: Runtime): void {
+  const { maxBindingBytes, bindingOffsetAlignment } = rt.info;
+  const t = config.train;
+  const over = bindingUnits(
+    config.resolvedModel,
+    bindingOffsetAlignment,
+    t.batch_size / t.accum_steps,
+  )
+    .filter((u) => u.bytes > maxBindingBytes);
+  if (over.length > 0) {
+    throw new RangeError(
+      `Cannot start the run: ${over.length} op(s) cannot split below the device's storage ` +
+        `binding limit of ${maxBindingBytes} bytes:\n` +
+        over.map((u) => `  ${u.op}: [${u.shape.join(", ")}] f32, ${u.bytes} bytes`).join("\n"),
+    );
+  }
 }

@@ -27,6 +27,11 @@ export interface TrainSummary {
   dataWaitSeconds: number;
   /** The memory estimate printed before the first step, bytes. */
   estimatedBytes: number;
+  /**
+   * GPU kernels dispatched by this process (more under a lowered binding limit, where ops
+   * split), and the storage binding limit they ran under, bytes.
+   */
+  dispatches?: { count: number; maxBindingBytes: number } | undefined;
   /** Samples skipped by reason (each sample once, however often it was met). */
   skipped: Record<string, number>;
   /** Samples skipped by shard, then reason. */

@@ -31,7 +31,12 @@ import type { MemoryEstimate } from "./memory.ts";
 import type { RunConfig } from "./config.ts";
 import { describeEstimate } from "./memory.ts";
 import { forwardBackward, forwardBackwardGlobal, optimizerStep } from "./step.ts";
-import { checkRunInputs, checkRunMemory, type RunDataPaths } from "./preflight.ts";
+import {
+  checkRunBindings,
+  checkRunInputs,
+  checkRunMemory,
+  type RunDataPaths,
+} from "./preflight.ts";
 import { JsonLines, Progress, type StepRecord } from "./progress.ts";
 import { writePlot } from "./plot.ts";
 import { describeEval, type EvalMetrics, evaluateHeldOut } from "./evaluate.ts";
@@ -225,6 +230,7 @@ async function openRun(
   // Before anything is allocated: every input exists, and the run fits in memory.
   await checkRunInputs(config, paths);
   const est = checkRunMemory(config, rt);
+  checkRunBindings(config, rt);
   const state = createRunState(config, rt);
   say(`model ${config.resolvedModel.name}: ${state.model.params.describe()}`);
   say(describeEstimate(est));
@@ -600,6 +606,10 @@ async function closeRun(run: Run): Promise<TrainSummary> {
     peakActivationBytes: mem.peakInUseBytes,
     stateBytes: run.state.model.params.bytes(),
     estimatedBytes: run.est.total,
+    dispatches: {
+      count: run.rt.counters.dispatches,
+      maxBindingBytes: run.rt.info.maxBindingBytes,
+    },
     skipped: run.loader.stats().skipped,
     skippedByShard: run.loader.stats().skippedByShard ?? {},
     last: run.last,

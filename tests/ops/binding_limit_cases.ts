@@ -21,6 +21,10 @@ import { add, gelu, mul, tanh } from "../../src/ops/elementwise.ts";
 import { mean, sum } from "../../src/ops/reduce.ts";
 import { layerNorm, layerNormChannels } from "../../src/ops/norm.ts";
 import { layerNormChannelsRef, layerNormRef } from "../../src/reference/norm.ts";
+import { softmax } from "../../src/ops/softmax.ts";
+import { softmaxRef } from "../../src/reference/softmax.ts";
+import { attention } from "../../src/ops/attention.ts";
+import { attentionRef } from "../../src/reference/attention.ts";
 import { matmulRef } from "../../src/reference/matmul.ts";
 import { binaryRef, unaryRef } from "../../src/reference/elementwise.ts";
 import { reduceRef } from "../../src/reference/reduce.ts";
@@ -166,7 +170,44 @@ export const CASES: readonly LimitCase[] = [
     op: ([x, w, b]) => layerNormChannels(x!, w!, b!),
     ref: ([x, w, b]) => layerNormChannelsRef(x!, w!, b!),
   },
+  {
+    name: "softmax_rows",
+    shapes: [[600, 40]],
+    op: ([x]) => softmax(x!),
+    ref: ([x]) => softmaxRef(x!),
+  },
+  {
+    name: "softmax_middle_axis",
+    shapes: [[8, 40, 64]],
+    op: ([x]) => softmax(x!, { axis: 1 }),
+    ref: ([x]) => softmaxRef(x!, { axis: 1 }),
+  },
+  {
+    name: "attention_cache",
+    shapes: [[10, 40, 64], [10, 24, 64], [10, 24, 64], [10, 20, 64], [10, 20, 64]],
+    op: ([q, k, v, ck, cv]) => attention(q!, k!, v!, { heads: 4, cache: { k: ck!, v: cv! } }),
+    ref: ([q, k, v, ck, cv]) => attentionRef(q!, k!, v!, { heads: 4, cache: { k: ck!, v: cv! } }),
+  },
+  {
+    name: "attention_masked",
+    shapes: [[10, 40, 64], [10, 40, 64], [10, 40, 64], [10, 24, 64], [10, 24, 64]],
+    op: ([q, k, v, ck, cv]) =>
+      attention(q!, k!, v!, {
+        heads: 4,
+        cache: { k: ck!, v: cv! },
+        keyMask: tensor(Float32Array.from(attentionMask().data), [10, 64]),
+      }),
+    ref: ([q, k, v, ck, cv]) =>
+      attentionRef(q!, k!, v!, { heads: 4, cache: { k: ck!, v: cv! }, keyMask: attentionMask() }),
+  },
 ];
+
+/** The key mask of the masked attention case: every fifth key masked, shifted per sample. */
+function attentionMask(): Arr {
+  const data = new Float64Array(10 * 64);
+  for (let i = 0; i < data.length; i++) data[i] = (i + Math.floor(i / 64)) % 5 === 0 ? 0 : 1;
+  return { data, shape: [10, 64] };
+}
 
 /**
  * The case's float64 inputs (rounded to f32) and the output weights of the gradient check.
@@ -224,12 +265,35 @@ if (import.meta.main) {
   } catch (e) {
     error = (e as Error).message;
   }
+  // A softmax whose one row passes the limit: its error, and that nothing was dispatched.
+  let softmaxError = "";
+  const softmaxBefore = rt.counters.dispatches;
+  try {
+    tidy(() => softmax(tensor(new Float32Array(2 * 20000), [2, 20000])));
+  } catch (e) {
+    softmaxError = (e as Error).message;
+  }
+  // An attention whose one sample passes the limit: its error, before any dispatch.
+  let attentionError = "";
+  const attentionBefore = rt.counters.dispatches;
+  try {
+    tidy(() => {
+      const q = tensor(new Float32Array(300 * 64), [1, 300, 64]);
+      return attention(q, q, q, { heads: 4 });
+    });
+  } catch (e) {
+    attentionError = (e as Error).message;
+  }
   await writeSafetensors(Deno.args[0]!, out, {
     metadata: {
       maxBindingBytes: String(rt.info.maxBindingBytes),
       error,
       dispatchedBeforeError: String(rt.counters.dispatches - before),
       dispatches: JSON.stringify(dispatches),
+      softmaxError,
+      softmaxDispatchedBeforeError: String(rt.counters.dispatches - softmaxBefore),
+      attentionError,
+      attentionDispatchedBeforeError: String(rt.counters.dispatches - attentionBefore),
     },
   });
 }

@@ -1,10 +1,10 @@
 /**
- * Ops past the storage binding limit: `binding_limit_cases.ts` runs matmuls, elementwise ops
- * and reductions in a process whose runtime pretends bindings hold 64 KiB
- * (`PS3_MAX_BINDING_BYTES`), so operands, results and gradients of a few tens of thousands of
- * floats are split; and once more without the limit. Each case must dispatch more kernels
- * under the limit (it was split); its forward is checked against the float64 reference and
- * its gradients against central finite differences of it (on sampled entries), and every
+ * Ops past the storage binding limit: `binding_limit_cases.ts` runs matmuls, elementwise ops,
+ * reductions, layer norms, softmax and attention in a process whose runtime pretends bindings
+ * hold 64 KiB (`PS3_MAX_BINDING_BYTES`), so operands, results and gradients of a few tens of
+ * thousands of floats are split; and once more without the limit. Each case must dispatch more
+ * kernels under the limit (it was split); its forward is checked against the float64 reference
+ * and its gradients against central finite differences of it (on sampled entries), and every
  * output against the unsplit run: bit for bit where the split leaves the grouping of the
  * additions as it is (batch and row splits, unaligned blocks through copies, elementwise
  * windows, reductions in windows of whole parts), within the forward tolerance where it does
@@ -54,8 +54,20 @@ Deno.test("the lowered binding limit reaches the runtime; an impossible split th
     /^matmul: cannot split \[1 x 4 x 20000\] @ \[20000 x 4\] to fit the device's storage binding limit of 65536 bytes/,
   );
   assertEquals(r.metadata?.dispatchedBeforeError, "0");
+  assertMatch(
+    r.metadata?.softmaxError ?? "",
+    /^softmax\(\) cannot split .*\[2, 20000\] f32 to fit the device's storage binding limit of 65536 bytes: one slice of 20000 x 1 floats passes it/,
+  );
+  assertEquals(r.metadata?.softmaxDispatchedBeforeError, "0");
+  assertMatch(
+    r.metadata?.attentionError ?? "",
+    /^attention\(\) cannot split q \[1, 300, 64\] \(4 heads, Nc 0, Nk 300\) to fit the device's storage binding limit of 65536 bytes: one sample's binding of 19200 floats passes it/,
+  );
+  assertEquals(r.metadata?.attentionDispatchedBeforeError, "0");
   const u = await unlimited;
   assertEquals(u.metadata?.error, "");
+  assertEquals(u.metadata?.softmaxError, "");
+  assertEquals(u.metadata?.attentionError, "");
 });
 
 for (const c of CASES) {

@@ -1,0 +1,129 @@
+/**
+ * A tiny training run under a lowered storage binding limit (`PS3_MAX_BINDING_BYTES`, 256 KiB)
+ * against the same run without it, each in a process of its own. At this limit the selection
+ * ConvNet's patch unfold and gather, the resizes of its 128-px input and the larger matmuls
+ * (forward and backward) split (measured by counting each kernel's dispatches over one step;
+ * the tiny model's attention and norm tensors stay under it, and a limit under 192 KiB is
+ * refused: one 3 x 128 x 128 image of the ConvNet input). The forward splits along batches and
+ * rows only, so step 1's losses are the same bits; weight gradients summed over K ranges
+ * regroup their additions, so the gradient norm and the later steps differ by float32 rounding
+ * only.
+ *
+ * @module
+ */
+
+import { deepStrictEqual, ok, throws } from "node:assert";
+import { join } from "node:path";
+import type { Runtime } from "../../src/gpu/runtime.ts";
+import { loadRunConfig } from "../../src/train/config.ts";
+import { checkRunBindings } from "../../src/train/preflight.ts";
+
+const LIMIT = 262144;
+const KEYS = ["loss", "contrastive", "prior_box", "posterior_box", "grad_norm"] as const;
+const synth = await Deno.makeTempDir({ prefix: "ps3-limit-synth-" });
+
+/** Runs 3 steps of the tiny config under a limit ("" for none); returns the process result. */
+async function run(limit: string, out: string) {
+  return await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "main.ts",
+      "train",
+      "tests/testdata/train_tiny.yaml",
+      "--train.steps=3",
+      `--checkpoint.out=${out}`,
+      `--data.synthesize.out=${synth}`,
+      "--no-progress",
+    ],
+    env: { PS3_MAX_BINDING_BYTES: limit },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+}
+
+/** Runs 3 steps of the tiny config; returns the step records and the summary. */
+async function train(limit: string) {
+  const out = await Deno.makeTempDir({ prefix: "ps3-limit-" });
+  const r = await run(limit, out);
+  if (!r.success) {
+    throw new Error(`ps3 train failed (${r.code}):\n${new TextDecoder().decode(r.stderr)}`);
+  }
+  const records = (await Deno.readTextFile(join(out, "metrics.jsonl"))).split("\n")
+    .filter((l) => l.trim()).map((l) => JSON.parse(l))
+    .filter((x) => typeof x.loss === "number") as Record<string, number>[];
+  const summary = JSON.parse(await Deno.readTextFile(join(out, "summary.json")));
+  return { records, dispatches: summary.dispatches as { count: number; maxBindingBytes: number } };
+}
+
+// One after the other: the GPU is shared.
+const unlimited = await train("");
+const limited = await train(String(LIMIT));
+
+Deno.test(`a tiny training run under a ${LIMIT}-byte binding limit equals the run without it`, () => {
+  deepStrictEqual(limited.dispatches.maxBindingBytes, LIMIT);
+  ok(unlimited.dispatches.maxBindingBytes > LIMIT);
+  // The limit split ops: more kernels dispatched for the same steps and evaluation.
+  console.log(
+    `dispatches: ${limited.dispatches.count} under the limit, ${unlimited.dispatches.count} without`,
+  );
+  ok(
+    limited.dispatches.count > unlimited.dispatches.count,
+    `${limited.dispatches.count} dispatches vs ${unlimited.dispatches.count} unlimited`,
+  );
+  deepStrictEqual(limited.records.length, 3);
+  deepStrictEqual(unlimited.records.length, 3);
+  // Step 1's forward (before any update): the same bits.
+  for (const k of KEYS.slice(0, 4)) {
+    deepStrictEqual(limited.records[0]![k], unlimited.records[0]![k], k);
+  }
+  // The gradient norm, and steps 2-3 (parameters updated from gradients regrouped by K
+  // splits, a few ulps each): measured at most 1.1e-7 relative; float32 rounding, within 1e-6.
+  for (let s = 0; s < 3; s++) {
+    for (const k of s === 0 ? KEYS.slice(4) : KEYS) {
+      const a = limited.records[s]![k]!, b = unlimited.records[s]![k]!;
+      ok(
+        Math.abs(a - b) <= 1e-6 * Math.abs(b),
+        `step ${s + 1} ${k}: ${a} vs ${b} (${(Math.abs(a - b) / Math.abs(b)).toExponential(2)})`,
+      );
+    }
+  }
+});
+
+Deno.test("the preflight refuses a limit below one image of the ConvNet's patch unfold, before any step", async () => {
+  const out = await Deno.makeTempDir({ prefix: "ps3-limit-refused-" });
+  const r = await run("131072", out);
+  deepStrictEqual(r.code, 1);
+  const err = new TextDecoder().decode(r.stderr);
+  ok(
+    err.includes(
+      "cannot split below the device's storage binding limit of 131072 bytes:\n" +
+        "  patch_unfold (one image): [3, 128, 128] f32, 196860 bytes",
+    ),
+    err,
+  );
+  throws(() => Deno.statSync(join(out, "metrics.jsonl")), Deno.errors.NotFound);
+});
+
+Deno.test("the preflight's units follow the ops' rules at the edge (alignment slack)", async () => {
+  const config = await loadRunConfig("tests/testdata/train_tiny.yaml");
+  const fake = (maxBindingBytes: number) =>
+    ({ info: { maxBindingBytes, bindingOffsetAlignment: 256 } }) as unknown as Runtime;
+  // One image of 3 x 128 x 128 floats plus a window that may start 252 bytes early.
+  checkRunBindings(config, fake(196860));
+  throws(() => checkRunBindings(config, fake(196856)), /patch_unfold \(one image\)/);
+});
+
+Deno.test("the preflight counts the whole micro-batch of the high-res patch gather", async () => {
+  const fake = {
+    info: { maxBindingBytes: 196864, bindingOffsetAlignment: 256 },
+  } as unknown as Runtime;
+  const config = await loadRunConfig("tests/testdata/train_tiny.yaml", [
+    "model.vision_cfg.max_select_num=256",
+  ]);
+  // 205 of the 256 patches go to the 128-px scale (its share of the pixels): 8 x 205 x 192.
+  throws(
+    () => checkRunBindings(config, fake),
+    /patch_gather \(the most patches selected at scale 128, whole micro-batch\): \[8, 205, 192\] f32, 1259520 bytes/,
+  );
+});
