@@ -11,6 +11,7 @@
  */
 
 import { Tokenizer as HfTokenizer } from "npm:@huggingface/tokenizers@0.2.0";
+import { frameIds } from "./token_frame.ts";
 
 /** Options of {@linkcode BpeTokenizer.fromJson}. */
 export interface BpeTokenizerOptions {
@@ -169,15 +170,11 @@ export class BpeTokenizer {
    * @returns `contextLength` ids.
    */
   encode(text: string, contextLength: number): Int32Array {
-    const special = this.#prefix.length + this.#suffix.length;
-    if (!Number.isInteger(contextLength) || contextLength < special + 1) {
-      throw new RangeError(
-        `Cannot encode to context length ${contextLength}: need an integer >= ${special + 1}`,
-      );
-    }
-    const body = this.pieces(text).slice(0, contextLength - special);
-    const out = new Int32Array(contextLength).fill(this.padId);
-    out.set([...this.#prefix, ...body, ...this.#suffix]);
-    return out;
+    return frameIds(this.pieces(text), {
+      prefix: this.#prefix,
+      suffix: this.#suffix,
+      padId: this.padId,
+      contextLength,
+    });
   }
 }

@@ -29,6 +29,7 @@ import { dirname, join } from "node:path";
 import { z } from "npm:zod@4.6.7";
 import { parseCharsmap, precompiledNormalizer } from "./precompiled.ts";
 import { BpeTokenizer } from "./bpe_tokenizer.ts";
+import { frameIds } from "./token_frame.ts";
 
 /** Python's `string.punctuation`. */
 const PUNCTUATION = /[!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]/g;
@@ -404,16 +405,12 @@ export class Tokenizer {
    * ```
    */
   encode(text: string, contextLength: number): Int32Array {
-    const special = this.#prefix.length + this.#suffix.length;
-    if (!Number.isInteger(contextLength) || contextLength < special + 1) {
-      throw new RangeError(
-        `Cannot encode to context length ${contextLength}: need an integer >= ${special + 1}`,
-      );
-    }
-    const body = this.pieces(text).slice(0, contextLength - special);
-    const out = new Int32Array(contextLength).fill(this.padId);
-    out.set([...this.#prefix, ...body, ...this.#suffix]);
-    return out;
+    return frameIds(this.pieces(text), {
+      prefix: this.#prefix,
+      suffix: this.#suffix,
+      padId: this.padId,
+      contextLength,
+    });
   }
 
   /** Viterbi over one pre-tokenized piece (tokenizers' `Unigram::encode_optimized`). */
