@@ -232,26 +232,53 @@ export async function benchSteps(
   const timing = { runs, minMs: 1, maxReps: 1 };
   const out: StepResult[] = [];
   for (const config of configs) {
-    const model = new Ps3Clip(config.model, { seed: 1 });
-    const batch = randomBatch(config.model, config.batch, 7);
-    const step = () => {
-      const o = model.forwardTrain(batch, TRAIN_OPTIONS);
-      backward(ps3Loss(o, batch, { weights: { prior: 1, posterior: 1 } }).total);
-    };
+    const work = stepWork(config);
+    const { model, batch, step } = work;
     // The first step compiles the pipelines (shared by the later configurations); not timed.
     if (out.length === 0) await timeGpuMedian(step, { runs: 1, minMs: 1, maxReps: 1 });
     const stepMs = await timeGpuMedian(step, timing);
     const parts = options.parts === false ? [] : await timeParts(model, batch, runs);
+    work.dispose();
+    await gpu().sync();
+    out.push({ config, stepMs, parts });
+  }
+  return out;
+}
+
+/** A configuration's training step on random data, ready to record. */
+export interface StepWork {
+  /** The model (seed 1). */
+  model: Ps3Clip;
+  /** The random batch (seed 7). */
+  batch: TrainBatch;
+  /** Records forwardTrain, the loss and backward once (call it inside a scope). */
+  step: () => void;
+  /** Frees the model and the batch. */
+  dispose: () => void;
+}
+
+/**
+ * Builds a configuration's model and random batch, and the step the benchmark times.
+ *
+ * @param config A configuration from {@linkcode stepConfigs}.
+ * @returns The step and what it holds.
+ */
+export function stepWork(config: StepConfig): StepWork {
+  const model = new Ps3Clip(config.model, { seed: 1 });
+  const batch = randomBatch(config.model, config.batch, 7);
+  const step = () => {
+    const o = model.forwardTrain(batch, TRAIN_OPTIONS);
+    backward(ps3Loss(o, batch, { weights: { prior: 1, posterior: 1 } }).total);
+  };
+  const dispose = () => {
     for (const p of model.params.params) {
       p.value.dispose();
       p.grad.dispose();
     }
     for (const t of [...model.params.values, ...model.params.grads]) t.dispose();
     disposeBatch(batch);
-    await gpu().sync();
-    out.push({ config, stepMs, parts });
-  }
-  return out;
+  };
+  return { model, batch, step, dispose };
 }
 
 /** Times each part of the step forward + backward on its own (inputs precomputed). */

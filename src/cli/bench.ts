@@ -20,6 +20,8 @@ import { benchData } from "../bench/data.ts";
 import { type BenchRow, formatMarkdown, formatTable } from "../bench/timing.ts";
 import { benchAllreduce, benchDataParallelStep } from "../bench/allreduce.ts";
 import { openCommunicator } from "../dist/communicator.ts";
+import { reportProfile, takeProfileFlag } from "../profile/output.ts";
+import { profileBenchStep } from "../profile/bench_step.ts";
 
 const USAGE = `Usage: ps3 bench [options]
 
@@ -46,7 +48,10 @@ const USAGE = `Usage: ps3 bench [options]
                         MPI_Allreduce alone, and a tiny-config step's share in collectives
   --allreduce-mb N      bytes reduced per timed run, MiB (default 512)
   --out DIR             also write bench.md and bench.json there
-  --json                print JSON instead of the table`;
+  --json                print JSON instead of the table
+  --profile[=DIR]       profile one step of each --step-configs config (default tiny) after a
+                        warm-up step instead of benchmarking: table, profile.txt, profile.json,
+                        trace.json in DIR/<config> (default profile/)`;
 
 /**
  * Runs the benchmarks and prints the table.
@@ -54,7 +59,8 @@ const USAGE = `Usage: ps3 bench [options]
  * @param args Command-line arguments (see `ps3 bench --help`).
  * @returns Exit code (1 when a device check failed).
  */
-export async function run(args: string[]): Promise<number> {
+export async function run(allArgs: string[]): Promise<number> {
+  const { args, dir: profileDir } = takeProfileFlag(allArgs);
   const { values } = parseArgs({
     args,
     options: {
@@ -92,7 +98,7 @@ export async function run(args: string[]): Promise<number> {
   };
   const quick = values.quick ?? false;
   const runs = int("runs", values.runs, quick ? 1 : 3);
-  const stepNames = (values["step-configs"] ??
+  const stepNames = (values["step-configs"] ?? (profileDir !== null ? "tiny" : undefined) ??
     (quick ? "eq-tiny,eq-1.5k,eq-4k" : "eq-tiny,eq-1.5k,eq-4k,tiny")).split(",")
     .filter((s) => s !== "none" && s !== "");
   const steps = stepConfigs(stepNames, {
@@ -101,6 +107,11 @@ export async function run(args: string[]): Promise<number> {
     batch: int("step-batch", values["step-batch"], 1),
   });
   if (values.allreduce) return await runAllreduce(int("allreduce-mb", values["allreduce-mb"], 512));
+  if (profileDir !== null) {
+    await initGpu({ timestamps: true });
+    for (const s of steps) await reportProfile(await profileBenchStep(s), join(profileDir, s.name));
+    return 0;
+  }
   const rt = await initGpu();
   const log = (s: string) => {
     if (!values.json) console.log(s);

@@ -16,6 +16,8 @@ import {
   type Ps3EncodingSummary,
   writeEncoding,
 } from "../encode/ps3_encoder.ts";
+import { reportProfile, takeProfileFlag } from "../profile/output.ts";
+import { profileEncode } from "../profile/encode_step.ts";
 
 const USAGE = `Usage: ps3 encode <image | folder | shard.tar> --checkpoint <folder> [options]
 
@@ -43,7 +45,9 @@ Options:
                             ratio (the high-res grids follow it), instead of squashing
   --display-size <px>       Long side of the pictures (default: the image's, within 256..1024)
   --out <dir>               Output folder (default ps3_encode)
-  --json                    Print each summary as JSON`;
+  --json                    Print each summary as JSON
+  --profile[=<dir>]         One image: encode it once, then profile a second encode (table;
+                            profile.txt, profile.json, trace.json in <dir>, default profile/)`;
 
 /**
  * Runs the command.
@@ -51,7 +55,8 @@ Options:
  * @param args Command-line arguments after `encode`.
  * @returns Exit code (1 when an image of a batch could not be read).
  */
-export async function run(args: string[]): Promise<number> {
+export async function run(allArgs: string[]): Promise<number> {
+  const { args, dir: profileDir } = takeProfileFlag(allArgs);
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -90,12 +95,19 @@ export async function run(args: string[]): Promise<number> {
   } catch (e) {
     throw new Error(`Cannot encode "${input}": ${(e as Error).message}`);
   }
-  const rt = await initGpu();
+  const rt = await initGpu({ timestamps: profileDir !== null });
   const encoder = await Ps3Encoder.load(values.checkpoint, { tokenizer: values.tokenizer });
   console.error(
     `model: ${encoder.model.config.name} from ${encoder.source}, on ${rt.info.description}`,
   );
   const out = values.out;
+  if (profileDir !== null) {
+    if (!stat.isFile) throw new Error(`Cannot profile "${input}": --profile takes one image`);
+    const bytes = await Deno.readFile(input);
+    const { profile } = await profileEncode(encoder, bytes, { ...options, file: input });
+    await reportProfile(profile, profileDir);
+    return 0;
+  }
   if (stat.isFile && extname(input).toLowerCase() !== ".tar") {
     const encoding = await encoder.encode(await Deno.readFile(input), { ...options, file: input });
     const files = await writeEncoding(out, encoding);

@@ -16,7 +16,7 @@ import { fmtBytes } from "../gpu/buffer_pool.ts";
  */
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: "boolean" } } });
-  const { info } = await initGpu();
+  const { info } = await initGpu({ timestamps: true });
   if (values.json) {
     console.log(JSON.stringify(info, null, 2));
     return 0;

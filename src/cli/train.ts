@@ -10,10 +10,12 @@ import { train } from "../train/trainer.ts";
 import { openCommunicator } from "../dist/communicator.ts";
 import { signalExitCode } from "../train/signals.ts";
 import type { TrainSummary } from "../train/summary.ts";
+import { reportProfile, takeProfileFlag } from "../profile/output.ts";
+import { profileTrainStep } from "../profile/train_step.ts";
 
 const USAGE =
   `Usage: ps3 train <config.yaml> [--section.key=value ...] [--resume latest|<checkpoint>]
-                 [--fresh] [--no-progress]
+                 [--fresh] [--no-progress] [--profile[=<dir>]]
 
 Trains a PS3 model as the config says (configs/ps3-tiny.yaml trains on generated synthetic
 data in minutes on a CPU). Any config value can be overridden, e.g. --train.batch_size=8
@@ -28,7 +30,12 @@ Ctrl-C, SIGTERM or SIGHUP stop after the current step with a checkpoint (exit 13
 
 Data-parallel: mpirun -n N ps3 train <config.yaml> (or srun through MPI) trains on N ranks,
 train.batch_size samples each (OpenMPI or MPICH, found like mpicc finds it; override with
---train.distributed.mpi_library=<path>).`;
+--train.distributed.mpi_library=<path>).
+
+--profile[=<dir>] trains nothing: it builds the run's model and data, runs 2 warm-up steps and
+  profiles the third (per-kernel GPU time, dispatches, submits, host time), prints the table
+  and writes profile.txt, profile.json and trace.json (Chrome trace) to <dir> (default
+  profile/), then exits. No checkpoint is read or written.`;
 
 /**
  * Runs the command.
@@ -37,7 +44,8 @@ train.batch_size samples each (OpenMPI or MPICH, found like mpicc finds it; over
  * @returns Exit code (0 done, 1 stopped on a NaN loss, 128 + the signal number when stopped by
  *   SIGINT, SIGTERM or SIGHUP).
  */
-export async function run(args: string[]): Promise<number> {
+export async function run(allArgs: string[]): Promise<number> {
+  const { args, dir: profileDir } = takeProfileFlag(allArgs);
   if (args.includes("--help") || args.includes("-h")) {
     console.log(USAGE);
     return 0;
@@ -64,6 +72,11 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
   const config = await loadRunConfig(path, overrides);
+  if (profileDir !== null) {
+    await initGpu({ timestamps: true });
+    await reportProfile(await profileTrainStep(config, { log: console.log }), profileDir);
+    return 0;
+  }
   const d = config.train.distributed;
   const comm = openCommunicator({ library: d.mpi_library, timeoutSeconds: d.timeout_s });
   if (comm.size === 1) {

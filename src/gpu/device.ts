@@ -22,7 +22,7 @@ export interface DeviceInfo {
   isSoftware: boolean;
   /** Whether the device was created with `shader-f16`. */
   hasF16: boolean;
-  /** Whether the device was created with `timestamp-query`. */
+  /** Whether the device was created with `timestamp-query` (asked for by profiling runs). */
   hasTimestamps: boolean;
   /** Largest storage buffer binding in bytes (lowered by `AcquireOptions.maxBindingBytes`). */
   maxBindingBytes: number;
@@ -45,6 +45,11 @@ export interface DeviceInfo {
 export interface AcquireOptions {
   /** Request `shader-f16` when the adapter has it (default true). */
   f16?: boolean;
+  /**
+   * Request `timestamp-query` when the adapter has it (default false): profiling runs ask
+   * for it to time every kernel on the GPU's clock; other runs leave it off.
+   */
+  timestamps?: boolean;
   /** Prefer a high-performance adapter (default true). */
   highPerformance?: boolean;
   /**
@@ -134,7 +139,9 @@ async function create(options: AcquireOptions): Promise<{ device: GPUDevice; inf
   const features: GPUFeatureName[] = [];
   const wantF16 = options.f16 !== false && adapter.features.has("shader-f16");
   if (wantF16) features.push("shader-f16");
-  if (adapter.features.has("timestamp-query")) features.push("timestamp-query");
+  if (options.timestamps === true && adapter.features.has("timestamp-query")) {
+    features.push("timestamp-query");
+  }
   const l = adapter.limits;
   const device = await adapter.requestDevice({
     label: "ps3",

@@ -36,6 +36,46 @@ export interface RuntimeCounters {
   uploadBytes: number;
   /** Bytes read back from the GPU. */
   readBytes: number;
+  /** Bind groups created. */
+  bindGroups: number;
+  /** `writeBuffer` calls that carry dispatch parameters (one per used uniform chunk per submit). */
+  uniformWrites: number;
+  /** Bytes of dispatch parameters written. */
+  uniformBytes: number;
+  /** Pipelines compiled (cache misses). */
+  pipelineCompiles: number;
+  /** Milliseconds spent inside `queue.submit` (on a CPU adapter it blocks while the previous
+   * submission still runs). */
+  submitMs: number;
+  /** Milliseconds spent waiting for the GPU in readbacks and syncs. */
+  waitMs: number;
+}
+
+/** What an observer sees of one dispatch (its arguments, before it is recorded). */
+export interface DispatchRecord {
+  /** The kernel. */
+  readonly kernel: Kernel;
+  /** Storage windows in binding order. */
+  readonly bindings: readonly GpuBinding[];
+  /** Uniform parameter values. */
+  readonly params: Readonly<Record<string, number>>;
+  /** Workgroup counts. */
+  readonly workgroups: readonly [number, number?, number?];
+}
+
+/**
+ * Watches the work a runtime records (a profiler). Attached with
+ * {@linkcode Runtime.observe}; while attached, a dispatch for which it returns timestamp
+ * writes runs in a compute pass of its own that writes them.
+ */
+export interface RuntimeObserver {
+  /**
+   * Called for every dispatch before it is recorded.
+   *
+   * @param record The dispatch.
+   * @returns Timestamp writes for the dispatch's own pass, or undefined to share a pass.
+   */
+  dispatch(record: DispatchRecord): GPUComputePassTimestampWrites | undefined;
 }
 
 interface Compiled {
@@ -72,6 +112,12 @@ export class Runtime {
     syncs: 0,
     uploadBytes: 0,
     readBytes: 0,
+    bindGroups: 0,
+    uniformWrites: 0,
+    uniformBytes: 0,
+    pipelineCompiles: 0,
+    submitMs: 0,
+    waitMs: 0,
   };
 
   readonly #pipelines = new Map<string, Compiled>();
@@ -85,6 +131,7 @@ export class Runtime {
   #destroyAfterSubmit: GPUBuffer[] = [];
   #errors: string[] = [];
   #lost: string | null = null;
+  #observer: RuntimeObserver | null = null;
 
   /**
    * Wraps a device and starts watching its errors; use {@linkcode initGpu} rather than calling
@@ -105,6 +152,17 @@ export class Runtime {
     device.lost.then((l) => {
       this.#lost = l.message || l.reason || "unknown reason";
     });
+  }
+
+  /**
+   * Attaches an observer (a profiler) to the work recorded from now on, or detaches it.
+   * Recorded but unsubmitted work is submitted first, so the observer sees whole submits.
+   *
+   * @param observer The observer, or null to detach.
+   */
+  observe(observer: RuntimeObserver | null): void {
+    this.flush();
+    this.#observer = observer;
   }
 
   /**
@@ -160,7 +218,13 @@ export class Runtime {
       offsets.push(offset);
     }
     const group = this.device.createBindGroup({ layout, entries, label: spec.name });
-    const pass = this.#computePass();
+    this.counters.bindGroups++;
+    const timestampWrites = this.#observer?.dispatch({ kernel, bindings, params, workgroups });
+    if (timestampWrites) this.#endPass();
+    const pass = timestampWrites
+      ? this.#commandEncoder().beginComputePass({ timestampWrites })
+      : this.#computePass();
+    if (timestampWrites) this.#pass = pass;
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group, offsets);
     const [x, y = 1, z = 1] = workgroups;
@@ -171,6 +235,7 @@ export class Runtime {
       );
     }
     if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+    if (timestampWrites) this.#endPass();
     this.counters.dispatches++;
     if (++this.#pending >= AUTO_FLUSH_DISPATCHES) this.flush();
   }
@@ -235,12 +300,17 @@ export class Runtime {
     for (const c of this.#uniforms) {
       if (c.used > 0) {
         this.device.queue.writeBuffer(c.gpu, 0, c.cpu, 0, c.used);
+        this.counters.uniformWrites++;
+        this.counters.uniformBytes += c.used;
         c.used = 0;
       }
     }
     this.#chunk = 0;
     if (this.#encoder) {
-      this.device.queue.submit([this.#encoder.finish()]);
+      const commands = this.#encoder.finish();
+      const t0 = performance.now();
+      this.device.queue.submit([commands]);
+      this.counters.submitMs += performance.now() - t0;
       this.#encoder = null;
       this.counters.submits++;
     }
@@ -274,8 +344,10 @@ export class Runtime {
     this.flush();
     this.counters.syncs++;
     const out: ArrayBuffer[] = [];
+    const t0 = performance.now();
     try {
       await Promise.all(stagings.map((s) => s.buf.mapAsync(GPUMapMode.READ)));
+      this.counters.waitMs += performance.now() - t0;
       for (let i = 0; i < stagings.length; i++) {
         const s = stagings[i]!;
         out.push(s.buf.getMappedRange().slice(0, windows[i]!.byteLength));
@@ -293,7 +365,9 @@ export class Runtime {
   async sync(): Promise<void> {
     this.flush();
     this.counters.syncs++;
+    const t0 = performance.now();
     await this.device.queue.onSubmittedWorkDone();
+    this.counters.waitMs += performance.now() - t0;
     this.#throwErrors();
   }
 
@@ -430,6 +504,7 @@ export class Runtime {
     });
     const compiled = { pipeline, layout };
     this.#pipelines.set(kernel.key, compiled);
+    this.counters.pipelineCompiles++;
     return compiled;
   }
 }

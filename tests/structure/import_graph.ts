@@ -35,7 +35,8 @@ export const DEPENDS: Readonly<Record<string, readonly string[]>> = {
   "dist": ["params"],
   "train": ["eval", "report", "optim", "dist"],
   "bench": ["train", "reference"],
-  "cli": ["bench", "compare"],
+  "profile": ["bench"],
+  "cli": ["bench", "compare", "profile"],
 };
 
 /** One import between two files of `src/`. */

@@ -1,0 +1,125 @@
+/**
+ * The profiler: dispatch counts of a known op sequence, the Chrome trace against the table,
+ * kernel times from GPU timestamps and, on a runtime without `timestamp-query`, from
+ * isolated replays.
+ */
+
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert";
+import { initGpu, Runtime } from "../../src/gpu/runtime.ts";
+import { defineKernel, grid } from "../../src/gpu/kernel.ts";
+import { tidy } from "../../src/autograd/scope.ts";
+import { fillInto, zeros } from "../../src/ops/creation.ts";
+import { add } from "../../src/ops/elementwise.ts";
+import { profileStep } from "../../src/profile/profiler.ts";
+import { formatProfile, kernelRows, kernelTotalMs, profileJson } from "../../src/profile/report.ts";
+import { chromeTrace, GPU_TRACK, HOST_TRACK } from "../../src/profile/trace.ts";
+import { takeProfileFlag } from "../../src/profile/output.ts";
+
+const rt = await initGpu({ timestamps: true });
+
+/** A kernel whose work grows with `iters` (a chain of FMAs per thread). */
+const spin = defineKernel({
+  name: "test_spin",
+  source: "@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n" +
+    "struct Params { n: u32, iters: u32 }\n@group(0) @binding(1) var<uniform> params: Params;\n" +
+    "@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {\n" +
+    "  if (g.x >= params.n) { return; }\n  var a = f32(g.x);\n" +
+    "  for (var i = 0u; i < params.iters; i++) { a = fma(a, 0.999, 0.001); }\n  y[g.x] = a; }",
+  bindings: ["write"],
+  params: ["n:u32", "iters:u32"],
+});
+
+/** Two light and one heavy spin (100x the work), on any runtime. */
+function spins(r: Runtime, y: { buffer: GPUBuffer; byteOffset: number; byteLength: number }) {
+  const n = 4096;
+  r.dispatch(spin, [y], { n, iters: 100 }, grid(n, 64));
+  r.dispatch(spin, [y], { n, iters: 10000 }, grid(n, 64));
+  r.dispatch(spin, [y], { n, iters: 100 }, grid(n, 64));
+}
+
+Deno.test("the device was created with timestamp-query (the llvmpipe adapter has it)", () => {
+  assert(rt.info.hasTimestamps, "profiling asks for timestamp-query; this adapter lacks it");
+});
+
+Deno.test("profileStep() counts the dispatches of a known op sequence", async () => {
+  const a = zeros([1000]), b = zeros([1000]);
+  await rt.sync();
+  // Two fills and one add: three dispatches, one submit (the profiler's own sync).
+  const p = await profileStep(rt, "fill, fill, add", (pr) =>
+    pr.phase("record", () => {
+      fillInto(a, 1);
+      fillInto(b, 2);
+      tidy(() => void add(a, b));
+    }));
+  assertEquals(p.counts.dispatches, 3);
+  assertEquals(p.dispatches.length, 3);
+  assertEquals(p.counts.bindGroups, 3);
+  assertEquals(p.counts.submits, 1);
+  assertEquals(p.counts.pipelineCompiles <= 2, true);
+  assertEquals(p.dispatches.map((d) => d.name).slice(0, 2), ["fill_f32", "fill_f32"]);
+  assertEquals(p.phases.map((h) => h.name), ["record"]);
+  assertEquals(p.source, "timestamps");
+  const rows = kernelRows(p);
+  assertEquals(rows.reduce((s, r) => s + r.calls, 0), 3);
+  a.dispose();
+  b.dispose();
+});
+
+Deno.test("chromeTrace() is valid JSON whose kernel events sum to the table's total", async () => {
+  const y = zeros([4096]);
+  const p = await profileStep(rt, "spins", (pr) => pr.phase("record", () => spins(rt, y)));
+  const trace = JSON.parse(JSON.stringify(chromeTrace(p))) as ReturnType<typeof chromeTrace>;
+  assert(Array.isArray(trace.traceEvents));
+  for (const e of trace.traceEvents) {
+    assert(e.ph === "X" || e.ph === "M", `phase ${e.ph}`);
+    assert(typeof e.name === "string" && Number.isFinite(e.ts) && e.pid === 1);
+    if (e.ph === "X") assert(Number.isFinite(e.dur) && e.dur! >= 0, `duration ${e.dur}`);
+  }
+  const kernels = trace.traceEvents.filter((e) => e.ph === "X" && e.tid === GPU_TRACK);
+  const host = trace.traceEvents.filter((e) => e.ph === "X" && e.tid === HOST_TRACK);
+  assertEquals(kernels.length, 3);
+  assertEquals(host.map((e) => e.name), ["record"]);
+  const traceMs = kernels.reduce((s, e) => s + e.dur!, 0) / 1000;
+  const tableMs = kernelRows(p).reduce((s, r) => s + r.ms, 0);
+  assert(Math.abs(traceMs - tableMs) <= 1e-9 * tableMs, `trace ${traceMs} ms, table ${tableMs}`);
+  assert(Math.abs(tableMs - kernelTotalMs(p)) <= 1e-9 * tableMs);
+  assertEquals(profileJson(p).kernels.length, 1);
+  assert(formatProfile(p).includes("test_spin"));
+  y.dispose();
+});
+
+Deno.test("profileStep() times kernels with GPU timestamps: 100x the work takes longer", async () => {
+  const y = zeros([4096]);
+  const p = await profileStep(rt, "spins", () => spins(rt, y));
+  assertEquals(p.source, "timestamps");
+  const [light, heavy, light2] = p.dispatches.map((d) => d.gpuMs) as [number, number, number];
+  assert(light > 0 && light2 > 0, `light kernels ${light}, ${light2} ms`);
+  assert(heavy > 5 * Math.max(light, light2), `heavy ${heavy} ms, light ${light}, ${light2}`);
+  assert(p.dispatches[1]!.gpuStartMs >= p.dispatches[0]!.gpuStartMs);
+  y.dispose();
+});
+
+Deno.test("without timestamp-query the profiler times each distinct dispatch in isolation", async () => {
+  const bare = new Runtime(rt.device, { ...rt.info, hasTimestamps: false });
+  const y = zeros([4096]);
+  const p = await profileStep(bare, "spins", (pr) => pr.phase("record", () => spins(bare, y)));
+  assertEquals(p.source, "isolated");
+  assertEquals(p.counts.dispatches, 3);
+  const [light, heavy, light2] = p.dispatches.map((d) => d.gpuMs) as [number, number, number];
+  assertEquals(light, light2); // one signature, timed once
+  assert(light > 0, `light kernel ${light} ms`);
+  assert(heavy > 5 * light, `heavy ${heavy} ms, light ${light}`);
+  // Laid end to end on the GPU track.
+  assert(Math.abs(p.dispatches[2]!.gpuStartMs - (light + heavy)) < 1e-9);
+  const trace = chromeTrace(p);
+  const sum = trace.traceEvents.filter((e) => e.tid === GPU_TRACK && e.ph === "X")
+    .reduce((s, e) => s + e.dur!, 0) / 1000;
+  assert(Math.abs(sum - kernelTotalMs(p)) <= 1e-9 * sum);
+  y.dispose();
+});
+
+Deno.test("takeProfileFlag() takes --profile and --profile=<dir> out of the arguments", () => {
+  assertEquals(takeProfileFlag(["a.yaml", "--x=1"]), { args: ["a.yaml", "--x=1"], dir: null });
+  assertEquals(takeProfileFlag(["--profile", "a.yaml"]), { args: ["a.yaml"], dir: "profile" });
+  assertEquals(takeProfileFlag(["a.yaml", "--profile=out/p"]), { args: ["a.yaml"], dir: "out/p" });
+});
