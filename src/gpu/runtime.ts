@@ -95,6 +95,8 @@ interface UniformChunk {
 const UNIFORM_CHUNK_BYTES = 64 * 1024;
 const UNIFORM_SLOT_MAX = 256;
 const AUTO_FLUSH_DISPATCHES = 256;
+/** Bind groups kept for reuse; the cache starts over when it holds more. */
+const BIND_GROUP_CACHE_MAX = 8192;
 const MAX_STAGED_BYTES = 128 * 2 ** 20;
 
 /** The process-wide GPU runtime. Obtain it with {@linkcode initGpu} or {@linkcode gpu}. */
@@ -132,6 +134,11 @@ export class Runtime {
   #errors: string[] = [];
   #lost: string | null = null;
   #observer: RuntimeObserver | null = null;
+  /** Bind groups by kernel, windows and uniform chunk: a step binds the same pooled buffers
+   * every time, and creating a bind group costs more than the rest of a dispatch. */
+  readonly #bindGroups = new Map<string, GPUBindGroup>();
+  readonly #bufferIds = new WeakMap<GPUBuffer, number>();
+  #nextBufferId = 0;
 
   /**
    * Wraps a device and starts watching its errors; use {@linkcode initGpu} rather than calling
@@ -187,7 +194,8 @@ export class Runtime {
       );
     }
     const { pipeline, layout } = this.#compile(kernel);
-    const entries: GPUBindGroupEntry[] = [];
+    const sizes: number[] = [];
+    let key = kernel.key;
     for (let i = 0; i < bindings.length; i++) {
       const b = bindings[i]!;
       const size = Math.min(
@@ -206,19 +214,19 @@ export class Runtime {
             `of ${this.info.bindingOffsetAlignment}`,
         );
       }
-      entries.push({ binding: i, resource: { buffer: b.buffer, offset: b.byteOffset, size } });
+      sizes.push(size);
+      key += `|${this.#bufferId(b.buffer)}:${b.byteOffset}:${size}`;
     }
     const offsets: number[] = [];
+    let chunk: UniformChunk | null = null;
     if (kernel.paramNames.length > 0) {
-      const { chunk, offset } = this.#writeParams(kernel, params);
-      entries.push({
-        binding: bindings.length,
-        resource: { buffer: chunk.gpu, offset: 0, size: this.#slot },
-      });
-      offsets.push(offset);
+      const slot = this.#writeParams(kernel, params);
+      chunk = slot.chunk;
+      offsets.push(slot.offset);
+      key += `|u${this.#bufferId(chunk.gpu)}`;
     }
-    const group = this.device.createBindGroup({ layout, entries, label: spec.name });
-    this.counters.bindGroups++;
+    const group = this.#bindGroups.get(key) ??
+      this.#createBindGroup(key, { layout, label: spec.name }, bindings, sizes, chunk);
     const timestampWrites = this.#observer?.dispatch({ kernel, bindings, params, workgroups });
     if (timestampWrites) this.#endPass();
     const pass = timestampWrites
@@ -394,6 +402,39 @@ export class Runtime {
    */
   memory(): PoolStats {
     return this.pool.stats();
+  }
+
+  #bufferId(buffer: GPUBuffer): number {
+    let id = this.#bufferIds.get(buffer);
+    if (id === undefined) {
+      id = this.#nextBufferId++;
+      this.#bufferIds.set(buffer, id);
+    }
+    return id;
+  }
+
+  #createBindGroup(
+    key: string,
+    base: { layout: GPUBindGroupLayout; label: string },
+    bindings: readonly GpuBinding[],
+    sizes: readonly number[],
+    chunk: UniformChunk | null,
+  ): GPUBindGroup {
+    const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({
+      binding: i,
+      resource: { buffer: b.buffer, offset: b.byteOffset, size: sizes[i]! },
+    }));
+    if (chunk) {
+      entries.push({
+        binding: bindings.length,
+        resource: { buffer: chunk.gpu, offset: 0, size: this.#slot },
+      });
+    }
+    const group = this.device.createBindGroup({ ...base, entries });
+    this.counters.bindGroups++;
+    if (this.#bindGroups.size >= BIND_GROUP_CACHE_MAX) this.#bindGroups.clear();
+    this.#bindGroups.set(key, group);
+    return group;
   }
 
   #checkAlive(): void {
