@@ -1,6 +1,9 @@
 /**
  * The GPU runtime: pipelines compiled once, many dispatches per command encoder, parameters
- * in a uniform ring, uploads ordered with the recorded work, readback as the only async step.
+ * in a uniform ring, bind groups reused while their windows recur (a training step binds the
+ * same pooled buffers every step), uploads ordered with the recorded work, readback as the
+ * only async step. An observer (the profiler, `src/profile/`) may watch the dispatches and
+ * give each its own timestamped compute pass.
  *
  * Everything that records work is synchronous, so a whole forward and backward pass is
  * recorded without awaiting; only {@linkcode Runtime.read} waits for the GPU. Uploads go
