@@ -129,13 +129,12 @@ export class Profiler implements RuntimeObserver {
   /**
    * A profiler of a runtime.
    *
-   * @param rt The runtime (its device's `timestamp-query` decides how kernels are timed).
-   * @param options `timestamps: false` times kernels in isolation even when the device has
-   *   timestamps.
+   * @param rt The runtime: kernels are timed with GPU timestamps when its device was created
+   *   with `timestamp-query`, in isolation otherwise.
    */
-  constructor(rt: Runtime, options: { timestamps?: boolean } = {}) {
+  constructor(rt: Runtime) {
     this.#rt = rt;
-    this.#timestamps = rt.info.hasTimestamps && options.timestamps !== false;
+    this.#timestamps = rt.info.hasTimestamps;
   }
 
   /** Starts recording: work recorded from now on belongs to the step. */
