@@ -7,7 +7,8 @@ import {
   resizeBicubic,
 } from "../../src/data/pipeline/resize.ts";
 import { Rng } from "../../src/util/rng.ts";
-import { assertThrows } from "./sample_fixtures.ts";
+import { decodeImage } from "../../src/data/formats/image.ts";
+import { assertThrows, DOCK_JPG } from "./sample_fixtures.ts";
 
 function randomImage(width: number, height: number, seed: number): RgbImage {
   const rng = new Rng(seed);
@@ -179,6 +180,37 @@ Deno.test("resizeBicubic() is bit-exact with Pillow 9.4 Image.resize(BICUBIC)", 
       crop: crop ?? undefined,
     });
     assertEquals(await sha256(out.data), digest, `case ${seed}`);
+  }
+});
+
+Deno.test("resizeBicubic() is bit-exact with Pillow 12.3 on the 2250x1500 photo at loader sizes", async () => {
+  // Digests of `numpy.asarray(Image.open("dock.jpg").convert("RGB").crop(box)
+  // .resize((s, s), Image.BICUBIC))`, Pillow 12.3.0: a training crop enlarged along y (the
+  // unrolled 4-tap vertical pass), the evaluation squash, and a 378 downscale (longer taps).
+  const { image } = decodeImage(await Deno.readFile(DOCK_JPG), {
+    file: "dock.jpg",
+    maxPixels: 1e8,
+  });
+  const cases: [CropRect, number, string][] = [
+    [
+      { left: 50, top: 30, width: 2100, height: 1420 },
+      1512,
+      "ba74d3b11b9fd11b574159b1885718f18ecdf475b7e0f1ac8f79b445f635cd2d",
+    ],
+    [
+      { left: 0, top: 0, width: 2250, height: 1500 },
+      1512,
+      "f8152642562e67303a4387501e8404c8138e01535bd17e87ce30b7eb9af90c02",
+    ],
+    [
+      { left: 101, top: 7, width: 2100, height: 1490 },
+      378,
+      "6344070aef1b111a1197705214c887026c21691c7647a57664abccb6b0352778",
+    ],
+  ];
+  for (const [crop, s, digest] of cases) {
+    const out = resizeBicubic(image, { width: s, height: s, crop });
+    assertEquals(await sha256(out.data), digest, JSON.stringify(crop));
   }
 });
 

@@ -103,9 +103,13 @@ export function bicubicWeights(inSize: number, outSize: number): ResampleWeights
   return { ksize, bounds, weights };
 }
 
-/** PIL's `normalize_coeffs_8bpc`: weights to 22-bit fixed point, rounded half away from 0. */
-function fixedPoint(w: Float64Array): Float64Array {
-  const out = new Float64Array(w.length);
+/**
+ * PIL's `normalize_coeffs_8bpc`: weights to 22-bit fixed point, rounded half away from 0.
+ * They fit int32 and so do the sums PIL forms with them (|w| sums to < 1.3 * 2^22 for the
+ * a = -0.5 cubic, times 255 plus the half stays < 2^31), so int32 arithmetic is exact.
+ */
+function fixedPoint(w: Float64Array): Int32Array {
+  const out = new Int32Array(w.length);
   const one = 1 << PRECISION_BITS;
   for (let i = 0; i < w.length; i++) {
     const v = w[i]!;
@@ -114,11 +118,8 @@ function fixedPoint(w: Float64Array): Float64Array {
   return out;
 }
 
-/** PIL's `clip8`: fixed-point sum (already offset by a half) to 0..255. */
-function clip8(sum: number): number {
-  const v = Math.floor(sum / (1 << PRECISION_BITS));
-  return v < 0 ? 0 : v > 255 ? 255 : v;
-}
+/** Half of one output level in fixed point: PIL starts every sum there (rounding). */
+const HALF = 1 << (PRECISION_BITS - 1);
 
 /** Options of {@link resizeBicubic}. */
 export interface ResizeOptions {
@@ -160,80 +161,110 @@ export function resizeBicubic(image: RgbImage, options: ResizeOptions): RgbImage
     throw new RangeError(`Cannot resize to ${outW}x${outH}: sizes must be positive integers`);
   }
   const srcStride = image.width * 3;
-  const src = image.data;
   const base = crop.top * srcStride + crop.left * 3;
-
   const vert = bicubicWeights(crop.height, outH);
   const needH = outW !== crop.width;
   const needV = outH !== crop.height;
-
-  // Horizontal pass over the rows the vertical pass will read (all rows when it is skipped).
-  let rows: Uint8Array;
-  let rowsStride: number;
-  let rowsBase: number;
-  let firstRow = 0;
-  if (needH) {
-    firstRow = needV ? vert.bounds[0]! : 0;
-    const lastRow = needV ? vert.bounds[2 * outH - 2]! + vert.bounds[2 * outH - 1]! : crop.height;
-    const horiz = bicubicWeights(crop.width, outW);
-    const kk = fixedPoint(horiz.weights);
-    const nRows = lastRow - firstRow;
-    rowsStride = outW * 3;
-    rowsBase = 0;
-    rows = new Uint8Array(nRows * rowsStride);
-    const half = 1 << (PRECISION_BITS - 1);
-    for (let y = 0; y < nRows; y++) {
-      const srow = base + (firstRow + y) * srcStride;
-      const orow = y * rowsStride;
-      for (let xx = 0; xx < outW; xx++) {
-        const xmin = horiz.bounds[2 * xx]!;
-        const n = horiz.bounds[2 * xx + 1]!;
-        const k = xx * horiz.ksize;
-        let s0 = half, s1 = half, s2 = half;
-        let p = srow + xmin * 3;
-        for (let x = 0; x < n; x++, p += 3) {
-          const w = kk[k + x]!;
-          s0 += src[p]! * w;
-          s1 += src[p + 1]! * w;
-          s2 += src[p + 2]! * w;
-        }
-        const o = orow + xx * 3;
-        rows[o] = clip8(s0);
-        rows[o + 1] = clip8(s1);
-        rows[o + 2] = clip8(s2);
-      }
-    }
-  } else {
-    rows = src;
-    rowsStride = srcStride;
-    rowsBase = base;
-  }
-
+  // Only the rows the vertical pass reads (all when it is skipped) are resampled along x.
+  const firstRow = needV ? vert.bounds[0]! : 0;
+  const lastRow = needV ? vert.bounds[2 * outH - 2]! + vert.bounds[2 * outH - 1]! : crop.height;
+  const from = base + firstRow * srcStride;
+  const rows = needH
+    ? horizontalPass(image.data, {
+      base: from,
+      stride: srcStride,
+      rows: lastRow - firstRow,
+      weights: bicubicWeights(crop.width, outW),
+    })
+    : { data: image.data, base: from, stride: srcStride };
   const out = new Uint8Array(outW * outH * 3);
-  if (!needV) {
+  if (needV) verticalPass(rows, vert, out);
+  else {
     for (let y = 0; y < outH; y++) {
-      const s = rowsBase + y * rowsStride;
-      out.set(rows.subarray(s, s + outW * 3), y * outW * 3);
+      const s = rows.base + y * rows.stride;
+      out.set(rows.data.subarray(s, s + outW * 3), y * outW * 3);
     }
-    return { width: outW, height: outH, data: out };
-  }
-  // Vertical pass: every output row is a weighted sum of whole input rows (exact integer sums
-  // in float64, so the order of accumulation cannot change the result).
-  const kk = fixedPoint(vert.weights);
-  const rowLen = outW * 3;
-  const acc = new Float64Array(rowLen);
-  for (let yy = 0; yy < outH; yy++) {
-    acc.fill(1 << (PRECISION_BITS - 1));
-    const ymin = vert.bounds[2 * yy]! - firstRow;
-    const n = vert.bounds[2 * yy + 1]!;
-    const k = yy * vert.ksize;
-    for (let y = 0; y < n; y++) {
-      const w = kk[k + y]!;
-      const r = rowsBase + (ymin + y) * rowsStride;
-      for (let x = 0; x < rowLen; x++) acc[x]! += rows[r + x]! * w;
-    }
-    const o = yy * rowLen;
-    for (let x = 0; x < rowLen; x++) out[o + x] = clip8(acc[x]!);
   }
   return { width: outW, height: outH, data: out };
+}
+
+/** Rows of 8-bit RGB pixels: row y starts at `base + y * stride`. */
+interface RowSpan {
+  data: Uint8Array;
+  base: number;
+  stride: number;
+}
+
+/**
+ * Resamples each of `rows` RGB rows (from `base`, `stride` bytes apart) along x. Sums are
+ * int32 (`Math.imul`, `| 0`), and the stores go through a `Uint8ClampedArray` view, which
+ * clips `sum >> 22` to 0..255 as PIL's `clip8` does.
+ */
+function horizontalPass(
+  src: Uint8Array,
+  span: { base: number; stride: number; rows: number; weights: ResampleWeights },
+): RowSpan {
+  const { bounds, ksize } = span.weights;
+  const kk = fixedPoint(span.weights.weights);
+  const outW = bounds.length / 2;
+  const stride = outW * 3;
+  const data = new Uint8Array(span.rows * stride);
+  const clamped = new Uint8ClampedArray(data.buffer);
+  for (let y = 0; y < span.rows; y++) {
+    const srow = span.base + y * span.stride;
+    let o = y * stride;
+    for (let xx = 0; xx < outW; xx++, o += 3) {
+      const n = bounds[2 * xx + 1]!;
+      let p = srow + bounds[2 * xx]! * 3;
+      let k = xx * ksize;
+      let s0 = HALF, s1 = HALF, s2 = HALF;
+      for (let x = 0; x < n; x++, p += 3, k++) {
+        const w = kk[k]!;
+        s0 = (s0 + Math.imul(src[p]!, w)) | 0;
+        s1 = (s1 + Math.imul(src[p + 1]!, w)) | 0;
+        s2 = (s2 + Math.imul(src[p + 2]!, w)) | 0;
+      }
+      clamped[o] = s0 >> PRECISION_BITS;
+      clamped[o + 1] = s1 >> PRECISION_BITS;
+      clamped[o + 2] = s2 >> PRECISION_BITS;
+    }
+  }
+  return { data, base: 0, stride };
+}
+
+/**
+ * Resamples along y: output row yy is the weighted sum of whole input rows, `rows.base`
+ * being the first row any output reads (`vert.bounds[0]`). Four taps (every enlargement)
+ * run unrolled; other counts loop over the taps per byte.
+ */
+function verticalPass(rows: RowSpan, vert: ResampleWeights, out: Uint8Array): void {
+  const { bounds, ksize } = vert;
+  const kk = fixedPoint(vert.weights);
+  const outH = bounds.length / 2;
+  const rowLen = out.length / outH;
+  const src = rows.data;
+  const clamped = new Uint8ClampedArray(out.buffer, out.byteOffset, out.length);
+  const first = bounds[0]!;
+  const taps = new Int32Array(ksize);
+  for (let yy = 0; yy < outH; yy++) {
+    const n = bounds[2 * yy + 1]!;
+    const r = rows.base + (bounds[2 * yy]! - first) * rows.stride;
+    const k = yy * ksize;
+    const o = yy * rowLen;
+    if (n === 4) {
+      const w0 = kk[k]!, w1 = kk[k + 1]!, w2 = kk[k + 2]!, w3 = kk[k + 3]!;
+      const st = rows.stride;
+      for (let x = 0, p = r; x < rowLen; x++, p++) {
+        clamped[o + x] = (HALF + Math.imul(src[p]!, w0) + Math.imul(src[p + st]!, w1) +
+          Math.imul(src[p + 2 * st]!, w2) + Math.imul(src[p + 3 * st]!, w3)) >> PRECISION_BITS;
+      }
+      continue;
+    }
+    for (let t = 0; t < n; t++) taps[t] = r + t * rows.stride;
+    for (let x = 0; x < rowLen; x++) {
+      let s = HALF;
+      for (let t = 0; t < n; t++) s = (s + Math.imul(src[taps[t]! + x]!, kk[k + t]!)) | 0;
+      clamped[o + x] = s >> PRECISION_BITS;
+    }
+  }
 }
