@@ -19,6 +19,7 @@
  */
 
 import type { RgbImage } from "../formats/image.ts";
+import { instantiateResample, type ResampleWasm } from "./resample_wasm.ts";
 
 /** A rectangle of whole pixels. */
 export interface CropRect {
@@ -129,6 +130,11 @@ export interface ResizeOptions {
   height: number;
   /** Region of the input to resample (default: all of it), as `Image.crop` then resize. */
   crop?: CropRect | undefined;
+  /**
+   * `"simd"` (default): the WebAssembly SIMD passes (`resample_wasm.ts`), or the JavaScript
+   * ones where the engine lacks SIMD; `"js"`: the JavaScript passes. Both give the same bytes.
+   */
+  engine?: "simd" | "js" | undefined;
 }
 
 /**
@@ -168,24 +174,131 @@ export function resizeBicubic(image: RgbImage, options: ResizeOptions): RgbImage
   // Only the rows the vertical pass reads (all when it is skipped) are resampled along x.
   const firstRow = needV ? vert.bounds[0]! : 0;
   const lastRow = needV ? vert.bounds[2 * outH - 2]! + vert.bounds[2 * outH - 1]! : crop.height;
-  const from = base + firstRow * srcStride;
-  const rows = needH
+  const plan: ResizePlan = {
+    crop,
+    outW,
+    outH,
+    firstRow,
+    rows: lastRow - firstRow,
+    horiz: needH ? bicubicWeights(crop.width, outW) : null,
+    vert: needV ? vert : null,
+  };
+  let data: Uint8Array;
+  if (!needH && !needV) data = copyRows(image.data, { base, stride: srcStride }, outW * 3, outH);
+  else {
+    const wasm = options.engine === "js" ? null : simdResampler();
+    data = wasm ? resizeWasm(image, plan, wasm) : resizeJs(image, plan);
+  }
+  return { width: outW, height: outH, data };
+}
+
+/** What a resize computes: the crop, the output size, the rows read and the weights. */
+interface ResizePlan {
+  crop: CropRect;
+  outW: number;
+  outH: number;
+  /** First crop row the vertical pass reads (0 without it). */
+  firstRow: number;
+  /** Crop rows the horizontal pass resamples. */
+  rows: number;
+  /** Weights along x, or null when the width does not change. */
+  horiz: ResampleWeights | null;
+  /** Weights along y, or null when the height does not change. */
+  vert: ResampleWeights | null;
+}
+
+/** Copies `count` rows of `len` bytes. */
+function copyRows(
+  src: Uint8Array,
+  at: { base: number; stride: number },
+  len: number,
+  count: number,
+) {
+  const out = new Uint8Array(len * count);
+  for (let y = 0; y < count; y++) {
+    const s = at.base + y * at.stride;
+    out.set(src.subarray(s, s + len), y * len);
+  }
+  return out;
+}
+
+/** The passes in JavaScript (int32 arithmetic), where WebAssembly SIMD is missing. */
+function resizeJs(image: RgbImage, plan: ResizePlan): Uint8Array {
+  const { crop, outW, outH } = plan;
+  const srcStride = image.width * 3;
+  const from = (crop.top + plan.firstRow) * srcStride + crop.left * 3;
+  const rows = plan.horiz
     ? horizontalPass(image.data, {
       base: from,
       stride: srcStride,
-      rows: lastRow - firstRow,
-      weights: bicubicWeights(crop.width, outW),
+      rows: plan.rows,
+      weights: plan.horiz,
     })
     : { data: image.data, base: from, stride: srcStride };
+  if (!plan.vert) return copyRows(rows.data, rows, outW * 3, outH);
   const out = new Uint8Array(outW * outH * 3);
-  if (needV) verticalPass(rows, vert, out);
-  else {
-    for (let y = 0; y < outH; y++) {
-      const s = rows.base + y * rows.stride;
-      out.set(rows.data.subarray(s, s + outW * 3), y * outW * 3);
+  verticalPass(rows, plan.vert, out);
+  return out;
+}
+
+/** The module instance of this thread: undefined before first use, null without SIMD. */
+let simdInstance: ResampleWasm | null | undefined;
+
+function simdResampler(): ResampleWasm | null {
+  if (simdInstance === undefined) simdInstance = instantiateResample();
+  return simdInstance;
+}
+
+/** Bytes of slack after each buffer: the passes' last vectors run up to 16 bytes past. */
+const SLACK = 16;
+
+/**
+ * The passes in WebAssembly SIMD: the crop's rows (full width) are copied into the module's
+ * memory with the taps and fixed-point weights, the passes run there, the output is copied
+ * out.
+ */
+function resizeWasm(image: RgbImage, plan: ResizePlan, wasm: ResampleWasm): Uint8Array {
+  const { crop, outW, outH, horiz, vert } = plan;
+  const srcStride = image.width * 3;
+  const rowLen = outW * 3;
+  let top = 0;
+  const take = (bytes: number) => {
+    const at = top;
+    top += Math.ceil((bytes + SLACK) / 16) * 16;
+    return at;
+  };
+  const srcAt = take(plan.rows * srcStride);
+  const hTaps = horiz ? take(outW * 8) : 0;
+  const hK = horiz ? take(horiz.weights.length * 4) : 0;
+  const midAt = horiz ? take(plan.rows * rowLen) : 0;
+  const vTaps = vert ? take(outH * 8) : 0;
+  const vK = vert ? take(vert.weights.length * 4) : 0;
+  const outAt = vert ? take(outH * rowLen) : midAt;
+  const missing = top - wasm.memory.buffer.byteLength;
+  if (missing > 0) wasm.memory.grow(Math.ceil(missing / 65536));
+  const heap = new Uint8Array(wasm.memory.buffer);
+  const i32 = new Int32Array(wasm.memory.buffer);
+  const first = (crop.top + plan.firstRow) * srcStride;
+  heap.set(image.data.subarray(first, first + plan.rows * srcStride), srcAt);
+  if (horiz) {
+    for (let xx = 0; xx < outW; xx++) {
+      i32[hTaps / 4 + 2 * xx] = (crop.left + horiz.bounds[2 * xx]!) * 3;
+      i32[hTaps / 4 + 2 * xx + 1] = horiz.bounds[2 * xx + 1]!;
     }
+    i32.set(fixedPoint(horiz.weights), hK / 4);
+    wasm.hpass(srcAt, srcStride, plan.rows, outW, hTaps, hK, horiz.ksize * 4, midAt);
   }
-  return { width: outW, height: outH, data: out };
+  if (vert) {
+    const rows = horiz ? midAt : srcAt + crop.left * 3;
+    const stride = horiz ? rowLen : srcStride;
+    for (let yy = 0; yy < outH; yy++) {
+      i32[vTaps / 4 + 2 * yy] = (vert.bounds[2 * yy]! - plan.firstRow) * stride;
+      i32[vTaps / 4 + 2 * yy + 1] = vert.bounds[2 * yy + 1]!;
+    }
+    i32.set(fixedPoint(vert.weights), vK / 4);
+    wasm.vpass(rows, stride, outH, rowLen, vTaps, vK, vert.ksize * 4, outAt);
+  }
+  return heap.slice(outAt, outAt + outH * rowLen);
 }
 
 /** Rows of 8-bit RGB pixels: row y starts at `base + y * stride`. */
