@@ -43,6 +43,10 @@ export interface TorchBenchJson {
   pillow: string;
   /** Intra-op threads. */
   threads: number;
+  /** The load average when the script started (1, 5, 15 minutes). */
+  load_average?: number[] | undefined;
+  /** `OMP_WAIT_POLICY` as the script saw it ("" when unset). */
+  omp_wait_policy?: string | undefined;
   /** The tiny step. */
   step?: { batch: number; fwd_bwd_ms: number; fwd_bwd_adamw_ms: number } | undefined;
   /** One entry per matmul shape. */
@@ -159,6 +163,9 @@ export async function benchTorchSide(options: TorchSideOptions = {}): Promise<To
       "--images",
       String(images),
     ],
+    // Spinning OpenMP threads make torch many times slower on a busy machine (the script's
+    // doc); the policy used is named in the rows.
+    env: { OMP_WAIT_POLICY: Deno.env.get("OMP_WAIT_POLICY") ?? "PASSIVE" },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -190,7 +197,8 @@ export async function benchTorchSide(options: TorchSideOptions = {}): Promise<To
  */
 export function sideBySideRows(ps3: Ps3SideFigures, torch: TorchBenchJson): BenchRow[] {
   const rows: BenchRow[] = [];
-  const pt = `PyTorch ${torch.torch} (${torch.threads} threads)`;
+  const policy = torch.omp_wait_policy ? `, OMP_WAIT_POLICY=${torch.omp_wait_policy}` : "";
+  const pt = `PyTorch ${torch.torch} (${torch.threads} threads${policy})`;
   const ratio = (mine: number, theirs: number) =>
     `ps3 takes ${(mine / theirs).toFixed(2)}x as long`;
   if (ps3.stepMs !== undefined && torch.step) {

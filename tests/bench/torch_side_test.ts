@@ -49,6 +49,14 @@ Deno.test("sideBySideRows() pairs each work with PyTorch's and states the ratio"
   assertEquals(rows[9]!.rate, 12.5);
 });
 
+Deno.test("sideBySideRows() names the OpenMP wait policy the script ran under", () => {
+  const [row] = sideBySideRows({ stepMs: 500 }, { ...TORCH, omp_wait_policy: "PASSIVE" });
+  assertEquals(
+    row!.note,
+    "PyTorch 2.13.0+cpu (2 threads, OMP_WAIT_POLICY=PASSIVE) 250.0 ms: ps3 takes 2.00x as long",
+  );
+});
+
 Deno.test("sideBySideRows() leaves out work that only one side measured", () => {
   assertEquals(sideBySideRows({ stepMs: 5 }, { ...TORCH, step: undefined }), []);
   assertEquals(sideBySideRows({}, TORCH), []);

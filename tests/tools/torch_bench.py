@@ -27,6 +27,11 @@ What it runs (all timings are medians of `--runs` timed repetitions after a warm
   1512x1512 + to float32 CHW normalised ((x / 255 - 0.5) / 0.5), images/s, in 1 and 2
   processes (multiprocessing, each process its own share of the images).
 
+On a machine busier than its cores, OpenMP threads that spin at barriers (the default) make
+torch's 2-thread figures many times slower (measured here: 5.0 s instead of 0.64 s for the
+step at a load average of 12 on 2 cores); `OMP_WAIT_POLICY=PASSIVE` avoids that, and the ps3
+bench sets it unless the caller did. The JSON records the policy and the load average.
+
 Usage: python3 tests/tools/torch_bench.py [--threads 2] [--runs 3] [--image dock.jpg]
        [--skip step,matmul,data] [--quick]
 """
@@ -348,7 +353,8 @@ def main():
     if a.quick:
         a.runs, a.images, a.size = 1, 4, 512
     res = {"torch": torch.__version__, "pillow": PIL.__version__, "threads": a.threads,
-           "runs": a.runs}
+           "runs": a.runs, "load_average": list(os.getloadavg()),
+           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
     if "step" not in skip:
         res["step"] = bench_step(torch, a.runs, a.batch)
     if "matmul" not in skip:
