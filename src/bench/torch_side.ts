@@ -12,7 +12,8 @@
  *   checkpointing (ps3's step row); the PyTorch figure with its AdamW step is in the note;
  * - matmul: float32 [m, k] @ [k, n] at 1024^3, 729x3456x1152 and 2560x4304x1152;
  * - data: the 2250x1500 JPEG decoded, cropped to ~95% of its area, bicubic-resized to
- *   1512^2 and normalised to float32 CHW, in 1 and 2 workers / processes.
+ *   1512^2 and normalised to float32 CHW, in 1 and 2 workers / processes; ps3 and Pillow
+ *   alternate `runs` times and the medians are paired.
  *
  * @module
  */
@@ -21,7 +22,7 @@ import { fileURLToPath } from "node:url";
 import { benchSteps, stepConfigs } from "./step.ts";
 import { timeMatmul } from "./ops.ts";
 import { benchData, DOCK_JPG } from "./data.ts";
-import type { BenchRow } from "./timing.ts";
+import { type BenchRow, median } from "./timing.ts";
 
 /** The committed Python half of the comparison. */
 export const TORCH_BENCH_SCRIPT: string = fileURLToPath(
@@ -144,40 +145,54 @@ export async function benchTorchSide(options: TorchSideOptions = {}): Promise<To
   for (const [m, n, k] of SIDE_MATMULS) {
     matmulMs.push(await timeMatmul({ m, n, k, transA: false, transB: false }, runs));
   }
-  const dataRows = await benchData({ image, imageSize: 1512, images, workers: [1, 2] });
-  const ps3: Ps3SideFigures = {
-    stepMs: step!.stepMs,
-    matmulMs,
-    dataMs: dataRows.map((r, i) => ({ workers: i + 1, ms: r.ms })),
-  };
-
-  const out = await new Deno.Command(python, {
-    args: [
-      TORCH_BENCH_SCRIPT,
-      "--threads",
-      "2",
-      "--runs",
-      String(runs),
+  const torch = await runScript(python, ["--runs", String(runs), "--skip", "data"]);
+  // The data rows alternate ps3 and Pillow `runs` times (medians kept), so that the swings of
+  // a shared machine's load fall on both.
+  const ps3Data: number[][] = [];
+  const pillow: NonNullable<TorchBenchJson["data"]>[] = [];
+  for (let r = 0; r < runs; r++) {
+    const rows = await benchData({ image, imageSize: 1512, images, workers: [1, 2] });
+    ps3Data.push(rows.map((row) => row.ms));
+    const py = await runScript(python, [
+      "--skip",
+      "step,matmul",
       "--image",
       image,
       "--images",
       String(images),
-    ],
+    ]);
+    pillow.push(py.data ?? []);
+  }
+  const ps3: Ps3SideFigures = {
+    stepMs: step!.stepMs,
+    matmulMs,
+    dataMs: [1, 2].map((workers, i) => ({ workers, ms: median(ps3Data.map((d) => d[i]!)) })),
+  };
+  torch.data = [1, 2].map((processes) => {
+    const ms = median(pillow.map((d) => d.find((x) => x.processes === processes)!.ms_per_image));
+    return { processes, ms_per_image: ms, images_per_s: 1000 / ms };
+  });
+  return { rows: sideBySideRows(ps3, torch) };
+}
+
+/** Runs `torch_bench.py` with 2 threads and returns its JSON. */
+async function runScript(python: string, args: string[]): Promise<TorchBenchJson> {
+  const out = await new Deno.Command(python, {
+    args: [TORCH_BENCH_SCRIPT, "--threads", "2", ...args],
     // Spinning OpenMP threads make torch many times slower on a busy machine (the script's
     // doc); the policy used is named in the rows.
     env: { OMP_WAIT_POLICY: Deno.env.get("OMP_WAIT_POLICY") ?? "PASSIVE" },
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const text = new TextDecoder().decode(out.stdout).trim();
   if (!out.success) {
     throw new Error(
       `Cannot compare with PyTorch: ${TORCH_BENCH_SCRIPT} exited with ${out.code}: ` +
         new TextDecoder().decode(out.stderr).trim().split("\n").slice(-3).join(" / "),
     );
   }
-  const torch = JSON.parse(text.split("\n").at(-1)!) as TorchBenchJson;
-  return { rows: sideBySideRows(ps3, torch) };
+  const text = new TextDecoder().decode(out.stdout).trim();
+  return JSON.parse(text.split("\n").at(-1)!) as TorchBenchJson;
 }
 
 /**
