@@ -12,7 +12,7 @@
  *   i32x4, times the row's weight. A row's last vector may run past its end into the next
  *   row, which is written after it.
  *
- * Memory layout is the caller's (`BicubicSimd`); both functions take byte addresses.
+ * The memory layout is the caller's (`resize.ts`, `resizeWasm`); both take byte addresses.
  *
  * @module
  */
@@ -157,7 +157,7 @@ const mem = (align: number, offset = 0) => [align, ...uleb(offset)];
 /** HALF of PIL's rounding: every sum starts at 2^21. */
 const HALF = 1 << 21;
 
-/** `x >> 22` of the i32x4 on the stack, kept in the local `v`. */
+/** `x >> 22` (arithmetic) of the i32x4 on the stack. */
 function shr22(b: Body): Body {
   return b.i32(22).simd(SIMD.i32x4ShrS);
 }

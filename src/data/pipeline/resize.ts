@@ -15,6 +15,12 @@
  * (Plain a = -0.75 bicubic without antialiasing is not implemented: the reference never uses
  * tensor interpolation for images.)
  *
+ * The passes run in WebAssembly SIMD (`resample_wasm.ts`: 4 int32 lanes per instruction,
+ * ~5-7x the JavaScript passes on a 2136x1425 -> 1512^2 crop), or in JavaScript with int32
+ * arithmetic where the engine lacks SIMD (`engine: "js"` forces them); the two give the same
+ * bytes (tests: Pillow digests on both, and random sizes against each other). The reference
+ * decodes at full size (no JPEG draft mode), so there is no reduced-scale decoding either.
+ *
  * @module
  */
 
