@@ -19,9 +19,7 @@
 
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
-import { prepareSample } from "../../src/data/pipeline/sample.ts";
-import { loadTokenizer } from "../../src/data/formats/tokenizer.ts";
-import { unigramTokenizerJson } from "../../src/data/tools/synth.ts";
+import type { prepareSample } from "../../src/data/pipeline/sample.ts";
 import { Rng } from "../../src/util/rng.ts";
 
 const [rev, roundsArg, imageArg] = Deno.args;
@@ -37,9 +35,14 @@ const tar = new Deno.Command("sh", {
 if (!tar.success) {
   throw new Error(`Cannot extract "${rev}": ${new TextDecoder().decode(tar.stderr)}`);
 }
-const old = await import(join(dir, "src/data/pipeline/sample.ts")) as {
-  prepareSample: typeof prepareSample;
-};
+// Both revisions are imported dynamically, the old one first: Deno 2.9.6 panics ("RefCell
+// already borrowed") when a dynamic import reaches the decoders' `import source` WebAssembly
+// after a static import loaded it.
+type SampleModule = { prepareSample: typeof prepareSample };
+const old = await import(join(dir, "src/data/pipeline/sample.ts")) as SampleModule;
+const cur = await import("../../src/data/pipeline/sample.ts") as SampleModule;
+const { loadTokenizer } = await import("../../src/data/formats/tokenizer.ts");
+const { unigramTokenizerJson } = await import("../../src/data/tools/synth.ts");
 
 const bytes = await Deno.readFile(image);
 await Deno.writeTextFile(join(dir, "tok.json"), JSON.stringify(unigramTokenizerJson([])));
@@ -65,7 +68,7 @@ const opts = {
   std: [0.5, 0.5, 0.5] as [number, number, number],
 };
 const a = old.prepareSample(input, tok, opts, new Rng(3)).image;
-const b = prepareSample(input, tok, opts, new Rng(3)).image;
+const b = cur.prepareSample(input, tok, opts, new Rng(3)).image;
 const same = a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
 console.log(`same image floats from ${rev} and this tree: ${same}`);
 
@@ -124,7 +127,7 @@ const per = 3;
 const res = { old: [] as number[], new: [] as number[], pillow: [] as number[] };
 for (let r = 0; r < rounds; r++) {
   res.old.push(ours(old.prepareSample, per));
-  res.new.push(ours(prepareSample, per));
+  res.new.push(ours(cur.prepareSample, per));
   res.pillow.push(await pillow(per));
   console.log(
     `round ${r}: ${rev} ${res.old.at(-1)!.toFixed(0)} ms, this tree ${
