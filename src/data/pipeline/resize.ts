@@ -193,7 +193,7 @@ export function resizeBicubic(image: RgbImage, options: ResizeOptions): RgbImage
   if (!needH && !needV) data = copyRows(image.data, { base, stride: srcStride }, outW * 3, outH);
   else {
     const wasm = options.engine === "js" ? null : simdResampler();
-    data = wasm ? resizeWasm(image, plan, wasm) : resizeJs(image, plan);
+    data = (wasm && resizeWasm(image, plan, wasm)) || resizeJs(image, plan);
   }
   return { width: outW, height: outH, data };
 }
@@ -261,9 +261,9 @@ const SLACK = 16;
 /**
  * The passes in WebAssembly SIMD: the crop's rows (full width) are copied into the module's
  * memory with the taps and fixed-point weights, the passes run there, the output is copied
- * out.
+ * out. Null when the memory cannot grow that far.
  */
-function resizeWasm(image: RgbImage, plan: ResizePlan, wasm: ResampleWasm): Uint8Array {
+function resizeWasm(image: RgbImage, plan: ResizePlan, wasm: ResampleWasm): Uint8Array | null {
   const { crop, outW, outH, horiz, vert } = plan;
   const srcStride = image.width * 3;
   const rowLen = outW * 3;
@@ -281,7 +281,13 @@ function resizeWasm(image: RgbImage, plan: ResizePlan, wasm: ResampleWasm): Uint
   const vK = vert ? take(vert.weights.length * 4) : 0;
   const outAt = vert ? take(outH * rowLen) : midAt;
   const missing = top - wasm.memory.buffer.byteLength;
-  if (missing > 0) wasm.memory.grow(Math.ceil(missing / 65536));
+  if (missing > 0) {
+    try {
+      wasm.memory.grow(Math.ceil(missing / 65536));
+    } catch {
+      return null; // past the 4 GiB of a 32-bit memory: the JavaScript passes do it
+    }
+  }
   const heap = new Uint8Array(wasm.memory.buffer);
   const i32 = new Int32Array(wasm.memory.buffer);
   const first = (crop.top + plan.firstRow) * srcStride;
