@@ -8,8 +8,8 @@ What it runs (all timings are medians of `--runs` timed repetitions after a warm
   random tokens, one box per sample. Vision: images bicubic-resized (no antialias) to the
   scales 64 / 128 / 256; 8x8 patches, width 64, 4 pre-norm ViT blocks (4 heads, MLP 256,
   tanh GELU); the low-res pass (64 tokens) keeps every block's keys and values; selection
-  features = MLP over the 4 blocks' outputs concatenated (256 -> 256 -> 128), channel 0,
-  L2-normalised; ShallowConvNet on the 256 image (16x16 stem, LN, one ConvNeXt block,
+  features = MLP (fc1, GELU, LayerNorm, fc2) over the 4 blocks' outputs concatenated
+  (256 -> 256 -> 128), channel 0, L2-normalised; ShallowConvNet on the 256 image (16x16 stem, LN, one ConvNeXt block,
   projection to 32) whose cosine with prompt_proj_for_highres(q) is max-pooled to the 8x8
   grid and averaged with the trunk cosine; sigmoid(clamp(5 * logit)); nearest-resized to the
   16x16 and 32x32 grids; prior (learned prompt) and posterior (text prompt) probabilities;
@@ -18,7 +18,8 @@ What it runs (all timings are medians of `--runs` timed repetitions after a warm
   blocks again over the 96 tokens, each attending to [its low-res keys/values, its own];
   final LN; MAP attention pooling with the gt-token mask; global-caption mix. Text: token +
   position embeddings, 2 pre-norm blocks (width 64, context 16, causal mask off as
-  SigLIP), final LN, last token, projection; prompt_proj. Loss: SigLIP (sigmoid) loss with
+  SigLIP), final LN, last token, projection; prompt_proj (an MLP with LayerNorm, 64 -> 64 ->
+  64). The parameter count equals ps3's for configs/ps3-tiny.yaml (609,474; the JSON has it). Loss: SigLIP (sigmoid) loss with
   learned scale and bias + prior and posterior box BCE against the area-resized box map.
   Two variants are timed: forward + backward ("fwd_bwd", what ps3's step row measures) and
   forward + backward + AdamW step ("fwd_bwd_adamw"). No gradient checkpointing.
@@ -82,12 +83,15 @@ def build_tiny(torch):
         return o.transpose(1, 2).reshape(b, n, c)
 
     class Mlp(nn.Module):
-        def __init__(self, c, h, out=None):
+        """timm's Mlp: fc1, GELU, (LayerNorm of the hidden when norm), fc2."""
+
+        def __init__(self, c, h, out=None, norm=False):
             super().__init__()
             self.fc1, self.fc2 = nn.Linear(c, h), nn.Linear(h, out or c)
+            self.norm = nn.LayerNorm(h) if norm else nn.Identity()
 
         def forward(self, x):
-            return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+            return self.fc2(self.norm(F.gelu(self.fc1(x), approximate="tanh")))
 
     class Block(nn.Module):
         def __init__(self, c, heads, mlp):
@@ -172,14 +176,13 @@ def build_tiny(torch):
             self.blocks = nn.ModuleList(Block(C, HEADS, MLP) for _ in range(DEPTH))
             self.norm = nn.LayerNorm(C, eps=1e-6)
             self.pool = MapPool(C, HEADS, MLP)
-            self.sel = Mlp(4 * C, 4 * C, 2 * C)
-            self.sel.norm = nn.LayerNorm(4 * C)
+            self.sel = Mlp(4 * C, 4 * C, 2 * C, norm=True)
             self.prior = nn.Parameter(torch.randn(C))
             self.pos_res = nn.ParameterList(nn.Parameter(torch.zeros(1, (s // PATCH) ** 2, C)) for s in SCALES[1:])
             self.conv = ShallowConvNet()
             self.prompt_hr = nn.Linear(C, CONV["out"] * 2)
             self.text = Text()
-            self.prompt_proj = nn.Linear(C, C)
+            self.prompt_proj = Mlp(C, C, C, norm=True)
             self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))
             self.logit_bias = nn.Parameter(torch.tensor(-10.0))
 
@@ -207,8 +210,7 @@ def build_tiny(torch):
                 hidden.append(x)
                 cache.append(kv)
             low_pooled = self.pool(self.norm(x))
-            f = self.sel.fc2(F.gelu(self.sel.fc1(self.sel.norm(torch.cat(hidden, -1))), approximate="tanh"))
-            feats = F.normalize(f[..., :C], dim=-1)
+            feats = F.normalize(self.sel(torch.cat(hidden, -1))[..., :C], dim=-1)
             conv = F.normalize(self.conv(resize(images, CONV["input"])), dim=-1)
             prior = self.probs(feats, conv, self.prior.expand(b, C))
             post = self.probs(feats, conv, prompt)
