@@ -120,7 +120,8 @@ export async function torchUnavailable(
 }
 
 /**
- * Runs ps3's side, then the Python script, and pairs the figures.
+ * Times ps3's tiny step and matmuls, then the script's; then the data rows, ps3 and Pillow
+ * alternating `runs` times; and pairs the figures.
  *
  * @param options Interpreter, runs, image.
  * @returns Rows, or the reason the section was skipped.
