@@ -4,7 +4,9 @@
  * this tree and of an older revision, and Pillow's decode + crop + resize + normalise in a
  * persistent Python process. The three alternate in rounds, so the load swings of a shared
  * machine fall on all of them; the medians and the median per-round ratios are printed.
- * Checks first that both revisions prepare the same sample (same image floats).
+ * Checks first that both revisions prepare the same sample (same image floats). Then the
+ * decode and the resize of a 2136x1425 crop to 1512^2 on their own, the same way (the resize
+ * of this tree with both engines).
  *
  * ```sh
  * deno run -A tests/tools/data_rate_ab.ts <old revision> [rounds] [image]
@@ -41,6 +43,18 @@ if (!tar.success) {
 type SampleModule = { prepareSample: typeof prepareSample };
 const old = await import(join(dir, "src/data/pipeline/sample.ts")) as SampleModule;
 const cur = await import("../../src/data/pipeline/sample.ts") as SampleModule;
+type Stages = {
+  decodeImage: typeof import("../../src/data/formats/image.ts").decodeImage;
+  resizeBicubic: typeof import("../../src/data/pipeline/resize.ts").resizeBicubic;
+};
+const oldStages = {
+  ...await import(join(dir, "src/data/formats/image.ts")),
+  ...await import(join(dir, "src/data/pipeline/resize.ts")),
+} as Stages;
+const curStages = {
+  ...await import("../../src/data/formats/image.ts"),
+  ...await import("../../src/data/pipeline/resize.ts"),
+} as Stages;
 const { loadTokenizer } = await import("../../src/data/formats/tokenizer.ts");
 const { unigramTokenizerJson } = await import("../../src/data/tools/synth.ts");
 
@@ -149,6 +163,29 @@ console.log(
       ratio(res.old, res.pillow)
     }`,
 );
+// The two stages on their own (same rounds idea): decode, and the resize of a training crop.
+const decoded = curStages.decodeImage(bytes, { file: image, maxPixels: 1e9 }).image;
+const crop = { left: 57, top: 37, width: 2136, height: 1425 };
+const stage: Record<string, () => unknown> = {
+  [`decode ${rev}`]: () => oldStages.decodeImage(bytes, { file: image, maxPixels: 1e9 }),
+  "decode this tree": () => curStages.decodeImage(bytes, { file: image, maxPixels: 1e9 }),
+  [`resize ${rev}`]: () => oldStages.resizeBicubic(decoded, { width: 1512, height: 1512, crop }),
+  "resize this tree (js)": () =>
+    curStages.resizeBicubic(decoded, { width: 1512, height: 1512, crop, engine: "js" }),
+  "resize this tree (simd)": () =>
+    curStages.resizeBicubic(decoded, { width: 1512, height: 1512, crop }),
+};
+const stageMs: Record<string, number[]> = {};
+for (let r = 0; r < rounds; r++) {
+  for (const [name, f] of Object.entries(stage)) {
+    const t0 = performance.now();
+    for (let i = 0; i < per; i++) f();
+    (stageMs[name] ??= []).push((performance.now() - t0) / per);
+  }
+}
+for (const [name, xs] of Object.entries(stageMs)) {
+  console.log(`${name.padEnd(26)} median ${med(xs).toFixed(1)} ms`);
+}
 console.log(`load average at the end: ${Deno.loadavg().map((v) => v.toFixed(1)).join(" ")}`);
 await writer?.close();
 await child?.status;
