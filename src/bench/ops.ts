@@ -91,8 +91,15 @@ function linearMatmuls(s: LinearShape) {
   ];
 }
 
-/** Times one matmul shape with a kernel family (default the adapter's); returns ms. */
-async function timeMatmul(
+/**
+ * Times one matmul shape with a kernel family (default the adapter's).
+ *
+ * @param d Shape and transposes.
+ * @param runs Timed runs (median kept).
+ * @param variant Kernel family.
+ * @returns Milliseconds per call.
+ */
+export async function timeMatmul(
   d: { m: number; n: number; k: number; transA: boolean; transB: boolean },
   runs: number,
   variant: MatmulVariant | "auto" = "auto",

@@ -17,6 +17,7 @@ import { benchOps } from "../bench/ops.ts";
 import { benchSteps, STEP_CONFIG_NAMES, stepConfigs, stepRows } from "../bench/step.ts";
 import { deviceCheck } from "../bench/device_check.ts";
 import { benchData } from "../bench/data.ts";
+import { benchTorchSide } from "../bench/torch_side.ts";
 import { type BenchRow, formatMarkdown, formatTable } from "../bench/timing.ts";
 import { benchAllreduce, benchDataParallelStep } from "../bench/allreduce.ts";
 import { openCommunicator } from "../dist/communicator.ts";
@@ -42,6 +43,8 @@ const USAGE = `Usage: ps3 bench [options]
   --step-batch N        batch size of the SO400M-width configs (default 1)
   --step-parts          also time the parts of each step (default unless --quick)
   --no-step-parts       time whole steps only
+  --no-torch            skip the side-by-side with PyTorch / Pillow (tests/tools/torch_bench.py;
+                        skipped by itself without python3 + torch, or when CI is set)
   --device-check        check every kernel against the float64 references first
   --allreduce           data-parallel benchmarks only, under mpirun (mpirun -n 2 ps3 bench
                         --allreduce): the gradient all-reduce of 64 MiB buckets against
@@ -76,6 +79,7 @@ export async function run(allArgs: string[]): Promise<number> {
       "step-batch": { type: "string" },
       "step-parts": { type: "boolean" },
       "no-step-parts": { type: "boolean" },
+      "no-torch": { type: "boolean" },
       "device-check": { type: "boolean" },
       allreduce: { type: "boolean" },
       "allreduce-mb": { type: "string" },
@@ -154,6 +158,15 @@ export async function run(allArgs: string[]): Promise<number> {
     const sr = stepRows(results);
     rows.push(...sr);
     log(formatTable(sr));
+  }
+  if (!values["no-torch"]) {
+    log("\nside by side with PyTorch / Pillow ...");
+    const side = await benchTorchSide({ quick, runs, image: values["data-image"] });
+    if (side.skipped) log(`skipped: ${side.skipped}`);
+    else {
+      rows.push(...side.rows);
+      log(formatTable(side.rows));
+    }
   }
   await gpu().sync();
   const record = {

@@ -7,8 +7,10 @@ import { SampleError } from "../../src/data/formats/sample_error.ts";
 import { Rng } from "../../src/util/rng.ts";
 import { orientBox, orientImage, tiffOrientation } from "../../src/data/formats/exif.ts";
 import { decodeImage, readImageInfo, type RgbImage } from "../../src/data/formats/image.ts";
+import { rgbaToRgb } from "../../src/data/formats/rgb_image.ts";
 import {
   assertKind,
+  assertThrows,
   concat,
   DOCK_JPG,
   encodePng,
@@ -433,4 +435,19 @@ Deno.test("decodeImage() survives random damage to JPEG, PNG and WebP files", ()
     }
   }
   assert((kinds.get("image-corrupt") ?? 0) > 0 && (kinds.get("image-truncated") ?? 0) > 0);
+});
+
+Deno.test("rgbaToRgb() drops alpha for every pixel count and alignment", () => {
+  const rng = new Rng(11);
+  for (let n = 0; n <= 13; n++) {
+    for (const offset of [0, 1, 4]) {
+      const buf = new Uint8Array(offset + n * 4);
+      for (let i = 0; i < buf.length; i++) buf[i] = rng.nextU32() & 255;
+      const rgba = buf.subarray(offset);
+      const want = new Uint8Array(n * 3);
+      for (let i = 0; i < n; i++) want.set(rgba.subarray(4 * i, 4 * i + 3), 3 * i);
+      assertEquals(rgbaToRgb(rgba, n), want, `n=${n} offset=${offset}`);
+    }
+  }
+  assertThrows(() => rgbaToRgb(new Uint8Array(7), 2), RangeError, "2 RGBA pixels from 7 bytes");
 });

@@ -7,7 +7,9 @@ import {
   resizeBicubic,
 } from "../../src/data/pipeline/resize.ts";
 import { Rng } from "../../src/util/rng.ts";
-import { assertThrows } from "./sample_fixtures.ts";
+import { decodeImage } from "../../src/data/formats/image.ts";
+import { instantiateResample, resampleModuleBytes } from "../../src/data/pipeline/resample_wasm.ts";
+import { assertThrows, DOCK_JPG } from "./sample_fixtures.ts";
 
 function randomImage(width: number, height: number, seed: number): RgbImage {
   const rng = new Rng(seed);
@@ -118,67 +120,141 @@ Deno.test("resizeBicubic() gives hand-computed pixels for 4x1 -> 2x1 and 2x1 -> 
   assertEquals([up[0], up[9]], [91, 209]);
 });
 
-Deno.test("resizeBicubic() matches the float64 formula within 1 level on random images", () => {
-  const cases: [number, number, number, number, CropRect | null][] = [
-    [37, 23, 16, 29, null],
-    [41, 19, 83, 7, null],
-    [120, 90, 61, 61, { left: 7, top: 3, width: 101, height: 80 }],
-    [33, 33, 33, 12, null],
-    [9, 200, 30, 41, { left: 1, top: 50, width: 8, height: 121 }],
-  ];
-  for (const [w, h, ow, oh, crop] of cases) {
-    const img = randomImage(w, h, w * 1000 + h);
-    const c = crop ?? { left: 0, top: 0, width: w, height: h };
-    const got = resizeBicubic(img, { width: ow, height: oh, crop: c }).data;
-    const want = referenceResize(img, c, ow, oh);
-    let off = 0;
-    for (let i = 0; i < got.length; i++) {
-      const d = Math.abs(got[i]! - want[i]!);
-      // PIL's 22-bit fixed-point weights move sums by < 1e-3, which flips a rounding only
-      // when the float result is within 1e-3 of a half: rare, and never by more than 1.
-      assert(d <= 1, `${w}x${h}->${ow}x${oh} pixel ${i}: ${got[i]} vs ${want[i]}`);
-      off += d;
+for (const engine of ["simd", "js"] as const) {
+  Deno.test(`resizeBicubic() (${engine}) matches the float64 formula within 1 level on random images`, () => {
+    const cases: [number, number, number, number, CropRect | null][] = [
+      [37, 23, 16, 29, null],
+      [41, 19, 83, 7, null],
+      [120, 90, 61, 61, { left: 7, top: 3, width: 101, height: 80 }],
+      [33, 33, 33, 12, null],
+      [9, 200, 30, 41, { left: 1, top: 50, width: 8, height: 121 }],
+    ];
+    for (const [w, h, ow, oh, crop] of cases) {
+      const img = randomImage(w, h, w * 1000 + h);
+      const c = crop ?? { left: 0, top: 0, width: w, height: h };
+      const got = resizeBicubic(img, { width: ow, height: oh, crop: c, engine }).data;
+      const want = referenceResize(img, c, ow, oh);
+      let off = 0;
+      for (let i = 0; i < got.length; i++) {
+        const d = Math.abs(got[i]! - want[i]!);
+        // PIL's 22-bit fixed-point weights move sums by < 1e-3, which flips a rounding only
+        // when the float result is within 1e-3 of a half: rare, and never by more than 1.
+        assert(d <= 1, `${w}x${h}->${ow}x${oh} pixel ${i}: ${got[i]} vs ${want[i]}`);
+        off += d;
+      }
+      assert(off <= got.length * 0.001, `${off} of ${got.length} values differ by 1`);
     }
-    assert(off <= got.length * 0.001, `${off} of ${got.length} values differ by 1`);
-  }
+  });
+
+  Deno.test(`resizeBicubic() (${engine}) is bit-exact with Pillow 9.4 Image.resize(BICUBIC)`, async () => {
+    // Digests of Pillow 9.4.0's `Image.fromarray(a).crop(box).resize((ow, oh), BICUBIC)` on the
+    // same Rng-generated inputs (computed once with Debian's python3-pil).
+    const cases: [number, number, number, number, number, CropRect | null, string][] = [
+      [1, 97, 61, 40, 23, null, "2507008b159a5d410d5c0a8b16c1bcf2de86e3a74c4da19964fa36d975eb5db5"],
+      [
+        2,
+        53,
+        71,
+        128,
+        90,
+        null,
+        "e634d5747d1db37874a8cd1fdc7902610ad9eca8ae2b0192ee2d872eae37c44d",
+      ],
+      [
+        3,
+        120,
+        80,
+        67,
+        67,
+        { left: 9, top: 4, width: 103, height: 71 },
+        "4f5567707a226aaae2fc9e9e1626aff2618c87a6b2fa8284e8d3cef35f88cf23",
+      ],
+      [4, 64, 64, 64, 31, null, "f836c63bf8f9112ee39cbd92b3b76f0387f1aacecb1f6acb1c2f82379c3d9dd4"],
+      [
+        5,
+        31,
+        200,
+        7,
+        333,
+        { left: 2, top: 50, width: 29, height: 141 },
+        "9b9622c6945fe2c0f9900a85c45d17a3984c4f118d5016251fa495273d55ae01",
+      ],
+    ];
+    for (const [seed, w, h, ow, oh, crop, digest] of cases) {
+      const rng = new Rng(seed);
+      const data = new Uint8Array(w * h * 3);
+      for (let i = 0; i < data.length; i++) data[i] = rng.nextU32() & 255;
+      const out = resizeBicubic({ width: w, height: h, data }, {
+        width: ow,
+        height: oh,
+        crop: crop ?? undefined,
+        engine,
+      });
+      assertEquals(await sha256(out.data), digest, `case ${seed}`);
+    }
+  });
+
+  Deno.test(`resizeBicubic() (${engine}) is bit-exact with Pillow 12.3 on the photo at loader sizes`, async () => {
+    // Digests of `numpy.asarray(Image.open("dock.jpg").convert("RGB").crop(box)
+    // .resize((w, h), Image.BICUBIC))`, Pillow 12.3.0: a training crop enlarged along y (the
+    // unrolled 4-tap vertical pass), the evaluation squash, a 378 downscale (longer taps).
+    const { image } = decodeImage(await Deno.readFile(DOCK_JPG), {
+      file: "dock.jpg",
+      maxPixels: 1e8,
+    });
+    const cases: [CropRect, [number, number], string][] = [
+      [
+        { left: 50, top: 30, width: 2100, height: 1420 },
+        [1512, 1512],
+        "ba74d3b11b9fd11b574159b1885718f18ecdf475b7e0f1ac8f79b445f635cd2d",
+      ],
+      [
+        { left: 0, top: 0, width: 2250, height: 1500 },
+        [1512, 1512],
+        "f8152642562e67303a4387501e8404c8138e01535bd17e87ce30b7eb9af90c02",
+      ],
+      [
+        { left: 101, top: 7, width: 2100, height: 1490 },
+        [378, 378],
+        "6344070aef1b111a1197705214c887026c21691c7647a57664abccb6b0352778",
+      ],
+      // Only the height changes (vertical pass on the source), then only the width.
+      [
+        { left: 3, top: 5, width: 2100, height: 1490 },
+        [2100, 700],
+        "ccf357e848502e28a45873ca16573abee05964433d34c3e4df08151cde9b6e95",
+      ],
+      [
+        { left: 3, top: 5, width: 2100, height: 1490 },
+        [999, 1490],
+        "9fce77e44d4162640477bf7b98e67b0a00b97895e764df746c87775a237be067",
+      ],
+    ];
+    for (const [crop, [width, height], digest] of cases) {
+      const out = resizeBicubic(image, { width, height, crop, engine });
+      assertEquals(await sha256(out.data), digest, JSON.stringify(crop));
+    }
+  });
+}
+
+Deno.test("instantiateResample() gives the SIMD module here, so the simd tests run it", () => {
+  assert(WebAssembly.validate(resampleModuleBytes()));
+  assert(instantiateResample() !== null);
 });
 
-Deno.test("resizeBicubic() is bit-exact with Pillow 9.4 Image.resize(BICUBIC)", async () => {
-  // Digests of Pillow 9.4.0's `Image.fromarray(a).crop(box).resize((ow, oh), BICUBIC)` on the
-  // same Rng-generated inputs (computed once with Debian's python3-pil).
-  const cases: [number, number, number, number, number, CropRect | null, string][] = [
-    [1, 97, 61, 40, 23, null, "2507008b159a5d410d5c0a8b16c1bcf2de86e3a74c4da19964fa36d975eb5db5"],
-    [2, 53, 71, 128, 90, null, "e634d5747d1db37874a8cd1fdc7902610ad9eca8ae2b0192ee2d872eae37c44d"],
-    [
-      3,
-      120,
-      80,
-      67,
-      67,
-      { left: 9, top: 4, width: 103, height: 71 },
-      "4f5567707a226aaae2fc9e9e1626aff2618c87a6b2fa8284e8d3cef35f88cf23",
-    ],
-    [4, 64, 64, 64, 31, null, "f836c63bf8f9112ee39cbd92b3b76f0387f1aacecb1f6acb1c2f82379c3d9dd4"],
-    [
-      5,
-      31,
-      200,
-      7,
-      333,
-      { left: 2, top: 50, width: 29, height: 141 },
-      "9b9622c6945fe2c0f9900a85c45d17a3984c4f118d5016251fa495273d55ae01",
-    ],
-  ];
-  for (const [seed, w, h, ow, oh, crop, digest] of cases) {
-    const rng = new Rng(seed);
-    const data = new Uint8Array(w * h * 3);
-    for (let i = 0; i < data.length; i++) data[i] = rng.nextU32() & 255;
-    const out = resizeBicubic({ width: w, height: h, data }, {
-      width: ow,
-      height: oh,
-      crop: crop ?? undefined,
-    });
-    assertEquals(await sha256(out.data), digest, `case ${seed}`);
+Deno.test("resizeBicubic() simd and js engines give the same bytes on odd sizes in turn", () => {
+  // Alternating large and tiny resizes reuse the module's memory with stale slack bytes.
+  const rng = new Rng(17);
+  for (let i = 0; i < 60; i++) {
+    const big = i % 3 === 0;
+    const w = 1 + rng.int(big ? 300 : 9), h = 1 + rng.int(big ? 200 : 9);
+    const img = randomImage(w, h, 100 + i);
+    const cw = 1 + rng.int(w), ch = 1 + rng.int(h);
+    const crop = { left: rng.int(w - cw + 1), top: rng.int(h - ch + 1), width: cw, height: ch };
+    const size = { width: 1 + rng.int(big ? 400 : 20), height: 1 + rng.int(big ? 300 : 20), crop };
+    const a = resizeBicubic(img, { ...size, engine: "simd" }).data;
+    const b = resizeBicubic(img, { ...size, engine: "js" }).data;
+    assertEquals(a, b, `${w}x${h} ${JSON.stringify(size)}`);
   }
 });
 

@@ -27,7 +27,7 @@ import webpFactory from "npm:@jsquash/webp@1.5.0/codec/dec/webp_dec.js";
 import { decode as decodePng } from "npm:fast-png@8.0.0";
 import { orientImage, tiffOrientation } from "./exif.ts";
 import { SampleError, type SampleWhere } from "./sample_error.ts";
-import type { RgbImage } from "./rgb_image.ts";
+import { rgbaToRgb, type RgbImage } from "./rgb_image.ts";
 
 export type { RgbImage } from "./rgb_image.ts";
 
@@ -547,12 +547,5 @@ function wasmDecode(format: "jpeg" | "webp", bytes: Uint8Array, where: SampleWhe
     );
   }
   const { width, height, data } = result;
-  const n = width * height;
-  const out = new Uint8Array(n * 3);
-  for (let i = 0, s = 0; i < n; i++, s += 4) {
-    out[3 * i] = data[s]!;
-    out[3 * i + 1] = data[s + 1]!;
-    out[3 * i + 2] = data[s + 2]!;
-  }
-  return { width, height, data: out };
+  return { width, height, data: rgbaToRgb(data, width * height) };
 }

@@ -161,14 +161,18 @@ function normalize(
   const n = hwc.length / 3;
   const out = new Float32Array(hwc.length);
   const f = Math.fround;
-  for (let c = 0; c < 3; c++) {
+  // A lookup per channel (256 possible values), filled in one pass over the bytes.
+  const [l0, l1, l2] = [0, 1, 2].map((c) => {
     const m = f(opts.mean[c]!);
     const s = f(opts.std[c]!);
-    // A lookup per channel: 256 possible values.
     const lut = new Float32Array(256);
     for (let v = 0; v < 256; v++) lut[v] = f(f(f(v / 255) - m) / s);
-    const o = c * n;
-    for (let i = 0; i < n; i++) out[o + i] = lut[hwc[3 * i + c]!]!;
+    return lut;
+  }) as [Float32Array, Float32Array, Float32Array];
+  for (let i = 0, p = 0; i < n; i++, p += 3) {
+    out[i] = l0[hwc[p]!]!;
+    out[n + i] = l1[hwc[p + 1]!]!;
+    out[2 * n + i] = l2[hwc[p + 2]!]!;
   }
   return out;
 }
