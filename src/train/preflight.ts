@@ -119,8 +119,45 @@ export async function checkRunInputs(config: RunConfig, paths: RunDataPaths): Pr
 }
 
 /**
+ * The memory limit a run is checked against: `train.memory_limit_gb`, or 80% of the host's
+ * memory on a CPU adapter; null on a GPU without the setting (WebGPU does not report its
+ * memory).
+ *
+ * @param config The run configuration.
+ * @param rt The runtime (adapter kind).
+ * @returns Bytes, or null.
+ */
+export function memoryLimit(config: RunConfig, rt: Runtime): number | null {
+  const gb = config.train.memory_limit_gb;
+  if (gb) return gb * 2 ** 30;
+  return rt.info.isSoftware ? Deno.systemMemoryInfo().total * 0.8 : null;
+}
+
+/**
+ * The estimate of a run at a micro-batch, from the parameter declarations (nothing
+ * allocated), in the run's precision and recomputation.
+ *
+ * @param config The run configuration.
+ * @param microBatch Samples per micro-batch.
+ * @returns The estimate.
+ */
+export function runEstimate(config: RunConfig, microBatch: number): MemoryEstimate {
+  // The parameter table pads each parameter to 64 elements (256 bytes).
+  const params = Ps3Clip.paramSpecs(config.resolvedModel).reduce(
+    (n, s) => n + Math.ceil(Math.max(numel(s.shape), 1) / 64) * 64,
+    0,
+  );
+  return estimateMemory(config.resolvedModel, {
+    params,
+    microBatch,
+    checkpointing: config.train.grad_checkpointing,
+    precision: config.train.precision,
+  });
+}
+
+/**
  * The memory a run needs, from the parameter declarations (nothing allocated), and a check
- * against `train.memory_limit_gb`, or 80% of the host's memory on a CPU adapter.
+ * against {@linkcode memoryLimit}.
  *
  * @param config The run configuration.
  * @param rt The runtime (adapter kind).
@@ -129,20 +166,8 @@ export async function checkRunInputs(config: RunConfig, paths: RunDataPaths): Pr
  */
 export function checkRunMemory(config: RunConfig, rt: Runtime): MemoryEstimate {
   const t = config.train;
-  const params = Ps3Clip.paramSpecs(config.resolvedModel).reduce(
-    (n, s) => n + numel(s.shape),
-    0,
-  );
-  const est = estimateMemory(config.resolvedModel, {
-    params,
-    microBatch: t.batch_size / t.accum_steps,
-    checkpointing: t.grad_checkpointing,
-  });
-  const limit = t.memory_limit_gb
-    ? t.memory_limit_gb * 2 ** 30
-    : rt.info.isSoftware
-    ? Deno.systemMemoryInfo().total * 0.8
-    : null;
+  const est = runEstimate(config, t.batch_size / t.accum_steps);
+  const limit = memoryLimit(config, rt);
   if (limit !== null && est.total > limit) {
     throw new RangeError(
       `The run needs about ${fmtBytes(est.total)} (parameters, gradients and AdamW moments ` +
@@ -150,8 +175,8 @@ export function checkRunMemory(config: RunConfig, rt: Runtime): MemoryEstimate {
           fmtBytes(est.activations)
         }) but ${t.memory_limit_gb ? "train.memory_limit_gb allows" : "this machine has"} ${
           fmtBytes(limit)
-        }: lower train.batch_size (or raise train.accum_steps), keep ` +
-        "train.grad_checkpointing on",
+        }: lower train.batch_size (or raise train.accum_steps, or use train.batch_size=auto), ` +
+        "keep train.grad_checkpointing on",
     );
   }
   return est;
@@ -238,4 +263,38 @@ export function checkRunBindings(config: RunConfig, rt: Runtime): void {
         over.map((u) => `  ${u.op}: [${u.shape.join(", ")}] f32, ${u.bytes} bytes`).join("\n"),
     );
   }
+}
+
+/**
+ * The preflight's figures of a run, for `ps3 train <config> --preflight` (nothing allocated,
+ * inputs not checked): the estimate by part at the run's micro-batch and precision against
+ * the memory limit, and the ops' smallest units against the binding limit.
+ *
+ * @param config The run configuration.
+ * @param rt The runtime (limits).
+ * @returns Lines to print.
+ */
+export function describePreflight(config: RunConfig, rt: Runtime): string[] {
+  const t = config.train;
+  const micro = t.batch_size / t.accum_steps;
+  const est = runEstimate(config, micro);
+  const limit = memoryLimit(config, rt);
+  const gib = (x: number) => `${(x / 2 ** 30).toFixed(2)} GiB`;
+  const { maxBindingBytes, bindingOffsetAlignment } = rt.info;
+  const units = bindingUnits(config.resolvedModel, bindingOffsetAlignment, micro);
+  return [
+    `preflight of ${config.resolvedModel.name}: micro-batch ${micro}, precision ${t.precision}, ` +
+    `recomputation ${t.grad_checkpointing ? "on" : "off"}`,
+    `  total ${gib(est.total)} = state (parameters, gradients, AdamW moments, f32) ` +
+    `${gib(est.state)} + activations ${gib(est.activations)}`,
+    ...Object.entries(est.parts).map(([k, v]) => `    ${k.padEnd(15)} ${gib(v)}`),
+    `  memory limit: ${limit === null ? "none known (set train.memory_limit_gb)" : gib(limit)} -> ${
+      limit === null ? "not checked" : est.total <= limit ? "fits" : "does NOT fit"
+    }`,
+    `  binding limit ${fmtBytes(maxBindingBytes)}; smallest units of the ops:`,
+    ...units.map((u) =>
+      `    ${u.bytes <= maxBindingBytes ? "ok  " : "OVER"} ${u.op}: [${u.shape.join(", ")}] ` +
+      fmtBytes(u.bytes)
+    ),
+  ];
 }
