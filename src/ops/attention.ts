@@ -137,6 +137,52 @@ interface BatchBlock {
   count: number;
 }
 
+/** The sizes of one sample of {@linkcode attention}, for {@linkcode attentionSampleFloats}. */
+export interface AttentionSample {
+  /** Heads. */
+  heads: number;
+  /** Head dim. */
+  d: number;
+  /** Queries. */
+  nq: number;
+  /** Own keys. */
+  nk: number;
+  /** Cached keys (0 without a cache). */
+  nc: number;
+  /** Whether a key mask is bound. */
+  mask: boolean;
+}
+
+/**
+ * The floats of one sample's largest binding of {@linkcode attention} (q, out, dO, dq; k, v;
+ * the cache; the mask; lse; the backward's statistics): the smallest unit attention splits
+ * into past the storage binding limit (blocks of whole samples). The preflight uses it too.
+ *
+ * @param s One sample's sizes.
+ * @returns Floats.
+ */
+export function attentionSampleFloats(s: AttentionSample): number {
+  const w = s.heads * s.d;
+  return Math.max(
+    s.nq * w,
+    s.nk * w,
+    s.nc * w,
+    s.mask ? s.nc + s.nk : 0,
+    s.heads * s.nq,
+    2 * s.heads * s.nq,
+  );
+}
+
+/**
+ * Floats one attention binding may hold under a binding limit (whole 16-byte vectors).
+ *
+ * @param maxBindingBytes The device's storage binding limit.
+ * @returns Floats.
+ */
+export function attentionBindingFloats(maxBindingBytes: number): number {
+  return Math.floor(maxBindingBytes / 16) * 4;
+}
+
 /**
  * Blocks of samples whose bindings (q, k, v, the cache, the mask, out, lse, the backward's
  * statistics and gradients) fit the device's storage binding limit: the whole batch when it
@@ -163,8 +209,15 @@ function batchBlocks(
     2 * heads * nq,
   ];
   const info = gpu().info;
-  const cap = Math.floor(info.maxBindingBytes / 16) * 4;
-  const most1 = Math.max(...per);
+  const cap = attentionBindingFloats(info.maxBindingBytes);
+  const most1 = attentionSampleFloats({
+    heads,
+    d,
+    nq,
+    nk,
+    nc: hasCache ? nc : 0,
+    mask: hasMask,
+  });
   if (batch * most1 <= cap) return [{ first: 0, count: batch }];
   const fail = (why: string): never => {
     throw new RangeError(

@@ -87,6 +87,34 @@ function geometry(op: string, img: Tensor, p: number) {
 }
 
 /**
+ * The slab (elements) {@linkcode patchify} splits its images into past the binding limit: one
+ * whole image (its patches, the output's slab, hold as many elements). With
+ * `slabUnitBytes` it gives the bytes the preflight checks.
+ *
+ * @param cin Channels.
+ * @param h Height.
+ * @param w Width.
+ * @returns Elements of one image.
+ */
+export function patchifySlab(cin: number, h: number, w: number): number {
+  return cin * h * w;
+}
+
+/**
+ * Bytes of {@linkcode gatherPatches}' output, bound whole (not split): the images split per
+ * plane, the gathered patches of the whole batch do not.
+ *
+ * @param b Samples.
+ * @param k Patches selected per sample.
+ * @param cin Channels.
+ * @param p Patch size.
+ * @returns Bytes.
+ */
+export function gatherPatchesOutputBytes(b: number, k: number, cin: number, p: number): number {
+  return b * k * cin * p * p * 4;
+}
+
+/**
  * All p x p patches of NCHW images in row-major patch order, features (cin, ky, kx):
  * `F.unfold(img, p, stride=p).transpose(1, 2)`. The gradient folds back (patches do not
  * overlap, so it is a permutation).
@@ -108,7 +136,7 @@ export function patchify(img: Tensor, p: number): Tensor {
   const slabs = y.size === 0 ? 0 : b;
   for (
     const ch of slabChunks("patch_unfold", slabs, [
-      { tensor: img, slab: cin * h * w },
+      { tensor: img, slab: patchifySlab(cin, h, w) },
       { tensor: y, slab: P * F },
     ])
   ) {
@@ -182,8 +210,15 @@ export function gatherPatches(img: Tensor, options: GatherPatchesOptions): Tenso
     );
   }
   const K = index.shape[1]!;
-  const y = empty([b, K, F]);
   const rt = gpu();
+  const outBytes = gatherPatchesOutputBytes(b, K, cin, p);
+  if (outBytes > rt.info.maxBindingBytes) {
+    throw new RangeError(
+      `gatherPatches(): the output [${b}, ${K}, ${F}] (${outBytes} bytes) is bound whole and ` +
+        `passes the device's storage binding limit of ${rt.info.maxBindingBytes} bytes`,
+    );
+  }
+  const y = empty([b, K, F]);
   const planes = y.size === 0 ? 0 : b * cin;
   for (
     const ch of slabChunks("patch_gather", planes, [

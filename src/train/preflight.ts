@@ -18,6 +18,9 @@ import type { RunConfig } from "./config.ts";
 import { estimateMemory, type MemoryEstimate } from "./memory.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { selectCounts } from "../model/scales.ts";
+import { attentionSampleFloats } from "../ops/attention.ts";
+import { gatherPatchesOutputBytes, patchifySlab } from "../ops/patch.ts";
+import { slabUnitBytes } from "../ops/slab_chunks.ts";
 
 /** Where a run's data is (the config's paths, or those of the synthetic set it wrote). */
 export interface RunDataPaths {
@@ -193,12 +196,13 @@ export interface BindingUnit {
 }
 
 /**
- * The units of a model's ops that cannot be split further past the storage binding limit
- * (the same rules as the ops): the patch unfold of the largest image (ConvNet input or
- * scale) splits per image, and windows may start up to one alignment early; attention
- * splits per sample (q, k, v, the low-res cache, in 16-byte multiples); the gather of the
- * selected high-res patches binds its whole output (the micro-batch's patches of a scale,
- * at most the scale's budget; not split yet). Batch, rows of matmuls, norms and softmax split far below these.
+ * The units of a model's ops that cannot be split further past the storage binding limit,
+ * from the ops' own rules: the patch unfold of the largest image (ConvNet input or scale)
+ * splits per image (`patchifySlab`, with the window's alignment slack, `slabUnitBytes`);
+ * attention splits per sample (`attentionSampleFloats`: q, k, v, the low-res cache, lse, in
+ * 16-byte vectors); the gather of the selected high-res patches binds its whole output
+ * (`gatherPatchesOutputBytes`: the micro-batch's patches of a scale, at most the scale's
+ * budget). Batch, rows of matmuls, norms and softmax split far below these.
  *
  * @param config The model configuration.
  * @param alignment The device's storage binding offset alignment, bytes.
@@ -211,29 +215,33 @@ export function bindingUnits(
   batch: number,
 ): BindingUnit[] {
   const v = config.vision, t = config.text;
-  const { width: c, patch } = v.trunk;
+  const { width: c, patch, heads } = v.trunk;
   const side = Math.max(...v.scales, v.conv?.inputSize ?? 0);
   const n0 = (v.scales[0]! / patch) ** 2;
   const grids = v.scales.slice(1).map((x) => (x / patch) ** 2);
   const counts = selectCounts(v.budgets, grids);
   const m = counts.reduce((a, x) => a + x, 0);
-  const sample = (n: number, w: number): BindingUnit => ({
-    op: `attention (one sample of ${n} tokens)`,
-    shape: [n, w],
-    bytes: Math.ceil(n * w / 4) * 16,
-  });
+  const sample = (n: number, nc: number, w: number, h: number): BindingUnit => {
+    const floats = attentionSampleFloats({ heads: h, d: w / h, nq: n, nk: n, nc, mask: false });
+    return {
+      op: `attention (one sample of ${n} tokens${nc > 0 ? ` and ${nc} cached` : ""})`,
+      shape: [Math.max(n, nc), w],
+      bytes: Math.ceil(floats / 4) * 16,
+    };
+  };
   const units: BindingUnit[] = [
     {
       op: "patch_unfold (one image)",
       shape: [3, side, side],
-      bytes: 3 * side * side * 4 + alignment - 4,
+      bytes: slabUnitBytes(patchifySlab(3, side, side), alignment),
     },
-    sample(Math.max(n0, m), c),
-    sample(t.context, t.width),
+    sample(n0, 0, c, heads),
+    sample(m, n0, c, heads),
+    sample(t.context, 0, t.width, t.heads),
     ...counts.map((k, i) => ({
       op: `patch_gather (the most patches selected at scale ${v.scales[i + 1]}, whole micro-batch)`,
       shape: [batch, k, 3 * patch * patch],
-      bytes: Math.ceil(batch * k * 3 * patch * patch / 4) * 16,
+      bytes: gatherPatchesOutputBytes(batch, k, 3, patch),
     })),
   ];
   return units.sort((a, b) => b.bytes - a.bytes);

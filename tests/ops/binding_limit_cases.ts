@@ -24,6 +24,7 @@ import { layerNormChannelsRef, layerNormRef } from "../../src/reference/norm.ts"
 import { softmax } from "../../src/ops/softmax.ts";
 import { softmaxRef } from "../../src/reference/softmax.ts";
 import { attention } from "../../src/ops/attention.ts";
+import { gatherPatches } from "../../src/ops/patch.ts";
 import { attentionRef } from "../../src/reference/attention.ts";
 import { matmulRef } from "../../src/reference/matmul.ts";
 import { binaryRef, unaryRef } from "../../src/reference/elementwise.ts";
@@ -284,6 +285,18 @@ if (import.meta.main) {
   } catch (e) {
     attentionError = (e as Error).message;
   }
+  // A patch gather whose whole output passes the limit (it is bound whole): its error first.
+  let gatherError = "";
+  const gatherBefore = rt.counters.dispatches;
+  try {
+    tidy(() => {
+      const img = tensor(new Float32Array(2 * 3 * 64 * 64), [2, 3, 64, 64]);
+      const index = tensor(Int32Array.from({ length: 2 * 64 }, (_, i) => i % 64), [2, 64], "i32");
+      return gatherPatches(img, { patch: 8, index });
+    });
+  } catch (e) {
+    gatherError = (e as Error).message;
+  }
   await writeSafetensors(Deno.args[0]!, out, {
     metadata: {
       maxBindingBytes: String(rt.info.maxBindingBytes),
@@ -294,6 +307,8 @@ if (import.meta.main) {
       softmaxDispatchedBeforeError: String(rt.counters.dispatches - softmaxBefore),
       attentionError,
       attentionDispatchedBeforeError: String(rt.counters.dispatches - attentionBefore),
+      gatherError,
+      gatherDispatchedBeforeError: String(rt.counters.dispatches - gatherBefore),
     },
   });
 }

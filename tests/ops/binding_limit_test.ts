@@ -64,7 +64,15 @@ Deno.test("the lowered binding limit reaches the runtime; an impossible split th
     /^attention\(\) cannot split q \[1, 300, 64\] \(4 heads, Nc 0, Nk 300\) to fit the device's storage binding limit of 65536 bytes: one sample's binding of 19200 floats passes it/,
   );
   assertEquals(r.metadata?.attentionDispatchedBeforeError, "0");
+  // 2 x 64 patches of 3 x 8 x 8 floats: 98304 bytes bound whole.
+  assertEquals(
+    r.metadata?.gatherError,
+    "gatherPatches(): the output [2, 64, 192] (98304 bytes) is bound whole and passes the " +
+      "device's storage binding limit of 65536 bytes",
+  );
+  assertEquals(r.metadata?.gatherDispatchedBeforeError, "0");
   const u = await unlimited;
+  assertEquals(u.metadata?.gatherError, "");
   assertEquals(u.metadata?.error, "");
   assertEquals(u.metadata?.softmaxError, "");
   assertEquals(u.metadata?.attentionError, "");

@@ -1,10 +1,12 @@
 /**
  * A tiny training run under a lowered storage binding limit (`PS3_MAX_BINDING_BYTES`, 256 KiB)
- * against the same run without it, each in a process of its own. At this limit the selection
- * ConvNet's patch unfold and gather, the resizes of its 128-px input and the larger matmuls
- * (forward and backward) split (measured by counting each kernel's dispatches over one step;
- * the tiny model's attention and norm tensors stay under it, and a limit under 192 KiB is
- * refused: one 3 x 128 x 128 image of the ConvNet input). The forward splits along batches and
+ * against the same run without it, each in a process of its own. The test model's trunk is
+ * widened to 384 (4 heads) so that its attention tensors pass the limit too: the high-res
+ * blocks' q, k, v, out and their gradients ([8, 24, 384] f32, 288 KiB) and the attention
+ * pool's keys and values run in blocks of samples, as do the selection ConvNet's patch unfold
+ * and gather, the resizes of its 128-px input, the larger matmuls (forward and backward), the
+ * norms and elementwise ops over [8, 24, 384]. A limit under 192 KiB is refused: one
+ * 3 x 128 x 128 image of the ConvNet input. The forward splits along batches, samples and
  * rows only, so step 1's losses are the same bits; weight gradients summed over K ranges
  * regroup their additions, so the gradient norm and the later steps differ by float32 rounding
  * only.
@@ -19,6 +21,12 @@ import { loadRunConfig } from "../../src/train/config.ts";
 import { checkRunBindings } from "../../src/train/preflight.ts";
 
 const LIMIT = 262144;
+/** The test model with a 384-wide trunk (4 heads of 96): attention past the limit. */
+const WIDE = [
+  "--model.embed_dim=384",
+  "--model.vision_cfg.embed_dim=384",
+  "--model.vision_cfg.num_heads=4",
+];
 const KEYS = ["loss", "contrastive", "prior_box", "posterior_box", "grad_norm"] as const;
 const synth = await Deno.makeTempDir({ prefix: "ps3-limit-synth-" });
 
@@ -35,6 +43,7 @@ async function run(limit: string, out: string) {
       `--checkpoint.out=${out}`,
       `--data.synthesize.out=${synth}`,
       "--no-progress",
+      ...WIDE,
     ],
     env: { PS3_MAX_BINDING_BYTES: limit },
     stdout: "piped",
@@ -60,7 +69,14 @@ async function train(limit: string) {
 const unlimited = await train("");
 const limited = await train(String(LIMIT));
 
-Deno.test(`a tiny training run under a ${LIMIT}-byte binding limit equals the run without it`, () => {
+Deno.test(`a tiny training run under a ${LIMIT}-byte binding limit equals the run without it`, async () => {
+  // The tensors that split: the ConvNet's input batch and the high-res attention's q (each
+  // whole over the limit; one image and one sample under it).
+  const config = await loadRunConfig("tests/testdata/train_tiny.yaml", WIDE.map((a) => a.slice(2)));
+  const v = config.resolvedModel.vision, b = config.train.batch_size;
+  const m = v.maxSelect;
+  ok(b * 3 * v.conv!.inputSize ** 2 * 4 > LIMIT);
+  ok(b * m * v.trunk.width * 4 > LIMIT, `attention q ${b * m * v.trunk.width * 4} bytes`);
   deepStrictEqual(limited.dispatches.maxBindingBytes, LIMIT);
   ok(unlimited.dispatches.maxBindingBytes > LIMIT);
   // The limit split ops: more kernels dispatched for the same steps and evaluation.
