@@ -19,7 +19,7 @@ import { estimateMemory, type MemoryEstimate } from "./memory.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { selectCounts } from "../model/scales.ts";
 import { attentionSampleFloats } from "../ops/attention.ts";
-import { gatherPatchesOutputBytes, patchifySlab } from "../ops/patch.ts";
+import { patchifySlab } from "../ops/patch.ts";
 import { slabUnitBytes } from "../ops/slab_chunks.ts";
 
 /** Where a run's data is (the config's paths, or those of the synthetic set it wrote). */
@@ -200,9 +200,9 @@ export interface BindingUnit {
  * from the ops' own rules: the patch unfold of the largest image (ConvNet input or scale)
  * splits per image (`patchifySlab`, with the window's alignment slack, `slabUnitBytes`);
  * attention splits per sample (`attentionSampleFloats`: q, k, v, the low-res cache, lse, in
- * 16-byte vectors); the gather of the selected high-res patches binds its whole output
- * (`gatherPatchesOutputBytes`: the micro-batch's patches of a scale, at most the scale's
- * budget). Batch, rows of matmuls, norms and softmax split far below these.
+ * 16-byte vectors). The gather of the selected high-res patches splits per sample and its
+ * images per plane (one sample's patches are at most its image: never the largest unit);
+ * batch, rows of matmuls, norms and softmax split far below these.
  *
  * @param config The model configuration.
  * @param alignment The device's storage binding offset alignment, bytes.
@@ -238,11 +238,6 @@ export function bindingUnits(
     sample(n0, 0, c, heads),
     sample(m, n0, c, heads),
     sample(t.context, 0, t.width, t.heads),
-    ...counts.map((k, i) => ({
-      op: `patch_gather (the most patches selected at scale ${v.scales[i + 1]}, whole micro-batch)`,
-      shape: [batch, k, 3 * patch * patch],
-      bytes: gatherPatchesOutputBytes(batch, k, 3, patch),
-    })),
   ];
   return units.sort((a, b) => b.bytes - a.bytes);
 }

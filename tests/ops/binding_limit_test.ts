@@ -1,6 +1,6 @@
 /**
  * Ops past the storage binding limit: `binding_limit_cases.ts` runs matmuls, elementwise ops,
- * reductions, layer norms, softmax and attention in a process whose runtime pretends bindings
+ * reductions, layer norms, softmax, attention, layout copies and the patch gather in a process whose runtime pretends bindings
  * hold 64 KiB (`PS3_MAX_BINDING_BYTES`), so operands, results and gradients of a few tens of
  * thousands of floats are split; and once more without the limit. Each case must dispatch more
  * kernels under the limit (it was split); its forward is checked against the float64 reference
@@ -64,15 +64,7 @@ Deno.test("the lowered binding limit reaches the runtime; an impossible split th
     /^attention\(\) cannot split q \[1, 300, 64\] \(4 heads, Nc 0, Nk 300\) to fit the device's storage binding limit of 65536 bytes: one sample's binding of 19200 floats passes it/,
   );
   assertEquals(r.metadata?.attentionDispatchedBeforeError, "0");
-  // 2 x 64 patches of 3 x 8 x 8 floats: 98304 bytes bound whole.
-  assertEquals(
-    r.metadata?.gatherError,
-    "gatherPatches(): the output [2, 64, 192] (98304 bytes) is bound whole and passes the " +
-      "device's storage binding limit of 65536 bytes",
-  );
-  assertEquals(r.metadata?.gatherDispatchedBeforeError, "0");
   const u = await unlimited;
-  assertEquals(u.metadata?.gatherError, "");
   assertEquals(u.metadata?.error, "");
   assertEquals(u.metadata?.softmaxError, "");
   assertEquals(u.metadata?.attentionError, "");
