@@ -205,6 +205,15 @@ export const CASES: readonly LimitCase[] = [
       attentionRef(q!, k!, v!, { heads: 4, cache: { k: ck!, v: cv! }, keyMask: attentionMask() }),
   },
   {
+    // The attention pool's shape: one query per sample over 80 keys of 4 heads of 30. One
+    // sample's keys (37.5 KiB) fit, two do not, and blocks of one sample leave the windows of
+    // q, out and lse unaligned: those are staged through copies.
+    name: "attention_unaligned",
+    shapes: [[8, 1, 120], [8, 80, 120], [8, 80, 120]],
+    op: ([q, k, v]) => attention(q!, k!, v!, { heads: 4 }),
+    ref: ([q, k, v]) => attentionRef(q!, k!, v!, { heads: 4 }),
+  },
+  {
     // [20, 30, 96] (225 KiB) split at column 40 and joined the other way round: both parts
     // and the result pass the limit; copies in blocks of rows.
     name: "split_concat",
