@@ -97,16 +97,19 @@ Deno.test(`a tiny training run under a ${LIMIT}-byte binding limit equals the ru
     deepStrictEqual(limited.records[0]![k], unlimited.records[0]![k], k);
   }
   // The gradient norm, and steps 2-3 (parameters updated from gradients regrouped by K
-  // splits, a few ulps each): measured at most 1.1e-7 relative; float32 rounding, within 1e-6.
+  // splits, a few ulps each): measured at most 3.2e-7 relative (the 120-wide model); float32 rounding, within 1e-6.
+  let worst = 0;
   for (let s = 0; s < 3; s++) {
     for (const k of s === 0 ? KEYS.slice(4) : KEYS) {
       const a = limited.records[s]![k]!, b = unlimited.records[s]![k]!;
+      worst = Math.max(worst, Math.abs(a - b) / Math.abs(b));
       ok(
         Math.abs(a - b) <= 1e-6 * Math.abs(b),
         `step ${s + 1} ${k}: ${a} vs ${b} (${(Math.abs(a - b) / Math.abs(b)).toExponential(2)})`,
       );
     }
   }
+  console.log(`largest relative difference after step 1's forward: ${worst.toExponential(2)}`);
 });
 
 Deno.test("the preflight refuses a limit below one image of the ConvNet's patch unfold, before any step", async () => {
