@@ -115,6 +115,18 @@ export function gatherPatchesSlab(k: number, cin: number, p: number): number {
 }
 
 /**
+ * The slab (elements) {@linkcode gatherPatches} splits its images into past the binding
+ * limit: one image plane.
+ *
+ * @param h Height.
+ * @param w Width.
+ * @returns Elements of one plane.
+ */
+export function gatherPatchesPlaneSlab(h: number, w: number): number {
+  return h * w;
+}
+
+/**
  * All p x p patches of NCHW images in row-major patch order, features (cin, ky, kx):
  * `F.unfold(img, p, stride=p).transpose(1, 2)`. The gradient folds back (patches do not
  * overlap, so it is a permutation).
@@ -212,7 +224,7 @@ export function gatherPatches(img: Tensor, options: GatherPatchesOptions): Tenso
   const K = index.shape[1]!;
   const rt = gpu();
   const y = empty([b, K, F]);
-  const plane = h * w;
+  const plane = gatherPatchesPlaneSlab(h, w);
   for (
     const sc of slabChunks("patch_gather", y.size === 0 ? 0 : b, [
       { tensor: index, slab: K },

@@ -1,6 +1,7 @@
 /**
  * `train.batch_size=auto`: the largest micro-batch that fits the device, chosen from the
- * memory estimate and the binding units (nothing allocated), then confirmed by one real
+ * memory estimate (nothing allocated; the ops' binding units checked, though none of them
+ * depends on the batch), then confirmed by one real
  * training step (the trainer's forward, losses and backward on a random batch of the run's
  * shapes, with the run's model, precision and recomputation): a step that runs out of memory,
  * or whose measured peak passes the limit, backs off to a smaller micro-batch.
@@ -17,7 +18,7 @@ import type { ModelConfig } from "../model/config.ts";
 import type { RunConfig } from "./config.ts";
 import { createRunState } from "./run_state.ts";
 import { forwardBackward } from "./step.ts";
-import { bindingUnits, memoryLimit, runEstimate } from "./preflight.ts";
+import { checkRunBindings, memoryLimit, runEstimate } from "./preflight.ts";
 
 /**
  * A random host batch of a model's shapes: normal images at the largest scale, random
@@ -147,15 +148,16 @@ function largest(upper: number, fits: (b: number) => boolean): number {
 
 /**
  * Finds the largest micro-batch that fits the device: the estimate (state, activations) under
- * the memory limit (`train.memory_limit_gb`, or 80% of the host's memory on a CPU adapter)
- * and every op's smallest unit under the binding limit, at most an epoch's samples; then one
+ * the memory limit (`train.memory_limit_gb`, or 80% of the host's memory on a CPU adapter),
+ * at most an epoch's samples, once every op's smallest unit fits the binding limit; then one
  * real step confirms it (peak measured), backing off in proportion while it does not fit.
  *
  * @param config The run configuration (its `batch_size` is ignored; `accum_steps` kept).
  * @param rt The runtime.
  * @param log Where the search is reported.
  * @returns The fit.
- * @throws {RangeError} Without a known memory limit, or when not even one sample fits.
+ * @throws {RangeError} Without a known memory limit, when an op's unit passes the binding
+ *   limit, or when not even one sample fits.
  */
 export async function fitBatchSize(
   config: RunConfig,
@@ -171,19 +173,14 @@ export async function fitBatchSize(
   }
   const t = config.train;
   const upper = Math.max(1, Math.floor(t.samples_per_epoch / t.accum_steps));
-  const { maxBindingBytes, bindingOffsetAlignment } = rt.info;
-  const fits = (b: number) =>
-    runEstimate(config, b).total <= limit &&
-    bindingUnits(config.resolvedModel, bindingOffsetAlignment, b).every((u) =>
-      u.bytes <= maxBindingBytes
-    );
-  const estimated = largest(upper, fits);
+  // The binding units do not depend on the batch (the ops split it): checked once, a unit
+  // over the limit fails every batch size.
+  checkRunBindings(config, rt);
+  const estimated = largest(upper, (b) => runEstimate(config, b).total <= limit);
   if (estimated === 0) {
     throw new RangeError(
       `train.batch_size=auto: not even one sample fits ${fmtBytes(limit)} (estimate ` +
-        `${
-          fmtBytes(runEstimate(config, 1).total)
-        }) and the binding limit of ${maxBindingBytes} bytes`,
+        `${fmtBytes(runEstimate(config, 1).total)})`,
     );
   }
   log(

@@ -19,7 +19,8 @@ import { estimateMemory, type MemoryEstimate } from "./memory.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { selectCounts } from "../model/scales.ts";
 import { attentionSampleFloats } from "../ops/attention.ts";
-import { patchifySlab } from "../ops/patch.ts";
+import { matmulOperandFloats } from "../ops/matmul.ts";
+import { gatherPatchesPlaneSlab, patchifySlab } from "../ops/patch.ts";
 import { slabUnitBytes } from "../ops/slab_chunks.ts";
 
 /** Where a run's data is (the config's paths, or those of the synthetic set it wrote). */
@@ -197,26 +198,26 @@ export interface BindingUnit {
 
 /**
  * The units of a model's ops that cannot be split further past the storage binding limit,
- * from the ops' own rules: the patch unfold of the largest image (ConvNet input or scale)
- * splits per image (`patchifySlab`, with the window's alignment slack, `slabUnitBytes`);
+ * from the ops' own rules: the patch unfold of the larger of the low-res image and the
+ * ConvNet input splits per image (`patchifySlab`, with the window's alignment slack, `slabUnitBytes`);
  * attention splits per sample (`attentionSampleFloats`: q, k, v, the low-res cache, lse, in
- * 16-byte vectors). The gather of the selected high-res patches splits per sample and its
- * images per plane (one sample's patches are at most its image: never the largest unit);
+ * 16-byte vectors); a matmul binds its weight whole (`matmulOperandFloats`: the largest
+ * linear layer's); the gather of the selected high-res patches splits per sample (one
+ * sample's patches are at most its image) and its images per plane
+ * (`gatherPatchesPlaneSlab`), as the resizes do;
  * batch, rows of matmuls, norms and softmax split far below these.
  *
  * @param config The model configuration.
  * @param alignment The device's storage binding offset alignment, bytes.
- * @param batch The micro-batch.
- * @returns The units, largest first.
+ * @returns The units, largest first (none depends on the batch: every op splits it).
  */
-export function bindingUnits(
-  config: ModelConfig,
-  alignment: number,
-  batch: number,
-): BindingUnit[] {
+export function bindingUnits(config: ModelConfig, alignment: number): BindingUnit[] {
   const v = config.vision, t = config.text;
   const { width: c, patch, heads } = v.trunk;
-  const side = Math.max(...v.scales, v.conv?.inputSize ?? 0);
+  // patchify runs on the low-res image and the ConvNet input; the high-res scales are only
+  // resized and gathered, per image plane.
+  const side = Math.max(v.scales[0]!, v.conv?.inputSize ?? 0);
+  const top = v.scales[v.scales.length - 1]!;
   const n0 = (v.scales[0]! / patch) ** 2;
   const grids = v.scales.slice(1).map((x) => (x / patch) ** 2);
   const counts = selectCounts(v.budgets, grids);
@@ -235,11 +236,50 @@ export function bindingUnits(
       shape: [3, side, side],
       bytes: slabUnitBytes(patchifySlab(3, side, side), alignment),
     },
+    {
+      op: `patch_gather and resizes (one image plane of scale ${top})`,
+      shape: [top, top],
+      bytes: slabUnitBytes(gatherPatchesPlaneSlab(top, top), alignment),
+    },
     sample(n0, 0, c, heads),
     sample(m, n0, c, heads),
     sample(t.context, 0, t.width, t.heads),
+    largestWeight(config),
   ];
   return units.sort((a, b) => b.bytes - a.bytes);
+}
+
+/** The model's largest linear-layer weight, bound whole by its matmuls (`matmulOperandFloats`). */
+function largestWeight(config: ModelConfig): BindingUnit {
+  const v = config.vision, t = config.text;
+  const { width: c, mlpHidden: h, patch } = v.trunk;
+  const nl = v.selectLayers.length, k = v.scales.length - 1;
+  const named: [string, number, number][] = [
+    ["trunk attn.qkv", 3 * c, c],
+    ["trunk mlp.fc1", h, c],
+    ["trunk mlp.fc2", c, h],
+    ["text attn.qkv", 3 * t.width, t.width],
+    ["text mlp.fc1", t.mlpHidden, t.width],
+    ["text mlp.fc2", t.width, t.mlpHidden],
+    ["text projection", config.embedDim, t.width],
+    ["selection_feature_proj.fc1", nl * c, nl * c],
+    ["selection_feature_proj.fc2", k * c, nl * c],
+    ["patch_embed", c, 3 * patch * patch],
+    ...(v.conv
+      ? [
+        ["ConvNet stem", v.conv.hidden, 3 * v.conv.kernel ** 2],
+        ["ConvNet mlp.fc1", 4 * v.conv.hidden, v.conv.hidden],
+      ] as [string, number, number][]
+      : []),
+  ];
+  const [name, n, kk] = named.reduce((a, b) =>
+    matmulOperandFloats(b[1], b[2]) > matmulOperandFloats(a[1], a[2]) ? b : a
+  );
+  return {
+    op: `matmul (the largest weight, ${name}, bound whole)`,
+    shape: [n, kk],
+    bytes: Math.ceil(matmulOperandFloats(n, kk) / 4) * 16,
+  };
 }
 
 /**
@@ -253,11 +293,7 @@ export function bindingUnits(
 export function checkRunBindings(config: RunConfig, rt: Runtime): void {
   const { maxBindingBytes, bindingOffsetAlignment } = rt.info;
   const t = config.train;
-  const over = bindingUnits(
-    config.resolvedModel,
-    bindingOffsetAlignment,
-    t.batch_size / t.accum_steps,
-  )
+  const over = bindingUnits(config.resolvedModel, bindingOffsetAlignment)
     .filter((u) => u.bytes > maxBindingBytes);
   if (over.length > 0) {
     throw new RangeError(
@@ -284,7 +320,7 @@ export function describePreflight(config: RunConfig, rt: Runtime): string[] {
   const limit = memoryLimit(config, rt);
   const gib = (x: number) => `${(x / 2 ** 30).toFixed(2)} GiB`;
   const { maxBindingBytes, bindingOffsetAlignment } = rt.info;
-  const units = bindingUnits(config.resolvedModel, bindingOffsetAlignment, micro);
+  const units = bindingUnits(config.resolvedModel, bindingOffsetAlignment);
   return [
     `preflight of ${config.resolvedModel.name}: micro-batch ${micro}, precision ${t.precision}, ` +
     `recomputation ${t.grad_checkpointing ? "on" : "off"}`,
