@@ -292,7 +292,6 @@ function largestWeight(config: ModelConfig): BindingUnit {
  */
 export function checkRunBindings(config: RunConfig, rt: Runtime): void {
   const { maxBindingBytes, bindingOffsetAlignment } = rt.info;
-  const t = config.train;
   const over = bindingUnits(config.resolvedModel, bindingOffsetAlignment)
     .filter((u) => u.bytes > maxBindingBytes);
   if (over.length > 0) {
