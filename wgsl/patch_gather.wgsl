@@ -1,11 +1,13 @@
 // Cuts only the selected p x p patches out of NCHW images: y[b, k, f] = patch index[b, k] of
 // image b (row-major patch numbering q = py * GW + px), features f = (cin * p + ky) * p + kx
 // as in patch_unfold. An index outside [0, P) yields zeros.
-// Work is split by image plane (b, cin) so that only a window of planes is bound at a time:
-// plane = first + local plane; thread t covers (local plane, k, ky, kx).
-// Shapes: img [B, Cin, H, W] (planes first.. from element xo of its binding); index [B, K]
-// i32; y [B, K, F] bound whole.
-// Params: n = threads (planes in chunk * K * p * p), first, Cin, H, W, p, GW, P, K, xo.
+// Work is split by sample (index and y bind a window of samples, from elements io and yo) and
+// within it by image plane (img binds a window of planes, from element xo): plane = first +
+// local plane, counted from the sample window's first plane; thread t covers (local plane, k,
+// ky, kx).
+// Shapes: img [B, Cin, H, W]; index [B, K] i32; y [B, K, F].
+// Params: n = threads (planes in chunk * K * p * p), first, Cin, H, W, p, GW, P, K, xo, io,
+// yo.
 // Dispatch: grid(n, 64) workgroups of 64 threads.
 // Bindings: 0 img (read), 1 index (read), 2 y (write), 3 params.
 @group(0) @binding(0) var<storage, read> img: array<f32>;
@@ -13,6 +15,7 @@
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 struct Params {
   n: u32, first: u32, Cin: u32, H: u32, W: u32, p: u32, GW: u32, P: u32, K: u32, xo: u32,
+  io: u32, yo: u32,
 }
 @group(0) @binding(3) var<uniform> params: Params;
 
@@ -30,12 +33,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let plane = params.first + local;
   let b = plane / params.Cin;
   let cin = plane % params.Cin;
-  let q = index[b * params.K + k];
+  let q = index[params.io + b * params.K + k];
   var v = 0.0;
   if (q >= 0 && u32(q) < params.P) {
     let row = (u32(q) / params.GW) * p + ky;
     let col = (u32(q) % params.GW) * p + kx;
     v = img[params.xo + (local * params.H + row) * params.W + col];
   }
-  y[(b * params.K + k) * params.Cin * p * p + (cin * p + ky) * p + kx] = v;
+  y[params.yo + (b * params.K + k) * params.Cin * p * p + (cin * p + ky) * p + kx] = v;
 }

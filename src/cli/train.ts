@@ -4,8 +4,10 @@
  * @module
  */
 
-import { initGpu } from "../gpu/runtime.ts";
-import { loadRunConfig } from "../train/config.ts";
+import { initGpu, type Runtime } from "../gpu/runtime.ts";
+import { loadRunConfig, type RunConfig } from "../train/config.ts";
+import { fitBatchSize } from "../train/fit_batch.ts";
+import { describePreflight } from "../train/preflight.ts";
 import { train } from "../train/trainer.ts";
 import { openCommunicator } from "../dist/communicator.ts";
 import { signalExitCode } from "../train/signals.ts";
@@ -15,7 +17,7 @@ import { profileTrainStep } from "../profile/train_step.ts";
 
 const USAGE =
   `Usage: ps3 train <config.yaml> [--section.key=value ...] [--resume latest|<checkpoint>]
-                 [--fresh] [--no-progress] [--profile[=<dir>]]
+                 [--fresh] [--no-progress] [--preflight] [--profile[=<dir>]]
 
 Trains a PS3 model as the config says (configs/ps3-tiny.yaml trains on generated synthetic
 data in minutes on a CPU). Any config value can be overridden, e.g. --train.batch_size=8
@@ -35,7 +37,12 @@ train.batch_size samples each (OpenMPI or MPICH, found like mpicc finds it; over
 --profile[=<dir>] trains nothing: it builds the run's model and data, runs 2 warm-up steps and
   profiles the third (per-kernel GPU time, dispatches, submits, host time), prints the table
   and writes profile.txt, profile.json and trace.json (Chrome trace) to <dir> (default
-  profile/), then exits. No checkpoint is read or written.`;
+  profile/), then exits. No checkpoint is read or written.
+--preflight prints the memory estimate by part and the ops' smallest units against the
+  adapter's limits, and exits (nothing allocated, no data read).
+--train.batch_size=auto (one process) takes the largest micro-batch (times train.accum_steps)
+  that the memory estimate fits in train.memory_limit_gb (on a CPU adapter: 80% of the host's
+  memory) and the storage binding limit, confirmed by one step (smaller if it does not fit).`;
 
 /**
  * Runs the command.
@@ -54,12 +61,14 @@ export async function run(allArgs: string[]): Promise<number> {
   let path: string | null = null;
   let tty: boolean | undefined;
   let fresh = false;
+  let preflight = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "--resume") overrides.push(`checkpoint.resume=${args[++i] ?? "latest"}`);
     else if (a.startsWith("--resume=")) overrides.push(`checkpoint.resume=${a.slice(9)}`);
     else if (a === "--no-progress") tty = false;
     else if (a === "--fresh") fresh = true;
+    else if (a === "--preflight") preflight = true;
     else if (a.startsWith("--") && a.includes("=")) overrides.push(a.slice(2));
     else if (!a.startsWith("-") && path === null) path = a;
     else {
@@ -71,18 +80,28 @@ export async function run(allArgs: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  const config = await loadRunConfig(path, overrides);
+  const auto = overrides.includes("train.batch_size=auto");
+  const given = await loadRunConfig(path, overrides.filter((o) => o !== "train.batch_size=auto"));
   if (profileDir !== null) {
     await initGpu({ timestamps: true });
-    await reportProfile(await profileTrainStep(config, { log: console.log }), profileDir);
+    await reportProfile(await profileTrainStep(given, { log: console.log }), profileDir);
     return 0;
   }
-  const d = config.train.distributed;
+  const d = given.train.distributed;
   const comm = openCommunicator({ library: d.mpi_library, timeoutSeconds: d.timeout_s });
+  if (preflight) {
+    for (const line of describePreflight(given, await initGpu())) console.log(line);
+    return 0;
+  }
   if (comm.size === 1) {
-    await initGpu();
+    const rt = await initGpu();
+    const config = auto ? await autoBatch(given, rt) : given;
     return exitCode(await train(config, { tty, fresh }));
   }
+  if (auto) {
+    return comm.abort("ps3 train: train.batch_size=auto is for one process; give a number");
+  }
+  const config = given;
   // A data-parallel rank: any error ends every rank at once, with this rank's message.
   try {
     await initGpu();
@@ -95,6 +114,15 @@ export async function run(allArgs: string[]): Promise<number> {
       `ps3 (rank ${comm.rank} of ${comm.size}): ${e instanceof Error ? e.message : e}`,
     );
   }
+}
+
+/** The run config with the batch size `fitBatchSize` found (micro-batch times accum_steps). */
+async function autoBatch(config: RunConfig, rt: Runtime): Promise<RunConfig> {
+  const fit = await fitBatchSize(config, rt, (s) => console.log(s));
+  const batch = fit.microBatch * config.train.accum_steps;
+  // The raw config (saved in checkpoints) records the batch size trained with.
+  const raw = { ...config.raw, train: { ...config.raw.train as object, batch_size: batch } };
+  return { ...config, train: { ...config.train, batch_size: batch }, raw };
 }
 
 /** The exit code of a finished or stopped run. */

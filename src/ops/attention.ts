@@ -23,7 +23,7 @@
  */
 
 import { grid } from "../gpu/kernel.ts";
-import { gpu } from "../gpu/runtime.ts";
+import { gpu, type GpuBinding } from "../gpu/runtime.ts";
 import { isGradEnabled, record } from "../autograd/tape.ts";
 import { fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty } from "./creation.ts";
@@ -137,6 +137,52 @@ interface BatchBlock {
   count: number;
 }
 
+/** The sizes of one sample of {@linkcode attention}, for {@linkcode attentionSampleFloats}. */
+export interface AttentionSample {
+  /** Heads. */
+  heads: number;
+  /** Head dim. */
+  d: number;
+  /** Queries. */
+  nq: number;
+  /** Own keys. */
+  nk: number;
+  /** Cached keys (0 without a cache). */
+  nc: number;
+  /** Whether a key mask is bound. */
+  mask: boolean;
+}
+
+/**
+ * The floats of one sample's largest binding of {@linkcode attention} (q, out, dO, dq; k, v;
+ * the cache; the mask; lse; the backward's statistics): the smallest unit attention splits
+ * into past the storage binding limit (blocks of whole samples). The preflight uses it too.
+ *
+ * @param s One sample's sizes.
+ * @returns Floats.
+ */
+export function attentionSampleFloats(s: AttentionSample): number {
+  const w = s.heads * s.d;
+  return Math.max(
+    s.nq * w,
+    s.nk * w,
+    s.nc * w,
+    s.mask ? s.nc + s.nk : 0,
+    s.heads * s.nq,
+    2 * s.heads * s.nq,
+  );
+}
+
+/**
+ * Floats one attention binding may hold under a binding limit (whole 16-byte vectors).
+ *
+ * @param maxBindingBytes The device's storage binding limit.
+ * @returns Floats.
+ */
+export function attentionBindingFloats(maxBindingBytes: number): number {
+  return Math.floor(maxBindingBytes / 16) * 4;
+}
+
 /**
  * Blocks of samples whose bindings (q, k, v, the cache, the mask, out, lse, the backward's
  * statistics and gradients) fit the device's storage binding limit: the whole batch when it
@@ -163,8 +209,15 @@ function batchBlocks(
     2 * heads * nq,
   ];
   const info = gpu().info;
-  const cap = Math.floor(info.maxBindingBytes / 16) * 4;
-  const most1 = Math.max(...per);
+  const cap = attentionBindingFloats(info.maxBindingBytes);
+  const most1 = attentionSampleFloats({
+    heads,
+    d,
+    nq,
+    nk,
+    nc: hasCache ? nc : 0,
+    mask: hasMask,
+  });
   if (batch * most1 <= cap) return [{ first: 0, count: batch }];
   const fail = (why: string): never => {
     throw new RangeError(
@@ -174,11 +227,12 @@ function batchBlocks(
   };
   const most = Math.floor(cap / most1);
   if (most < 1) fail(`one sample's binding of ${most1} floats passes it`);
+  // Blocks of g samples keep every window aligned; when g samples do not fit, blocks of any
+  // size (their unaligned windows are staged through copies, see blockViews).
   const align = Math.max(1, info.bindingOffsetAlignment / 4);
   let g = 1;
   while (per.some((n) => (g * n) % align !== 0)) g *= 2;
-  const count = Math.floor(most / g) * g;
-  if (count < 1) fail(`${g} aligned samples do not fit`);
+  const count = most >= g ? Math.floor(most / g) * g : most;
   const blocks: BatchBlock[] = [];
   for (let b = 0; b < batch; b += count) {
     blocks.push({ first: b, count: Math.min(count, batch - b) });
@@ -186,21 +240,49 @@ function batchBlocks(
   return blocks;
 }
 
-/** Windows of [B, ...] tensors over one block of samples; `dispose` releases them. */
+/**
+ * Windows of [B, ...] tensors over one block of samples; `dispose` releases them. A window
+ * whose start is not aligned to the binding offset alignment is staged: a copy of the block
+ * is bound instead, and for a tensor the kernels write (`written`) copied back at `dispose`
+ * (buffer copies, ordered with the dispatches: the same values as a window).
+ */
 function blockViews(block: BatchBlock, batch: number) {
   const held: Tensor[] = [];
+  const back: { from: Tensor; to: GpuBinding }[] = [];
+  const rt = gpu();
   return {
     /** The block's window of t (t itself when the block is the whole batch). */
-    of(t: Tensor): Tensor {
+    of(t: Tensor, written = false): Tensor {
       if (block.count === batch) return t;
       const per = t.size / batch;
-      const v = t.window(block.first * per, [block.count, ...t.shape.slice(1)]);
-      held.push(v);
-      return v;
+      const shape = [block.count, ...t.shape.slice(1)];
+      const start = t.byteOffset + block.first * per * 4;
+      if (start % rt.info.bindingOffsetAlignment === 0) {
+        const v = t.window(block.first * per, shape);
+        held.push(v);
+        return v;
+      }
+      const region = { buffer: t.buffer, byteOffset: start, byteLength: block.count * per * 4 };
+      const staged = empty(shape, t.dtype);
+      rt.copy(region, {
+        buffer: staged.buffer,
+        byteOffset: staged.byteOffset,
+        byteLength: region.byteLength,
+      });
+      held.push(staged);
+      if (written) back.push({ from: staged, to: region });
+      return staged;
     },
     dispose(): void {
+      for (const { from, to } of back) {
+        rt.copy(
+          { buffer: from.buffer, byteOffset: from.byteOffset, byteLength: to.byteLength },
+          to,
+        );
+      }
       for (const t of held) t.dispose();
       held.length = 0;
+      back.length = 0;
     },
   };
 }
@@ -261,8 +343,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
         cache ? w.of(cache.k) : kb,
         cache ? w.of(cache.v) : vb,
         keyMask ? w.of(keyMask) : qb,
-        w.of(out),
-        w.of(lse),
+        w.of(out, true),
+        w.of(lse, true),
       ],
       { [bp.unitParam]: bp.units(nq), nq, heads, nc, nk, scale },
       bp.gridOf(bp.units(nq)),
@@ -318,7 +400,7 @@ function attentionBackward(
     const w = blockViews(block, batch);
     const plan = attentionPlan({ ...dims, batch: block.count }, opts.kernel);
     const rows = block.count * heads * nq;
-    const [qb, dOb, statsb] = [w.of(q), w.of(dO), w.of(stats)];
+    const [qb, dOb, statsb] = [w.of(q), w.of(dO), w.of(stats, true)];
     rt.dispatch(
       prepKernel(d),
       [w.of(out), w.of(lse), dOb, statsb],
@@ -328,7 +410,7 @@ function attentionBackward(
     const mask = keyMask ? w.of(keyMask) : qb;
     const srcs = sources.map((s) => ({ ...s, k: w.of(s.k), v: w.of(s.v) }));
     if (dq) {
-      const dqb = w.of(dq);
+      const dqb = w.of(dq, true);
       const kern = plan.tiled
         ? tiledDqKernel(d, hasMask, plan.block, plan.tile)
         : dqKernel(d, hasMask, plan.rows);
@@ -360,7 +442,7 @@ function attentionBackward(
       rt.assertLoopTrips(kern.spec.name, plan.trips(nq));
       rt.dispatch(
         kern,
-        [qb, s.k, s.v, mask, statsb, dOb, w.of(dk), w.of(dv)],
+        [qb, s.k, s.v, mask, statsb, dOb, w.of(dk, true), w.of(dv, true)],
         { [plan.unitParam]: plan.units(s.n), ...common, nkeys: s.n, maskOff: s.off },
         plan.gridOf(plan.units(s.n)),
       );

@@ -5,7 +5,9 @@
  * <= 6 with a stride per dim for the source and for the destination. Neighbouring dims that
  * are contiguous in both are merged first, so a copy of one contiguous run becomes a plain
  * buffer copy and higher ranks work when their dims merge down to six. Elements move as raw
- * 4-byte words, so f32, i32 and u32 tensors are all supported (f16 is not).
+ * 4-byte words, so f32, i32 and u32 tensors are all supported (f16 is not). Past the storage
+ * binding limit a copy runs in blocks of its outermost (merged) dim, each binding the windows
+ * of source and destination it touches.
  *
  * @module
  */
@@ -16,6 +18,7 @@ import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
 import { fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty, zeros } from "./creation.ts";
+import { elementWindow, maxWindowElements } from "./slab_chunks.ts";
 
 const MAX_RANK = 6;
 
@@ -100,14 +103,78 @@ function stridedCopy(op: string, x: Tensor, y: Tensor, plan: CopyPlan): void {
         `contiguous ones, the kernel handles ${MAX_RANK}`,
     );
   }
-  const pad = MAX_RANK - dims.length;
-  const p: Record<string, number> = { n, xoff: plan.xoff, yoff: plan.yoff };
-  for (let i = 0; i < MAX_RANK; i++) {
-    p[`d${i}`] = i < pad ? 1 : dims[i - pad]!;
-    p[`xs${i}`] = i < pad ? 0 : xs[i - pad]!;
-    p[`ys${i}`] = i < pad ? 0 : ys[i - pad]!;
+  const params = (d: readonly number[], xoff: number, yoff: number) => {
+    const pad = MAX_RANK - d.length;
+    const p: Record<string, number> = { n: d.reduce((a, b) => a * b, 1), xoff, yoff };
+    for (let i = 0; i < MAX_RANK; i++) {
+      p[`d${i}`] = i < pad ? 1 : d[i - pad]!;
+      p[`xs${i}`] = i < pad ? 0 : xs[i - pad]!;
+      p[`ys${i}`] = i < pad ? 0 : ys[i - pad]!;
+    }
+    return p;
+  };
+  const limit = gpu().info.maxBindingBytes;
+  if (x.size * 4 <= limit && y.size * 4 <= limit) {
+    gpu().dispatch(copyKernel, [x, y], params(dims, plan.xoff, plan.yoff), grid(n, 256));
+    return;
   }
-  gpu().dispatch(copyKernel, [x, y], p, grid(n, 256));
+  // Past the binding limit: blocks of the outermost iteration dim, each binding the windows
+  // of x and y it touches (a copy: the same values as one dispatch).
+  for (const blk of outerBlocks(op, plan.dims, dims, xs, ys)) {
+    const d = [blk.count, ...dims.slice(1)];
+    const xw = elementWindow(x, plan.xoff + blk.first * xs[0]!, blk.spanX);
+    const yw = elementWindow(y, plan.yoff + blk.first * ys[0]!, blk.spanY);
+    const p = params(d, xw.offset, yw.offset);
+    gpu().dispatch(copyKernel, [xw.binding, yw.binding], p, grid(p.n!, 256));
+  }
+}
+
+/** A block of the outermost iteration dim and the elements it spans in x and in y. */
+interface OuterBlock {
+  first: number;
+  count: number;
+  spanX: number;
+  spanY: number;
+}
+
+/**
+ * Splits a strided copy's outermost iteration dim into blocks whose source and destination
+ * spans fit one binding window.
+ *
+ * @throws {RangeError} Before any dispatch, when one index of the outer dim does not fit.
+ */
+function outerBlocks(
+  op: string,
+  shape: readonly number[],
+  dims: readonly number[],
+  xs: readonly number[],
+  ys: readonly number[],
+): OuterBlock[] {
+  const rest = (s: readonly number[]) =>
+    1 + dims.slice(1).reduce((a, d, j) => a + (d - 1) * s[j + 1]!, 0);
+  const restX = rest(xs), restY = rest(ys);
+  const most = maxWindowElements();
+  const fit = (r: number, s0: number) =>
+    r > most ? 0 : s0 === 0 ? dims[0]! : Math.floor((most - r) / s0) + 1;
+  const per = Math.min(dims[0]!, fit(restX, xs[0]!), fit(restY, ys[0]!));
+  if (per < 1) {
+    throw new RangeError(
+      `${op}(): cannot split the copy of ${fmtShape(shape)} to fit the device's storage ` +
+        `binding limit of ${gpu().info.maxBindingBytes} bytes: one slice of its outer dim ` +
+        `spans ${Math.max(restX, restY) * 4} bytes`,
+    );
+  }
+  const blocks: OuterBlock[] = [];
+  for (let first = 0; first < dims[0]!; first += per) {
+    const count = Math.min(per, dims[0]! - first);
+    blocks.push({
+      first,
+      count,
+      spanX: (count - 1) * xs[0]! + restX,
+      spanY: (count - 1) * ys[0]! + restY,
+    });
+  }
+  return blocks;
 }
 
 function checkWordType(op: string, t: Tensor): void {

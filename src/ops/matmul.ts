@@ -586,16 +586,40 @@ interface Leaf {
  * @returns The parts, in order.
  * @throws {RangeError} When one row (or one K step) cannot fit, naming the shape and limit.
  */
+/**
+ * Floats a matmul operand of `rows` rows of K binds (the vec4 family packs K to a multiple
+ * of 4). A linear layer's weight [N, K] is bound whole: with
+ * {@linkcode matmulBindingFloats} it is the matmul's smallest unit the preflight checks.
+ *
+ * @param rows Rows.
+ * @param k Elements per row.
+ * @returns Floats.
+ */
+export function matmulOperandFloats(rows: number, k: number): number {
+  return rows * Math.ceil(k / 4) * 4;
+}
+
+/**
+ * Floats one matmul binding may hold under a binding limit (whole 16-byte vectors).
+ *
+ * @param maxBindingBytes The device's storage binding limit.
+ * @returns Floats.
+ */
+export function matmulBindingFloats(maxBindingBytes: number): number {
+  return Math.floor(maxBindingBytes / 16) * 4;
+}
+
 function planMatmul(dims: MatmulDims, opts: MatmulIntoOptions): Leaf[] {
   const info = gpu().info;
   const limit = info.maxBindingBytes;
   // Elements a binding may hold (bindings are checked rounded up to 16 bytes).
-  const cap = Math.floor(limit / 16) * 4;
+  const cap = matmulBindingFloats(limit);
   const align = Math.max(1, info.bindingOffsetAlignment / 4);
   const transA = !!opts.transA, transB = !!opts.transB;
   const kp = (k: number) => Math.ceil(k / 4) * 4; // the vec4 family's packed copies
   const fits = (d: MatmulDims) =>
-    d.m * kp(d.k) * d.batch <= cap && d.n * kp(d.k) * (d.sharedB ? 1 : d.batch) <= cap &&
+    matmulOperandFloats(d.m, d.k) * d.batch <= cap &&
+    matmulOperandFloats(d.n, d.k) * (d.sharedB ? 1 : d.batch) <= cap &&
     d.m * d.n * d.batch <= cap;
   const fail = (why: string): never => {
     const { batch, m, n, k } = dims;
@@ -647,7 +671,7 @@ function planMatmul(dims: MatmulDims, opts: MatmulIntoOptions): Leaf[] {
       }
       return;
     }
-    const bFits = n * kp(k) <= cap;
+    const bFits = matmulOperandFloats(n, k) <= cap;
     if (!transA && bFits) {
       // Rows of A and C are contiguous: blocks of rows against the whole B.
       const most = Math.min(Math.floor(cap / kp(k)), Math.floor(cap / n));

@@ -47,21 +47,21 @@ const gatherKernel = defineKernel({
   name: "patch_gather",
   source: gatherSrc,
   bindings: ["read", "read", "write"],
-  params: ["n:u32", "first:u32", ...GEOMETRY, "K:u32", "xo:u32"],
+  params: ["n:u32", "first:u32", ...GEOMETRY, "K:u32", "xo:u32", "io:u32", "yo:u32"],
 });
 
 const inverseKernel = defineKernel({
   name: "patch_inverse",
   source: inverseSrc,
   bindings: ["read", "write"],
-  params: ["n:u32", "K:u32", "P:u32"],
+  params: ["n:u32", "K:u32", "P:u32", "io:u32", "vo:u32"],
 });
 
 const gatherBackwardKernel = defineKernel({
   name: "patch_gather_backward",
   source: gatherBackwardSrc,
   bindings: ["read", "read", "write"],
-  params: ["n:u32", "first:u32", ...GEOMETRY, "K:u32", "xo:u32"],
+  params: ["n:u32", "first:u32", ...GEOMETRY, "K:u32", "go:u32", "vo:u32", "xo:u32"],
 });
 
 /** Validates an image and patch size; returns the geometry the kernels take. */
@@ -87,6 +87,46 @@ function geometry(op: string, img: Tensor, p: number) {
 }
 
 /**
+ * The slab (elements) {@linkcode patchify} splits its images into past the binding limit: one
+ * whole image (its patches, the output's slab, hold as many elements). With
+ * `slabUnitBytes` it gives the bytes the preflight checks.
+ *
+ * @param cin Channels.
+ * @param h Height.
+ * @param w Width.
+ * @returns Elements of one image.
+ */
+export function patchifySlab(cin: number, h: number, w: number): number {
+  return cin * h * w;
+}
+
+/**
+ * The slab (elements) {@linkcode gatherPatches} splits its output into past the binding
+ * limit: one sample's selected patches (the index splits per sample too, the images per
+ * plane).
+ *
+ * @param k Patches selected per sample.
+ * @param cin Channels.
+ * @param p Patch size.
+ * @returns Elements of one sample's patches.
+ */
+export function gatherPatchesSlab(k: number, cin: number, p: number): number {
+  return k * cin * p * p;
+}
+
+/**
+ * The slab (elements) {@linkcode gatherPatches} splits its images into past the binding
+ * limit: one image plane.
+ *
+ * @param h Height.
+ * @param w Width.
+ * @returns Elements of one plane.
+ */
+export function gatherPatchesPlaneSlab(h: number, w: number): number {
+  return h * w;
+}
+
+/**
  * All p x p patches of NCHW images in row-major patch order, features (cin, ky, kx):
  * `F.unfold(img, p, stride=p).transpose(1, 2)`. The gradient folds back (patches do not
  * overlap, so it is a permutation).
@@ -108,7 +148,7 @@ export function patchify(img: Tensor, p: number): Tensor {
   const slabs = y.size === 0 ? 0 : b;
   for (
     const ch of slabChunks("patch_unfold", slabs, [
-      { tensor: img, slab: cin * h * w },
+      { tensor: img, slab: patchifySlab(cin, h, w) },
       { tensor: y, slab: P * F },
     ])
   ) {
@@ -182,48 +222,74 @@ export function gatherPatches(img: Tensor, options: GatherPatchesOptions): Tenso
     );
   }
   const K = index.shape[1]!;
-  const y = empty([b, K, F]);
   const rt = gpu();
-  const planes = y.size === 0 ? 0 : b * cin;
+  const y = empty([b, K, F]);
+  const plane = gatherPatchesPlaneSlab(h, w);
   for (
-    const ch of slabChunks("patch_gather", planes, [
-      { tensor: img, slab: h * w },
-      { tensor: index, slab: 0 },
-      { tensor: y, slab: 0 },
+    const sc of slabChunks("patch_gather", y.size === 0 ? 0 : b, [
+      { tensor: index, slab: K },
+      { tensor: y, slab: gatherPatchesSlab(K, cin, p) },
     ])
   ) {
-    const n = ch.count * K * p * p;
-    rt.dispatch(gatherKernel, ch.bindings, {
-      n,
-      first: ch.first,
-      ...params,
-      K,
-      xo: ch.offsets[0]!,
-    }, grid(n, 64));
+    const imgs = img.window(sc.first * cin * plane, [sc.count * cin, plane]);
+    for (const ch of slabChunks("patch_gather", sc.count * cin, [{ tensor: imgs, slab: plane }])) {
+      const n = ch.count * K * p * p;
+      rt.dispatch(gatherKernel, [ch.bindings[0]!, ...sc.bindings], {
+        n,
+        first: ch.first,
+        ...params,
+        K,
+        xo: ch.offsets[0]!,
+        io: sc.offsets[0]!,
+        yo: sc.offsets[1]!,
+      }, grid(n, 64));
+    }
+    imgs.dispose();
   }
   // The index is listed so the tape checks it is still alive; it takes no gradient.
   record("gatherPatches", [img, index], [y], ([g]) => {
     const inv = empty([b, params.P], "i32");
     fillInto(inv, -1);
-    if (b * K > 0) {
-      rt.dispatch(inverseKernel, [index, inv], { n: b * K, K, P: params.P }, grid(b * K, 64));
+    for (
+      const ch of slabChunks("patch_inverse", b * K === 0 ? 0 : b, [
+        { tensor: index, slab: K },
+        { tensor: inv, slab: params.P },
+      ])
+    ) {
+      const n = ch.count * K;
+      rt.dispatch(inverseKernel, ch.bindings, {
+        n,
+        K,
+        P: params.P,
+        io: ch.offsets[0]!,
+        vo: ch.offsets[1]!,
+      }, grid(n, 64));
     }
     const dimg = empty(img.shape);
     for (
-      const ch of slabChunks("patch_gather_backward", img.size === 0 ? 0 : b * cin, [
-        { tensor: g!, slab: 0 },
-        { tensor: inv, slab: 0 },
-        { tensor: dimg, slab: h * w },
+      const sc of slabChunks("patch_gather_backward", img.size === 0 ? 0 : b, [
+        { tensor: g!, slab: gatherPatchesSlab(K, cin, p) },
+        { tensor: inv, slab: params.P },
       ])
     ) {
-      const n = ch.count * h * w;
-      rt.dispatch(gatherBackwardKernel, ch.bindings, {
-        n,
-        first: ch.first,
-        ...params,
-        K,
-        xo: ch.offsets[2]!,
-      }, grid(n, 64));
+      const planes = dimg.window(sc.first * cin * plane, [sc.count * cin, plane]);
+      for (
+        const ch of slabChunks("patch_gather_backward", sc.count * cin, [
+          { tensor: planes, slab: plane },
+        ])
+      ) {
+        const n = ch.count * plane;
+        rt.dispatch(gatherBackwardKernel, [...sc.bindings, ch.bindings[0]!], {
+          n,
+          first: ch.first,
+          ...params,
+          K,
+          go: sc.offsets[0]!,
+          vo: sc.offsets[1]!,
+          xo: ch.offsets[0]!,
+        }, grid(n, 64));
+      }
+      planes.dispose();
     }
     return [dimg, null];
   });

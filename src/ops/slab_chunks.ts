@@ -70,6 +70,19 @@ export function maxWindowElements(): number {
 }
 
 /**
+ * Bytes one binding of a slab of `elems` 4-byte elements may span: the slab plus the
+ * alignment slack (a window may start up to alignment - 4 bytes before it). The smallest
+ * unit {@linkcode slabChunks} binds; the preflight uses it too.
+ *
+ * @param elems Elements of one slab.
+ * @param alignment The device's storage binding offset alignment, bytes.
+ * @returns Bytes.
+ */
+export function slabUnitBytes(elems: number, alignment: number): number {
+  return elems * 4 + alignment - 4;
+}
+
+/**
  * Groups `slabs` slabs into chunks whose binding windows all fit the device's limit.
  *
  * @param what Kernel name, for the error message.
@@ -98,15 +111,14 @@ export function slabChunks(what: string, slabs: number, parts: readonly SlabPart
       );
     }
     if (slab === 0) continue;
-    const fit = Math.floor(most / slab);
-    if (fit < 1) {
+    const { maxBindingBytes, bindingOffsetAlignment } = gpu().info;
+    if (slabUnitBytes(slab, bindingOffsetAlignment) > maxBindingBytes) {
       throw new RangeError(
         `Kernel "${what}" cannot split ${tensor.describe()}: one slab spans ${slab * 4} ` +
-          `bytes, more than the device's storage binding limit of ` +
-          `${gpu().info.maxBindingBytes} bytes`,
+          `bytes, more than the device's storage binding limit of ${maxBindingBytes} bytes`,
       );
     }
-    perChunk = Math.min(perChunk, fit);
+    perChunk = Math.min(perChunk, Math.floor(most / slab));
   }
   const chunks: SlabChunk[] = [];
   for (let first = 0; first < slabs; first += perChunk) {

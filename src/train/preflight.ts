@@ -18,6 +18,10 @@ import type { RunConfig } from "./config.ts";
 import { estimateMemory, type MemoryEstimate } from "./memory.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { selectCounts } from "../model/scales.ts";
+import { attentionSampleFloats } from "../ops/attention.ts";
+import { matmulOperandFloats } from "../ops/matmul.ts";
+import { gatherPatchesPlaneSlab, patchifySlab } from "../ops/patch.ts";
+import { slabUnitBytes } from "../ops/slab_chunks.ts";
 
 /** Where a run's data is (the config's paths, or those of the synthetic set it wrote). */
 export interface RunDataPaths {
@@ -119,8 +123,45 @@ export async function checkRunInputs(config: RunConfig, paths: RunDataPaths): Pr
 }
 
 /**
+ * The memory limit a run is checked against: `train.memory_limit_gb`, or 80% of the host's
+ * memory on a CPU adapter; null on a GPU without the setting (WebGPU does not report its
+ * memory).
+ *
+ * @param config The run configuration.
+ * @param rt The runtime (adapter kind).
+ * @returns Bytes, or null.
+ */
+export function memoryLimit(config: RunConfig, rt: Runtime): number | null {
+  const gb = config.train.memory_limit_gb;
+  if (gb) return gb * 2 ** 30;
+  return rt.info.isSoftware ? Deno.systemMemoryInfo().total * 0.8 : null;
+}
+
+/**
+ * The estimate of a run at a micro-batch, from the parameter declarations (nothing
+ * allocated), in the run's precision and recomputation.
+ *
+ * @param config The run configuration.
+ * @param microBatch Samples per micro-batch.
+ * @returns The estimate.
+ */
+export function runEstimate(config: RunConfig, microBatch: number): MemoryEstimate {
+  // The parameter table pads each parameter to 64 elements (256 bytes).
+  const params = Ps3Clip.paramSpecs(config.resolvedModel).reduce(
+    (n, s) => n + Math.ceil(Math.max(numel(s.shape), 1) / 64) * 64,
+    0,
+  );
+  return estimateMemory(config.resolvedModel, {
+    params,
+    microBatch,
+    checkpointing: config.train.grad_checkpointing,
+    precision: config.train.precision,
+  });
+}
+
+/**
  * The memory a run needs, from the parameter declarations (nothing allocated), and a check
- * against `train.memory_limit_gb`, or 80% of the host's memory on a CPU adapter.
+ * against {@linkcode memoryLimit}.
  *
  * @param config The run configuration.
  * @param rt The runtime (adapter kind).
@@ -129,20 +170,8 @@ export async function checkRunInputs(config: RunConfig, paths: RunDataPaths): Pr
  */
 export function checkRunMemory(config: RunConfig, rt: Runtime): MemoryEstimate {
   const t = config.train;
-  const params = Ps3Clip.paramSpecs(config.resolvedModel).reduce(
-    (n, s) => n + numel(s.shape),
-    0,
-  );
-  const est = estimateMemory(config.resolvedModel, {
-    params,
-    microBatch: t.batch_size / t.accum_steps,
-    checkpointing: t.grad_checkpointing,
-  });
-  const limit = t.memory_limit_gb
-    ? t.memory_limit_gb * 2 ** 30
-    : rt.info.isSoftware
-    ? Deno.systemMemoryInfo().total * 0.8
-    : null;
+  const est = runEstimate(config, t.batch_size / t.accum_steps);
+  const limit = memoryLimit(config, rt);
   if (limit !== null && est.total > limit) {
     throw new RangeError(
       `The run needs about ${fmtBytes(est.total)} (parameters, gradients and AdamW moments ` +
@@ -150,8 +179,8 @@ export function checkRunMemory(config: RunConfig, rt: Runtime): MemoryEstimate {
           fmtBytes(est.activations)
         }) but ${t.memory_limit_gb ? "train.memory_limit_gb allows" : "this machine has"} ${
           fmtBytes(limit)
-        }: lower train.batch_size (or raise train.accum_steps), keep ` +
-        "train.grad_checkpointing on",
+        }: lower train.batch_size (or raise train.accum_steps, or use train.batch_size=auto), ` +
+        "keep train.grad_checkpointing on",
     );
   }
   return est;
@@ -168,50 +197,89 @@ export interface BindingUnit {
 }
 
 /**
- * The units of a model's ops that cannot be split further past the storage binding limit
- * (the same rules as the ops): the patch unfold of the largest image (ConvNet input or
- * scale) splits per image, and windows may start up to one alignment early; attention
- * splits per sample (q, k, v, the low-res cache, in 16-byte multiples); the gather of the
- * selected high-res patches binds its whole output (the micro-batch's patches of a scale,
- * at most the scale's budget; not split yet). Batch, rows of matmuls, norms and softmax split far below these.
+ * The units of a model's ops that cannot be split further past the storage binding limit,
+ * from the ops' own rules: the patch unfold of the larger of the low-res image and the
+ * ConvNet input splits per image (`patchifySlab`, with the window's alignment slack, `slabUnitBytes`);
+ * attention splits per sample (`attentionSampleFloats`: q, k, v, the low-res cache, lse, in
+ * 16-byte vectors); a matmul binds its weight whole (`matmulOperandFloats`: the largest
+ * linear layer's); the gather of the selected high-res patches splits per sample (one
+ * sample's patches are at most its image) and its images per plane
+ * (`gatherPatchesPlaneSlab`), as the resizes do;
+ * batch, rows of matmuls, norms and softmax split far below these.
  *
  * @param config The model configuration.
  * @param alignment The device's storage binding offset alignment, bytes.
- * @param batch The micro-batch.
- * @returns The units, largest first.
+ * @returns The units, largest first (none depends on the batch: every op splits it).
  */
-export function bindingUnits(
-  config: ModelConfig,
-  alignment: number,
-  batch: number,
-): BindingUnit[] {
+export function bindingUnits(config: ModelConfig, alignment: number): BindingUnit[] {
   const v = config.vision, t = config.text;
-  const { width: c, patch } = v.trunk;
-  const side = Math.max(...v.scales, v.conv?.inputSize ?? 0);
+  const { width: c, patch, heads } = v.trunk;
+  // patchify runs on the low-res image and the ConvNet input; the high-res scales are only
+  // resized and gathered, per image plane.
+  const side = Math.max(v.scales[0]!, v.conv?.inputSize ?? 0);
+  const top = v.scales[v.scales.length - 1]!;
   const n0 = (v.scales[0]! / patch) ** 2;
   const grids = v.scales.slice(1).map((x) => (x / patch) ** 2);
   const counts = selectCounts(v.budgets, grids);
   const m = counts.reduce((a, x) => a + x, 0);
-  const sample = (n: number, w: number): BindingUnit => ({
-    op: `attention (one sample of ${n} tokens)`,
-    shape: [n, w],
-    bytes: Math.ceil(n * w / 4) * 16,
-  });
+  const sample = (n: number, nc: number, w: number, h: number): BindingUnit => {
+    const floats = attentionSampleFloats({ heads: h, d: w / h, nq: n, nk: n, nc, mask: false });
+    return {
+      op: `attention (one sample of ${n} tokens${nc > 0 ? ` and ${nc} cached` : ""})`,
+      shape: [Math.max(n, nc), w],
+      bytes: Math.ceil(floats / 4) * 16,
+    };
+  };
   const units: BindingUnit[] = [
     {
       op: "patch_unfold (one image)",
       shape: [3, side, side],
-      bytes: 3 * side * side * 4 + alignment - 4,
+      bytes: slabUnitBytes(patchifySlab(3, side, side), alignment),
     },
-    sample(Math.max(n0, m), c),
-    sample(t.context, t.width),
-    ...counts.map((k, i) => ({
-      op: `patch_gather (the most patches selected at scale ${v.scales[i + 1]}, whole micro-batch)`,
-      shape: [batch, k, 3 * patch * patch],
-      bytes: Math.ceil(batch * k * 3 * patch * patch / 4) * 16,
-    })),
+    {
+      op: `patch_gather and resizes (one image plane of scale ${top})`,
+      shape: [top, top],
+      bytes: slabUnitBytes(gatherPatchesPlaneSlab(top, top), alignment),
+    },
+    sample(n0, 0, c, heads),
+    sample(m, n0, c, heads),
+    sample(t.context, 0, t.width, t.heads),
+    largestWeight(config),
   ];
   return units.sort((a, b) => b.bytes - a.bytes);
+}
+
+/** The model's largest linear-layer weight, bound whole by its matmuls (`matmulOperandFloats`). */
+function largestWeight(config: ModelConfig): BindingUnit {
+  const v = config.vision, t = config.text;
+  const { width: c, mlpHidden: h, patch } = v.trunk;
+  const nl = v.selectLayers.length, k = v.scales.length - 1;
+  const named: [string, number, number][] = [
+    ["trunk attn.qkv", 3 * c, c],
+    ["trunk mlp.fc1", h, c],
+    ["trunk mlp.fc2", c, h],
+    ["text attn.qkv", 3 * t.width, t.width],
+    ["text mlp.fc1", t.mlpHidden, t.width],
+    ["text mlp.fc2", t.width, t.mlpHidden],
+    ["text projection", config.embedDim, t.width],
+    ["selection_feature_proj.fc1", nl * c, nl * c],
+    ["selection_feature_proj.fc2", k * c, nl * c],
+    ["patch_embed", c, 3 * patch * patch],
+    ...(v.conv
+      ? [
+        ["ConvNet stem", v.conv.hidden, 3 * v.conv.kernel ** 2],
+        ["ConvNet mlp.fc1", 4 * v.conv.hidden, v.conv.hidden],
+      ] as [string, number, number][]
+      : []),
+  ];
+  const [name, n, kk] = named.reduce((a, b) =>
+    matmulOperandFloats(b[1], b[2]) > matmulOperandFloats(a[1], a[2]) ? b : a
+  );
+  return {
+    op: `matmul (the largest weight, ${name}, bound whole)`,
+    shape: [n, kk],
+    bytes: Math.ceil(matmulOperandFloats(n, kk) / 4) * 16,
+  };
 }
 
 /**
@@ -224,12 +292,7 @@ export function bindingUnits(
  */
 export function checkRunBindings(config: RunConfig, rt: Runtime): void {
   const { maxBindingBytes, bindingOffsetAlignment } = rt.info;
-  const t = config.train;
-  const over = bindingUnits(
-    config.resolvedModel,
-    bindingOffsetAlignment,
-    t.batch_size / t.accum_steps,
-  )
+  const over = bindingUnits(config.resolvedModel, bindingOffsetAlignment)
     .filter((u) => u.bytes > maxBindingBytes);
   if (over.length > 0) {
     throw new RangeError(
@@ -238,4 +301,38 @@ export function checkRunBindings(config: RunConfig, rt: Runtime): void {
         over.map((u) => `  ${u.op}: [${u.shape.join(", ")}] f32, ${u.bytes} bytes`).join("\n"),
     );
   }
+}
+
+/**
+ * The preflight's figures of a run, for `ps3 train <config> --preflight` (nothing allocated,
+ * inputs not checked): the estimate by part at the run's micro-batch and precision against
+ * the memory limit, and the ops' smallest units against the binding limit.
+ *
+ * @param config The run configuration.
+ * @param rt The runtime (limits).
+ * @returns Lines to print.
+ */
+export function describePreflight(config: RunConfig, rt: Runtime): string[] {
+  const t = config.train;
+  const micro = t.batch_size / t.accum_steps;
+  const est = runEstimate(config, micro);
+  const limit = memoryLimit(config, rt);
+  const gib = (x: number) => `${(x / 2 ** 30).toFixed(2)} GiB`;
+  const { maxBindingBytes, bindingOffsetAlignment } = rt.info;
+  const units = bindingUnits(config.resolvedModel, bindingOffsetAlignment);
+  return [
+    `preflight of ${config.resolvedModel.name}: micro-batch ${micro}, precision ${t.precision}, ` +
+    `recomputation ${t.grad_checkpointing ? "on" : "off"}`,
+    `  total ${gib(est.total)} = state (parameters, gradients, AdamW moments, f32) ` +
+    `${gib(est.state)} + activations ${gib(est.activations)}`,
+    ...Object.entries(est.parts).map(([k, v]) => `    ${k.padEnd(15)} ${gib(v)}`),
+    `  memory limit: ${limit === null ? "none known (set train.memory_limit_gb)" : gib(limit)} -> ${
+      limit === null ? "not checked" : est.total <= limit ? "fits" : "does NOT fit"
+    }`,
+    `  binding limit ${fmtBytes(maxBindingBytes)}; smallest units of the ops:`,
+    ...units.map((u) =>
+      `    ${u.bytes <= maxBindingBytes ? "ok  " : "OVER"} ${u.op}: [${u.shape.join(", ")}] ` +
+      fmtBytes(u.bytes)
+    ),
+  ];
 }

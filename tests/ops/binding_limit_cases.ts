@@ -24,6 +24,10 @@ import { layerNormChannelsRef, layerNormRef } from "../../src/reference/norm.ts"
 import { softmax } from "../../src/ops/softmax.ts";
 import { softmaxRef } from "../../src/reference/softmax.ts";
 import { attention } from "../../src/ops/attention.ts";
+import { gatherPatches } from "../../src/ops/patch.ts";
+import { concat, permute, split } from "../../src/ops/layout.ts";
+import { concatRef, permuteRef, sliceRef } from "../../src/reference/layout.ts";
+import { gatherPatchesRef } from "../../src/reference/patch.ts";
 import { attentionRef } from "../../src/reference/attention.ts";
 import { matmulRef } from "../../src/reference/matmul.ts";
 import { binaryRef, unaryRef } from "../../src/reference/elementwise.ts";
@@ -200,7 +204,55 @@ export const CASES: readonly LimitCase[] = [
     ref: ([q, k, v, ck, cv]) =>
       attentionRef(q!, k!, v!, { heads: 4, cache: { k: ck!, v: cv! }, keyMask: attentionMask() }),
   },
+  {
+    // The attention pool's shape: one query per sample over 80 keys of 4 heads of 30. One
+    // sample's keys (37.5 KiB) fit, two do not, and blocks of one sample leave the windows of
+    // q, out and lse unaligned: those are staged through copies.
+    name: "attention_unaligned",
+    shapes: [[8, 1, 120], [8, 80, 120], [8, 80, 120]],
+    op: ([q, k, v]) => attention(q!, k!, v!, { heads: 4 }),
+    ref: ([q, k, v]) => attentionRef(q!, k!, v!, { heads: 4 }),
+  },
+  {
+    // [20, 30, 96] (225 KiB) split at column 40 and joined the other way round: both parts
+    // and the result pass the limit; copies in blocks of rows.
+    name: "split_concat",
+    shapes: [[20, 30, 96]],
+    op: ([x]) => {
+      const [a, b] = split(x!, [40, 56], { axis: -1 });
+      return concat([b!, a!], -1);
+    },
+    ref: ([x]) =>
+      concatRef([
+        sliceRef(x!, { axis: 2, start: 40, end: 96 }),
+        sliceRef(x!, { axis: 2, start: 0, end: 40 }),
+      ], 2),
+  },
+  {
+    // A transpose of the two inner dims of [40, 24, 32] (120 KiB): blocks of the outer dim.
+    name: "permute",
+    shapes: [[40, 24, 32]],
+    op: ([x]) => permute(x!, [0, 2, 1]),
+    ref: ([x]) => permuteRef(x!, [0, 2, 1]),
+  },
+  {
+    // 6 images of 3 x 64 x 64 (48 KiB each), 20 of their 64 patches: the output (90 KiB),
+    // the index and the backward's inverse map run in blocks of samples.
+    name: "patch_gather",
+    shapes: [[6, 3, 64, 64]],
+    op: ([x]) =>
+      gatherPatches(x!, {
+        patch: 8,
+        index: tensor(Int32Array.from(GATHER_INDEX.flat()), [6, 20], "i32"),
+      }),
+    ref: ([x]) => gatherPatchesRef(x!, 8, GATHER_INDEX),
+  },
 ];
+
+/** The gather case's selection: 20 distinct patches of 64 per sample, shifted per sample. */
+const GATHER_INDEX = [...Array(6).keys()].map((b) =>
+  [...Array(20).keys()].map((k) => (k * 3 + b * 7) % 64)
+);
 
 /** The key mask of the masked attention case: every fifth key masked, shifted per sample. */
 function attentionMask(): Arr {

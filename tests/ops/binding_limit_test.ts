@@ -1,6 +1,6 @@
 /**
  * Ops past the storage binding limit: `binding_limit_cases.ts` runs matmuls, elementwise ops,
- * reductions, layer norms, softmax and attention in a process whose runtime pretends bindings
+ * reductions, layer norms, softmax, attention, layout copies and the patch gather in a process whose runtime pretends bindings
  * hold 64 KiB (`PS3_MAX_BINDING_BYTES`), so operands, results and gradients of a few tens of
  * thousands of floats are split; and once more without the limit. Each case must dispatch more
  * kernels under the limit (it was split); its forward is checked against the float64 reference
