@@ -6,7 +6,8 @@
  * before the vec4 one), a plain JavaScript matmul, and jax-js on its WebGPU and Wasm devices;
  * attention runs with every kernel family (the adapter's choice first), GELU and add with the
  * vec4 elementwise kernels and the scalar ones before them, and the matmuls with fused GELU
- * and residual epilogues against the separate passes they replace.
+ * and residual epilogues against the separate passes they replace. Every matmul kernel family
+ * is also timed at the model's shapes in the three layouts of a Linear layer.
  *
  * @module
  */
@@ -20,7 +21,7 @@ import { keep } from "../autograd/scope.ts";
 import { backward, noGrad } from "../autograd/tape.ts";
 import { randn, tensor } from "../ops/creation.ts";
 import { add, binary, type ElementwiseVariant, gelu, unary } from "../ops/elementwise.ts";
-import { matmul, type MatmulVariant, matmulVariant } from "../ops/matmul.ts";
+import { matmul, MATMUL_VARIANTS, type MatmulVariant, matmulVariant } from "../ops/matmul.ts";
 import {
   attention,
   attentionRows,
@@ -113,6 +114,64 @@ export async function timeMatmul(
   a.dispose();
   b.dispose();
   return ms;
+}
+
+/**
+ * Times every matmul kernel family at the model's matmul shapes (1024^3, the low-res qkv
+ * 729x3456x1152 and the high-res MLP 2560x4304x1152), each in the three layouts of a Linear
+ * layer: A @ B^T (forward), A @ B (input gradient) and A^T @ B (weight gradient). Rows give
+ * GFLOP/s and the fraction of the FMA ceiling measured in the same run; the adapter's default
+ * family is marked. A family that cannot run on this adapter is timed as the one it falls
+ * back to and says so.
+ *
+ * @param ceilings The device ceilings measured in this run.
+ * @param options Shape preset (quick: about 1/4 per side) and runs per row.
+ * @returns Result rows.
+ * @example
+ * ```ts
+ * const rows = await benchMatmulVariants(await measureCeilings(), { runs: 1 });
+ * ```
+ */
+export async function benchMatmulVariants(
+  ceilings: Ceilings,
+  options: { quick?: boolean | undefined; runs?: number | undefined } = {},
+): Promise<BenchRow[]> {
+  const quick = options.quick ?? false, runs = options.runs ?? 1;
+  const q = (x: number) => (quick ? Math.max(4, Math.round(x / 16) * 4) : x);
+  const flopRow = flopRows(ceilings);
+  const shapes = [
+    { m: q(1024), n: q(1024), k: q(1024) },
+    { m: q(729), n: q(3456), k: q(1152) },
+    { m: q(2560), n: q(4304), k: q(1152) },
+  ];
+  const layouts = [
+    { label: "A B^T", transA: false, transB: true },
+    { label: "A B", transA: false, transB: false },
+    { label: "A^T B", transA: true, transB: false },
+  ];
+  const rows: BenchRow[] = [];
+  for (const s of shapes) {
+    const chosen = matmulVariant(s);
+    for (const l of layouts) {
+      for (const v of MATMUL_VARIANTS) {
+        const ran = matmulVariant(s, v);
+        const ms = await timeMatmul({ ...s, ...l }, runs, v);
+        const note = [
+          ...(ran === chosen ? ["default"] : []),
+          ...(ran !== v ? [`runs as ${ran} here`] : []),
+        ].join(", ");
+        rows.push(
+          flopRow(
+            `matmul ${s.m}x${s.n}x${s.k} ${l.label} (${v})`,
+            ms,
+            2 * s.m * s.n * s.k,
+            note || undefined,
+          ),
+        );
+      }
+    }
+  }
+  return rows;
 }
 
 /** Makes rows of GFLOP/s, with the fraction of the device's FMA ceiling. */
@@ -506,6 +565,7 @@ export async function benchOps(
     const section of [
       benchSquareMatmul,
       benchLinears,
+      (c: BenchContext) => benchMatmulVariants(c.ceilings, { quick: c.quick, runs: 1 }),
       benchAttention,
       benchMemoryBound,
       benchResizes,
