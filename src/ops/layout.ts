@@ -5,33 +5,39 @@
  * <= 6 with a stride per dim for the source and for the destination. Neighbouring dims that
  * are contiguous in both are merged first, so a copy of one contiguous run becomes a plain
  * buffer copy and higher ranks work when their dims merge down to six. Elements move as raw
- * 4-byte words, so f32, i32 and u32 tensors are all supported (f16 is not).
+ * 4-byte words (f32, i32 and u32 alike) or as 2-byte f16 values (f16 activations).
  *
  * @module
  */
 
 import { layout_copy as copySrc } from "../../wgsl/sources.ts";
-import { defineKernel, grid } from "../gpu/kernel.ts";
+import { defineKernel, grid, type Kernel } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
 import { fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty, zeros } from "./creation.ts";
+import { enableF16 } from "./storage_type.ts";
 
 const MAX_RANK = 6;
 
-const copyKernel = defineKernel({
-  name: "layout_copy",
-  source: copySrc,
-  bindings: ["read", "write"],
-  params: [
-    "n:u32",
-    ...[0, 1, 2, 3, 4, 5].map((i) => `d${i}:u32`),
-    ...[0, 1, 2, 3, 4, 5].map((i) => `xs${i}:u32`),
-    ...[0, 1, 2, 3, 4, 5].map((i) => `ys${i}:u32`),
-    "xoff:u32",
-    "yoff:u32",
-  ],
-});
+/** The copy kernel of 4-byte words (index 4) and of 2-byte f16 elements (index 2). */
+const copyKernels = Object.fromEntries(([4, 2] as const).map((bytes) => [
+  bytes,
+  defineKernel({
+    name: bytes === 4 ? "layout_copy" : "layout_copy_f16",
+    source: copySrc,
+    bindings: ["read", "write"],
+    params: [
+      "n:u32",
+      ...[0, 1, 2, 3, 4, 5].map((i) => `d${i}:u32`),
+      ...[0, 1, 2, 3, 4, 5].map((i) => `xs${i}:u32`),
+      ...[0, 1, 2, 3, 4, 5].map((i) => `ys${i}:u32`),
+      "xoff:u32",
+      "yoff:u32",
+    ],
+    defines: bytes === 4 ? { T: "u32", ENABLE: "" } : { T: "f16", ENABLE: enableF16("f16") },
+  }),
+])) as Record<2 | 4, Kernel>;
 
 /**
  * Row-major element strides of a shape.
@@ -86,11 +92,17 @@ function stridedCopy(op: string, x: Tensor, y: Tensor, plan: CopyPlan): void {
     }
   }
   const n = dims.reduce((p, d) => p * d, 1);
-  if (dims.length <= 1 && (xs[0] ?? 1) === 1 && (ys[0] ?? 1) === 1) {
+  if (x.dtype === "f16" !== (y.dtype === "f16")) {
+    throw new TypeError(`${op}(): cannot copy ${x.describe()} into ${y.describe()}`);
+  }
+  const eb = x.dtype === "f16" ? 2 : 4;
+  // A contiguous run is a buffer copy when its byte range is whole 4-byte words.
+  const words = (plan.xoff * eb) % 4 === 0 && (plan.yoff * eb) % 4 === 0 && (n * eb) % 4 === 0;
+  if (dims.length <= 1 && (xs[0] ?? 1) === 1 && (ys[0] ?? 1) === 1 && words) {
     gpu().copy(
-      { buffer: x.buffer, byteOffset: x.byteOffset + plan.xoff * 4, byteLength: n * 4 },
-      { buffer: y.buffer, byteOffset: y.byteOffset + plan.yoff * 4, byteLength: n * 4 },
-      n * 4,
+      { buffer: x.buffer, byteOffset: x.byteOffset + plan.xoff * eb, byteLength: n * eb },
+      { buffer: y.buffer, byteOffset: y.byteOffset + plan.yoff * eb, byteLength: n * eb },
+      n * eb,
     );
     return;
   }
@@ -107,14 +119,7 @@ function stridedCopy(op: string, x: Tensor, y: Tensor, plan: CopyPlan): void {
     p[`xs${i}`] = i < pad ? 0 : xs[i - pad]!;
     p[`ys${i}`] = i < pad ? 0 : ys[i - pad]!;
   }
-  gpu().dispatch(copyKernel, [x, y], p, grid(n, 256));
-}
-
-function checkWordType(op: string, t: Tensor): void {
-  t.assertAlive();
-  if (t.dtype === "f16") {
-    throw new TypeError(`${op}() moves 4-byte elements (f32, i32, u32), got ${t.describe()}`);
-  }
+  gpu().dispatch(copyKernels[eb], [x, y], p, grid(n, 256));
 }
 
 function normAxis(op: string, axis: number, rank: number): number {
@@ -184,7 +189,7 @@ function copyBlock(op: string, src: Tensor, axis: number, start: number, len: nu
 export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   const first = tensors[0];
   if (!first) throw new RangeError("concat(): needs at least one tensor");
-  for (const t of tensors) checkWordType("concat", t);
+  for (const t of tensors) t.assertAlive();
   const a = normAxis("concat", axis, first.rank);
   let total = 0;
   for (const t of tensors) {
@@ -241,7 +246,7 @@ export interface SliceOptions {
  * ```
  */
 export function slice(x: Tensor, options: SliceOptions): Tensor {
-  checkWordType("slice", x);
+  x.assertAlive();
   const a = normAxis("slice", options.axis, x.rank);
   const dim = x.shape[a]!;
   const norm = (v: number) => (v < 0 ? v + dim : v);
@@ -255,7 +260,7 @@ export function slice(x: Tensor, options: SliceOptions): Tensor {
   }
   const y = copyBlock("slice", x, a, start, end - start);
   record("slice", [x], [y], ([g]) => {
-    const dx = zeros(x.shape);
+    const dx = zeros(x.shape, x.dtype);
     copyIntoBlock("slice", g!, dx, a, start);
     return [dx];
   });
@@ -281,7 +286,7 @@ export interface SplitOptions {
  * ```
  */
 export function split(x: Tensor, sizes: readonly number[], options: SplitOptions = {}): Tensor[] {
-  checkWordType("split", x);
+  x.assertAlive();
   const a = normAxis("split", options.axis ?? 0, x.rank);
   const sum = sizes.reduce((p, s) => p + s, 0);
   if (
@@ -295,7 +300,7 @@ export function split(x: Tensor, sizes: readonly number[], options: SplitOptions
   sizes.reduce((at, s) => (starts.push(at), at + s), 0);
   const ys = sizes.map((s, i) => copyBlock("split", x, a, starts[i]!, s));
   record("split", [x], ys, (grads) => {
-    const dx = grads.every((g) => g !== null) ? empty(x.shape) : zeros(x.shape);
+    const dx = grads.every((g) => g !== null) ? empty(x.shape, x.dtype) : zeros(x.shape, x.dtype);
     grads.forEach((g, i) => {
       if (g) copyIntoBlock("split", g, dx, a, starts[i]!);
     });
@@ -316,7 +321,7 @@ export function split(x: Tensor, sizes: readonly number[], options: SplitOptions
  * ```
  */
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
-  checkWordType("permute", x);
+  x.assertAlive();
   const p = perm.map((d) => (d < 0 ? d + x.rank : d));
   const seen = new Set(p);
   if (p.length !== x.rank || seen.size !== x.rank || p.some((d) => !(d >= 0 && d < x.rank))) {
