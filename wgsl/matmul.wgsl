@@ -1,3 +1,4 @@
+{{ENABLE}}
 // Batched matrix multiply, register-blocked: C[b] = op(A[b]) @ op(B[b]) (+ bias) (+ beta*C),
 // then the epilogue: + a residual R, or an activation (GELU) whose input may be saved as Z.
 // Each thread computes a TM x TN tile of C held in vec4 registers, reading A and B straight
@@ -11,21 +12,21 @@
 // Dispatch: grid(batch * ceil(M/TM) * ceil(N/TN), 64); thread t -> (batch, row tile, col tile).
 // Bindings: 0 A (read), 1 B (read), 2 bias (read; any buffer when unused), 3 C (write), then
 // R (read) and Z (write) where the epilogue uses them, then params (binding PARAMS_BINDING).
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(0) var<storage, read> A: array<{{TA}}>;
+@group(0) @binding(1) var<storage, read> B: array<{{TB}}>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<{{TC}}>;
 struct Params { M: u32, N: u32, K: u32, batch: u32, sa: u32, sb: u32, beta: f32, k0: u32, k1: u32 }
 @group(0) @binding({{PARAMS_BINDING}}) var<uniform> params: Params;
 {{EPILOGUE}}
 
 fn a_at(base: u32, r: u32, k: u32) -> f32 {
-  if ({{TRANS_A}}) { return A[base + k * params.M + r]; }
-  return A[base + r * params.K + k];
+  if ({{TRANS_A}}) { return f32(A[base + k * params.M + r]); }
+  return f32(A[base + r * params.K + k]);
 }
 fn b_at(base: u32, k: u32, c: u32) -> f32 {
-  if ({{TRANS_B}}) { return B[base + c * params.K + k]; }
-  return B[base + k * params.N + c];
+  if ({{TRANS_B}}) { return f32(B[base + c * params.K + k]); }
+  return f32(B[base + k * params.N + c]);
 }
 
 @compute @workgroup_size(64)
