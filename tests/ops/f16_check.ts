@@ -66,6 +66,14 @@ export interface F16Case {
   exactGrads?: boolean;
   /** Entries per input checked against finite differences (default: all up to 64). */
   fdSamples?: number;
+  /**
+   * A float64 gradient that models what the f16 run computes (e.g. from its stored f16
+   * output), given the inputs, the f16 run's output and the weights w: the f16 gradients
+   * must match it within `modelTol` (tighter than the bounds against the exact gradient).
+   */
+  gradModel?: (xs: Arr[], y: Float32Array, w: Arr) => (Arr | null)[];
+  /** Tolerance against `gradModel`. */
+  modelTol?: { atol: number; rtol: number };
 }
 
 /** One run of the op: output and gradients on the host, and their dtypes. */
@@ -150,9 +158,14 @@ export async function checkF16(c: F16Case): Promise<void> {
     }
   };
   vsF32(half.y, full.y, half.yType === "f16", `${c.name} forward vs the f32 path`, true);
+  const model = c.gradModel?.(c.inputs, half.y, w);
   for (let k = 0; k < c.inputs.length; k++) {
     if (noGrad.includes(k)) continue;
     const g = half.grads[k]!, g32 = full.grads[k]!;
+    const m = model?.[k];
+    if (m) {
+      assertClose(g, m.data, { ...c.modelTol!, label: `${c.name} f16 gradient ${k} vs its model` });
+    }
     vsF32(g, g32, c.f16[k]!, `${c.name} gradient ${k} vs the f32 path`, c.exactGrads ?? true);
     const x = c.inputs[k]!;
     for (const i of samples(x.data.length, c.fdSamples ?? 64)) {
