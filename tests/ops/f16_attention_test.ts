@@ -110,7 +110,7 @@ function gradGivenO(c: Case, xs: Arr[], o: Float32Array, w: Arr): Arr[] {
 }
 
 /** Checks one case with a kernel choice. */
-function check(c: Case, kernel: AttentionKernel, fdSamples = 16) {
+function check(c: Case, kernel: AttentionKernel, fdSamples = 16, split = false) {
   const w = c.heads * c.d;
   const xs = [
     randArr([c.b, c.nq, w], rng),
@@ -141,6 +141,7 @@ function check(c: Case, kernel: AttentionKernel, fdSamples = 16) {
     noGrad: maskAt >= 0 ? [maskAt] : [],
     exactGrads: false,
     fdSamples,
+    split,
     gradModel: (as, y, ww) => gradGivenO(c, as, y, ww),
     modelTol: { atol: 2e-6 + (c.nc > 0 ? F16_EPS * scaleD : 0), rtol: 1e-5 + F16_EPS },
   });
@@ -169,6 +170,10 @@ for (const kernel of KERNELS) {
     });
   }
 }
+
+Deno.test("attention() on f16 q [4, 64, 144] with a cache past a 64 KiB binding limit matches float64, its model and the f32 path", () =>
+  // 18 KiB of q per sample: blocks of 3 samples and 1.
+  check({ b: 4, nq: 64, nk: 40, nc: 16, heads: 2, d: 72 }, {}, 6, true));
 
 Deno.test("attention() on f16 takes q, k, v and the cache of one storage type and an f32 mask", () => {
   tidy(() => {

@@ -18,7 +18,7 @@
  */
 
 import { deepStrictEqual as assertEquals } from "node:assert";
-import { type Arr, assertClose, fdGrad, randArr, Rng, roundF32 } from "../harness.ts";
+import { type Arr, assertClose, fdGrad, randArr, Rng, roundF32, rt } from "../harness.ts";
 import { backward } from "../../src/autograd/tape.ts";
 import { tidy } from "../../src/autograd/scope.ts";
 import type { Tensor } from "../../src/autograd/tensor.ts";
@@ -74,6 +74,13 @@ export interface F16Case {
   gradModel?: (xs: Arr[], y: Float32Array, w: Arr) => (Arr | null)[];
   /** Tolerance against `gradModel`. */
   modelTol?: { atol: number; rtol: number };
+  /**
+   * Whether the case is sized to pass a lowered storage binding limit: when the process runs
+   * under `PS3_MAX_BINDING_BYTES` (`f16_binding_limit_test.ts`), its largest f16 tensor must
+   * exceed the limit, so the op must have split its work (the runtime refuses any binding
+   * past the limit).
+   */
+  split?: boolean;
 }
 
 /** One run of the op: output and gradients on the host, and their dtypes. */
@@ -82,6 +89,21 @@ interface Run {
   yType: string;
   grads: (Float32Array | null)[];
   gradTypes: (string | null)[];
+}
+
+/**
+ * Under a lowered binding limit, asserts that some f16 tensor of a case passes it (so the op
+ * ran split: the runtime refuses a binding past the limit).
+ */
+function checkSplit(name: string, ts: readonly Tensor[]): void {
+  if (!Deno.env.get("PS3_MAX_BINDING_BYTES")) return;
+  const largest = Math.max(...ts.filter((t) => t.dtype === "f16").map((t) => t.byteLength));
+  const limit = rt.info.maxBindingBytes;
+  if (!(largest > limit)) {
+    throw new Error(
+      `${name}: its largest f16 tensor (${largest} bytes) fits the ${limit}-byte limit`,
+    );
+  }
 }
 
 async function runOp(c: F16Case, w: Arr, half: boolean): Promise<Run> {
@@ -99,6 +121,7 @@ async function runOp(c: F16Case, w: Arr, half: boolean): Promise<Run> {
       ? tensorF16(Float32Array.from(w.data), w.shape)
       : tensor(Float32Array.from(w.data), w.shape);
     backward(y, seed);
+    if (half && c.split) checkSplit(c.name, [...xs, y]);
     return { y, grads: xs.map((x) => x.grad) };
   });
   const present = grads.filter((g): g is Tensor => g !== null);

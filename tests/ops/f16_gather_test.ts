@@ -66,6 +66,23 @@ for (
   });
 }
 
+Deno.test("gatherRows() from an f16 table [2, 200, 100] past a 64 KiB binding limit matches float64, FD and the f32 path", () => {
+  // The f32 run binds its output [2, 80, 100] whole (64000 bytes): only tables are windowed.
+  const [b, n, c, k] = [2, 200, 100, 80];
+  const ids = indices(b, k, n);
+  const idx: Arr = { data: Float64Array.from(ids), shape: [b, k] };
+  return checkF16({
+    name: "gatherRows f16 [2, 200, 100]",
+    inputs: [randArr([b, n, c], rng, -3, 3)],
+    f16: [true],
+    op: ([t]) => gatherRows(t!, tensor(ids, [b, k], "i32")),
+    ref: ([t]) => gatherRowsRef(t!, idx),
+    tol: EXACT,
+    fdSamples: 16,
+    split: true,
+  });
+});
+
 Deno.test("gatherRows() refuses a shared f16 table (a parameter table is f32)", () => {
   tidy(() => {
     const table = tensorF16(new Float32Array(12), [4, 3]);
