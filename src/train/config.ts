@@ -107,7 +107,8 @@ export interface TrainConfigInput {
   seed: number;
   /** Compute precision: "f32" (default), or "f16": matmuls on float16 tiles with float32
    * accumulation, float32 master weights and optimizer, dynamic loss scaling (needs the
-   * adapter's shader-f16). Activations stay float32 in memory. */
+   * adapter's shader-f16); activations (and recomputation checkpoints) stored in float16;
+   * pooled features, logits, loss and the selection path in float32. */
   precision: "f32" | "f16";
   /** Recompute block activations in the backward pass (--grad-checkpointing; default true). */
   grad_checkpointing: boolean;
