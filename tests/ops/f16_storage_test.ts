@@ -23,6 +23,9 @@ import { roundF16 } from "../../src/reference/cast.ts";
 import { binaryRef, unaryRef } from "../../src/reference/elementwise.ts";
 import { reduceRef } from "../../src/reference/reduce.ts";
 import { concatRef, permuteRef, sliceRef } from "../../src/reference/layout.ts";
+import { matmul } from "../../src/ops/matmul.ts";
+import { matmulRef } from "../../src/reference/matmul.ts";
+import { checkF16, F16_EPS } from "./f16_check.ts";
 
 const rng = new Rng(7);
 /** Relative rounding of one f16 store (half an ulp). */
@@ -195,3 +198,49 @@ Deno.test("zeros(), full(), fillInto() and cast() gradients accumulate in f16", 
   backward(cast(y, "f32"), f32(rand16([9])));
   assertEquals(x.grad!.dtype, "f16");
 });
+
+// Past a lowered binding limit (run by f16_binding_limit_test.ts under a 64 KiB limit; see
+// f16_check.ts): each case's largest f16 tensor passes the limit, so the op splits its work.
+// Tolerances: the f32 kernels' (elementwise_test.ts, matmul_test.ts) plus the f16 rounding
+// of each stored activation or activation gradient (F16_EPS relative).
+
+Deno.test("gelu() on f16 x [200, 200] past a 64 KiB binding limit matches float64, FD and the f32 path", () =>
+  checkF16({
+    name: "gelu f16 [200, 200]",
+    inputs: [randArr([200, 200], rng, -4, 4)],
+    f16: [true],
+    op: ([x]) => unary("gelu", x!),
+    ref: ([x]) => unaryRef("gelu", x!),
+    tol: { atol: 1e-6, rtol: 1e-5 + F16_EPS, gradAtol: 1e-4, gradRtol: 1e-3 + F16_EPS },
+    fdSamples: 16,
+    split: true,
+  }));
+
+Deno.test("add() of f16 x [50, 20, 64] and an f32 bias past a 64 KiB binding limit matches float64, FD and the f32 path", () =>
+  checkF16({
+    name: "add f16 + f32 bias",
+    inputs: [randArr([50, 20, 64], rng), randArr([64], rng)],
+    f16: [true, false],
+    op: ([x, b]) => binary("add", x!, b!),
+    ref: ([x, b]) => binaryRef("add", x!, b!),
+    // The bias gradient sums 1000 f16 terms in f32, in windows under the limit.
+    tol: { atol: 1e-6, rtol: 1e-6 + F16_EPS, gradAtol: 1e-3, gradRtol: 1e-3 },
+    exactGrads: false,
+    fdSamples: 16,
+    split: true,
+  }));
+
+Deno.test("matmul() of f16 x [4, 100, 100] with an f32 weight and bias past a 64 KiB binding limit matches float64, FD and the f32 path", () =>
+  checkF16({
+    name: "matmul f16 rows",
+    inputs: [randArr([4, 100, 100], rng), randArr([24, 100], rng, -0.3, 0.3), randArr([24], rng)],
+    f16: [true, false, false],
+    op: ([x, w, b]) => matmul(x!, w!, { transB: true, bias: b! }),
+    ref: ([x, w, b]) => matmulRef(x!, w!, { transB: true, bias: b! }),
+    // Sums of 100 products (forward, dA) or 400 (dW, dbias) in f32; the weight gradient's K
+    // split regroups its sums differently in the f16 and f32 runs.
+    tol: { atol: 1e-5, rtol: 1e-5 + F16_EPS, gradAtol: 1e-3, gradRtol: 1e-3 + F16_EPS },
+    exactGrads: false,
+    fdSamples: 8,
+    split: true,
+  }));
