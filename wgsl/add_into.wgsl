@@ -2,6 +2,7 @@
 // In-place accumulation y += alpha * x (gradient accumulation, residual updates).
 // Shapes: x [n], y [n]. Params: n, alpha.
 // Dispatch: grid(n, 256) workgroups of 256 threads; thread i updates element i.
+// Element type: T (f32, or f16 activation gradients: the sum in f32, rounded at the store).
 // Bindings: 0 x (read), 1 y (write), 2 params.
 @group(0) @binding(0) var<storage, read> x: array<{{T}}>;
 @group(0) @binding(1) var<storage, read_write> y: array<{{T}}>;

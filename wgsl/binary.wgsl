@@ -3,6 +3,7 @@
 // Shapes: p and q broadcast to z [d0..d5] (leading dims padded with 1). Params: n = numel(z);
 // dims of z; strides of p and q in elements per z dim (0 where broadcast).
 // Dispatch: grid(n, 256) workgroups of 256 threads; thread i handles output element i.
+// Element types: TP, TQ, TZ per binding (f32, or f16 activations); the snippet evaluates in f32.
 // Bindings: 0 p (read), 1 q (read), 2 z (write), 3 params.
 @group(0) @binding(0) var<storage, read> p: array<{{TP}}>;
 @group(0) @binding(1) var<storage, read> q: array<{{TQ}}>;

@@ -3,6 +3,7 @@
 // d[i] = f'(p[ip], q[iq], g[i]) over the broadcast output index i.
 // Shapes: p, q broadcast to g and d [d0..d5]. Params: as binary.wgsl.
 // Dispatch: grid(n, 256) workgroups of 256 threads; thread i handles output element i.
+// Element types: TP, TQ, TG, TZ per binding (f32, or f16 activations); math in f32.
 // Bindings: 0 p (read), 1 q (read), 2 g (read), 3 d (write), 4 params.
 @group(0) @binding(0) var<storage, read> p: array<{{TP}}>;
 @group(0) @binding(1) var<storage, read> q: array<{{TQ}}>;

@@ -5,6 +5,7 @@
 // of binary_backward.wgsl).
 // Shapes: p, q, g, d [n] (one shape) viewed as n/4 vec4s. Params: n4 = n/4.
 // Dispatch: grid(n4, 256) workgroups of 256 threads; thread i handles elements 4i .. 4i+3.
+// Element types: TP, TQ, TG, TZ per binding (f32, or f16 activations); math in f32.
 // Bindings: 0 p (read), 1 q (read), 2 g (read), 3 d (write), 4 params.
 @group(0) @binding(0) var<storage, read> p: array<vec4<{{TP}}>>;
 @group(0) @binding(1) var<storage, read> q: array<vec4<{{TQ}}>>;

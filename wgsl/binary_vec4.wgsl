@@ -5,6 +5,7 @@
 // binary.wgsl.
 // Shapes: p, q, z [n] (one shape, contiguous) viewed as n/4 vec4s. Params: n4 = n/4.
 // Dispatch: grid(n4, 256) workgroups of 256 threads; thread i handles elements 4i .. 4i+3.
+// Element types: TP, TQ, TZ per binding (f32, or f16 activations); the snippet evaluates in f32.
 // Bindings: 0 p (read), 1 q (read), 2 z (write), 3 params.
 @group(0) @binding(0) var<storage, read> p: array<vec4<{{TP}}>>;
 @group(0) @binding(1) var<storage, read> q: array<vec4<{{TQ}}>>;

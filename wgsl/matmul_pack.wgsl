@@ -7,6 +7,7 @@
 // Shapes: src [batch, R, K] or [batch, K, R] with batch stride `stride`; dst [batch, R, Kp].
 // Params: R, K, kp, batch, stride.
 // Dispatch: grid(batch * ceil(R/4) * Kp/4, 64); thread t -> (b, row block, vec4 column).
+// Element type: T (f32, or f16 activations) for src and dst.
 // Bindings: 0 src (read), 1 dst (write, vec4), 2 params.
 @group(0) @binding(0) var<storage, read> src: array<{{T}}>;
 @group(0) @binding(1) var<storage, read_write> dst: array<vec4<{{T}}>>;

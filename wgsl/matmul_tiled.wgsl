@@ -16,6 +16,8 @@
 // a loop limit).
 // Dispatch: grid(batch * ceil(M/BM) * ceil(N/BN), 1) workgroups of WG = (BM/8)*(BN/8)
 // threads; workgroup w -> (batch, row block, column block), column blocks fastest.
+// Element types: TA, TB, TC (and R, Z in the epilogue) per binding, f32 or f16 activations;
+// a_at / b_at convert to the tile type SDT, sums accumulate in f32; bias f32.
 // Bindings: 0 A (read), 1 B (read), 2 bias (read; any buffer when unused), 3 C (write), then
 // R (read) and Z (write) where the epilogue uses them, then params (binding PARAMS_BINDING).
 @group(0) @binding(0) var<storage, read> A: array<{{TA}}>;

@@ -15,6 +15,8 @@
 // the range [k0, k1) of K summed by this dispatch (multiples of 4; long K is split over
 // dispatches: llvmpipe stops loops at 65535 trips).
 // Dispatch: grid(batch * ceil(M/TM) * ceil(N/TN), 64); thread t -> (batch, row tile, col tile).
+// Element types: TA, TB, TC (and R, Z in the epilogue) per binding, f32 or f16 activations;
+// loads widen to f32, sums accumulate in f32, stores round to the binding's type; bias f32.
 // Bindings: 0 A (read), 1 B (read), 2 bias (read; any buffer when unused), 3 C (write), then
 // R (read) and Z (write) where the epilogue uses them, then params (binding PARAMS_BINDING).
 @group(0) @binding(0) var<storage, read> A: array<vec4<{{TA}}>>;

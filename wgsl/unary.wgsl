@@ -3,6 +3,7 @@
 // Shapes: x [n], y [n] (any shape, contiguous). Params: n; a, b (op constants, e.g. clamp
 // bounds or affine scale/shift).
 // Dispatch: grid(n, 256) workgroups of 256 threads; thread i handles element i.
+// Element type: T (f32, or f16 activations) for x and y; the snippet evaluates in f32.
 // Bindings: 0 x (read), 1 y (write), 2 params.
 @group(0) @binding(0) var<storage, read> x: array<{{T}}>;
 @group(0) @binding(1) var<storage, read_write> y: array<{{T}}>;

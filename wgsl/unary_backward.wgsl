@@ -2,6 +2,7 @@
 // Backward of an elementwise unary op: dx = dy * f'(x), with f' from the op table.
 // Shapes: x, y (the forward output), dy, dx all [n]. Params: n; a, b (op constants).
 // Dispatch: grid(n, 256) workgroups of 256 threads; thread i handles element i.
+// Element type: T (f32, or f16 activations) for every binding; the derivative evaluates in f32.
 // Bindings: 0 x (read), 1 y (read), 2 dy (read), 3 dx (write), 4 params.
 @group(0) @binding(0) var<storage, read> x: array<{{T}}>;
 @group(0) @binding(1) var<storage, read> y: array<{{T}}>;

@@ -5,6 +5,7 @@
 // Shapes: x, y (the forward output), dy, dx all [n] viewed as n/4 vec4s. Params: n4 = n/4;
 // a, b (op constants).
 // Dispatch: grid(n4, 256) workgroups of 256 threads; thread i handles elements 4i .. 4i+3.
+// Element type: T (f32, or f16 activations) for every binding; the derivative evaluates in f32.
 // Bindings: 0 x (read), 1 y (read), 2 dy (read), 3 dx (write), 4 params.
 @group(0) @binding(0) var<storage, read> x: array<vec4<{{T}}>>;
 @group(0) @binding(1) var<storage, read> y: array<vec4<{{T}}>>;

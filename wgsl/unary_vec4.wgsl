@@ -6,6 +6,7 @@
 // Shapes: x [n], y [n] (any shape, contiguous) viewed as n/4 vec4s. Params: n4 = n/4; a, b
 // (op constants, e.g. clamp bounds or affine scale/shift).
 // Dispatch: grid(n4, 256) workgroups of 256 threads; thread i handles elements 4i .. 4i+3.
+// Element type: T (f32, or f16 activations) for x and y; the snippet evaluates in f32.
 // Bindings: 0 x (read), 1 y (write), 2 params.
 @group(0) @binding(0) var<storage, read> x: array<vec4<{{T}}>>;
 @group(0) @binding(1) var<storage, read_write> y: array<vec4<{{T}}>>;
