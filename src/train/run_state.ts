@@ -75,7 +75,7 @@ export function createRunState(config: RunConfig, rt: Runtime): RunState {
     weightDecay: o.weight_decay,
     clipNorm: o.grad_clip_norm ?? 0,
   });
-  return { model, opt, scaler: f16 ? new LossScaler() : null };
+  return { model, opt, scaler: f16 ? new LossScaler({ init: t.loss_scale }) : null };
 }
 
 /** The data positions of every rank of a data-parallel run, as checkpoints store them. */
