@@ -410,8 +410,9 @@ export interface StepMemory {
 /**
  * Measures the buffer pool's peak bytes in use during one training step (forward, loss,
  * backward; the bench's options, no recomputation) of a configuration, with the activations
- * stored in f32 or f16 (f16 as `train.precision: f16` builds the model: f16 activations,
- * tiled-f16 matmuls). The activation part is `peakBytes - baseBytes`.
+ * stored in f32 or f16. Both use the adapter's matmul family (the one `train.precision: f16`
+ * picks, tiled-f16, allocates the same tensors but is slow on CPU adapters), so only the
+ * storage differs. The activation part is `peakBytes - baseBytes`.
  *
  * @param config The configuration.
  * @param activations Storage of the activations.
@@ -422,10 +423,7 @@ export async function stepPeakMemory(
   activations: FloatDType,
 ): Promise<StepMemory> {
   const rt = gpu();
-  const kernels = activations === "f16"
-    ? { matmul: { variant: "tiled-f16" as const }, activations }
-    : undefined;
-  const model = new Ps3Clip(config.model, { seed: 1, kernels });
+  const model = new Ps3Clip(config.model, { seed: 1, kernels: { activations } });
   const batch = randomBatch(config.model, config.batch, 7);
   await rt.sync();
   const baseBytes = rt.pool.stats().inUseBytes;

@@ -9,12 +9,13 @@ const rt = await initGpu();
 
 /**
  * Largest relative difference of the f16 run's losses from the f32 run's at each of the 8
- * steps (the same batches, updates applied at every step).
+ * steps (the same batches, updates applied at every step; measured 7.3e-4 on llvmpipe).
  */
-const LOSS_RTOL = 0.02;
+const LOSS_RTOL = 5e-3;
 /**
- * Bound of the f16 run's peak pool bytes over the f32 run's for this config: the trunk's
- * activations halve, the selection ConvNet's (f32, the largest part at width 32) do not.
+ * Bound of the f16 run's peak pool bytes over the f32 run's for this config (measured 0.812):
+ * the trunk's activations halve, the selection ConvNet's (f32, the largest part at width 32)
+ * do not.
  */
 const PEAK_RATIO = 0.85;
 const synth = await Deno.makeTempDir({ prefix: "ps3-f16-synth-" });
