@@ -1,3 +1,7 @@
+{{ENABLE}}
+// Head rows (ROW) are stored as f32, or f16 activations (ENABLE is then `enable f16;`): loads
+// widen to f32 and stores round, so scores, the softmax, its statistics and the accumulators
+// are f32; keyMask, lse and stats are f32; workgroup tiles (WROW) hold f32 rows.
 // Attention backward, dQ over one key source (the cache or the own keys; the op dispatches
 // once per source, the second accumulating): one thread per (batch, head, group of R query
 // rows) loops over the source's keys, recomputing p = exp(s - lse) from the saved logsumexp:

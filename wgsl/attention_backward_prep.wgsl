@@ -1,3 +1,7 @@
+{{ENABLE}}
+// Head rows (ROW) are stored as f32, or f16 activations (ENABLE is then `enable f16;`): loads
+// widen to f32 and stores round, so scores, the softmax, its statistics and the accumulators
+// are f32; keyMask, lse and stats are f32; workgroup tiles (WROW) hold f32 rows.
 // Attention backward, step 1: per (batch, head, query row) the statistics the other backward
 // kernels share: stats[t] = (lse, delta) with delta = rowsum(dO * O) over the head's D columns
 // (the softmax-backward term sum_j p_ij dp_ij).

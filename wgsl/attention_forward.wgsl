@@ -1,3 +1,7 @@
+{{ENABLE}}
+// Head rows (ROW) are stored as f32, or f16 activations (ENABLE is then `enable f16;`): loads
+// widen to f32 and stores round, so scores, the softmax, its statistics and the accumulators
+// are f32; keyMask, lse and stats are f32; workgroup tiles (WROW) hold f32 rows.
 // Multi-head scaled dot-product attention, forward: one thread per (batch, head, group of R
 // query rows), an online softmax over the keys [cached keys ; own keys] (never a score matrix
 // in memory), saving each row's logsumexp for the backward pass. Each key and value row is

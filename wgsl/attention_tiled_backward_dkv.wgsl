@@ -1,3 +1,7 @@
+{{ENABLE}}
+// Head rows (ROW) are stored as f32, or f16 activations (ENABLE is then `enable f16;`): loads
+// widen to f32 and stores round, so scores, the softmax, its statistics and the accumulators
+// are f32; keyMask, lse and stats are f32; workgroup tiles (WROW) hold f32 rows.
 // Attention backward, dK and dV of one key source (the cache or the own keys; the op
 // dispatches once per source), workgroup-tiled for real GPUs: a workgroup handles a block of
 // WG key rows of one (batch, head), one per thread (its K and V rows in registers); per step
@@ -32,8 +36,8 @@ struct Params {
 @group(0) @binding(8) var<uniform> params: Params;
 
 // The tile: T query rows, T dO rows and their (lse, delta).
-var<workgroup> Qs: array<{{ROW}}, {{TILE_LEN}}>;
-var<workgroup> Gs: array<{{ROW}}, {{TILE_LEN}}>;
+var<workgroup> Qs: array<{{WROW}}, {{TILE_LEN}}>;
+var<workgroup> Gs: array<{{WROW}}, {{TILE_LEN}}>;
 var<workgroup> Ss: array<vec2<f32>, {{T}}>;
 
 fn attends(b: u32, j: u32) -> bool {

@@ -1,3 +1,7 @@
+{{ENABLE}}
+// Head rows (ROW) are stored as f32, or f16 activations (ENABLE is then `enable f16;`): loads
+// widen to f32 and stores round, so scores, the softmax, its statistics and the accumulators
+// are f32; keyMask, lse and stats are f32; workgroup tiles (WROW) hold f32 rows.
 // Attention backward, dQ over one key source (the cache or the own keys; the op dispatches
 // once per source, the second accumulating), workgroup-tiled for real GPUs: a workgroup
 // handles a block of WG query rows of one (batch, head), one per thread; per step its threads
@@ -33,8 +37,8 @@ struct Params {
 @group(0) @binding(7) var<uniform> params: Params;
 
 // The tile: T key rows, T value rows, and Ms[kk] = 1 for a key that exists and is attended.
-var<workgroup> Ks: array<{{ROW}}, {{TILE_LEN}}>;
-var<workgroup> Vs: array<{{ROW}}, {{TILE_LEN}}>;
+var<workgroup> Ks: array<{{WROW}}, {{TILE_LEN}}>;
+var<workgroup> Vs: array<{{WROW}}, {{TILE_LEN}}>;
 var<workgroup> Ms: array<f32, {{T}}>;
 
 fn attends(b: u32, j: u32) -> bool {

@@ -1,3 +1,7 @@
+{{ENABLE}}
+// Head rows (ROW) are stored as f32, or f16 activations (ENABLE is then `enable f16;`): loads
+// widen to f32 and stores round, so scores, the softmax, its statistics and the accumulators
+// are f32; keyMask, lse and stats are f32; workgroup tiles (WROW) hold f32 rows.
 // Multi-head scaled dot-product attention, forward, workgroup-tiled for real GPUs
 // (FlashAttention-2 style): a workgroup handles a block of WG query rows of one (batch, head),
 // one row per thread held in registers. Per step its threads stage a tile of T key and value
@@ -34,8 +38,8 @@ struct Params { groups: u32, nq: u32, heads: u32, nc: u32, nk: u32, scale: f32 }
 
 // The tile: T key rows and T value rows (DU elements each), and Ms[kk] = 1 for a key that
 // exists and is attended, else 0.
-var<workgroup> Ks: array<{{ROW}}, {{TILE_LEN}}>;
-var<workgroup> Vs: array<{{ROW}}, {{TILE_LEN}}>;
+var<workgroup> Ks: array<{{WROW}}, {{TILE_LEN}}>;
+var<workgroup> Vs: array<{{WROW}}, {{TILE_LEN}}>;
 var<workgroup> Ms: array<f32, {{T}}>;
 
 fn attends(b: u32, j: u32) -> bool {

@@ -1,11 +1,13 @@
+{{ENABLE}}
 // Elementwise binary op z = f(p, q) with NumPy broadcasting (rank <= 6).
 // Shapes: p and q broadcast to z [d0..d5] (leading dims padded with 1). Params: n = numel(z);
 // dims of z; strides of p and q in elements per z dim (0 where broadcast).
 // Dispatch: grid(n, 256) workgroups of 256 threads; thread i handles output element i.
+// Element types: TP, TQ, TZ per binding (f32, or f16 activations); the snippet evaluates in f32.
 // Bindings: 0 p (read), 1 q (read), 2 z (write), 3 params.
-@group(0) @binding(0) var<storage, read> p: array<f32>;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read_write> z: array<f32>;
+@group(0) @binding(0) var<storage, read> p: array<{{TP}}>;
+@group(0) @binding(1) var<storage, read> q: array<{{TQ}}>;
+@group(0) @binding(2) var<storage, read_write> z: array<{{TZ}}>;
 struct Params {
   n: u32, d0: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32,
   sp0: u32, sp1: u32, sp2: u32, sp3: u32, sp4: u32, sp5: u32,
@@ -30,7 +32,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
     c4 * params.sp4 + c5 * params.sp5;
   let iq = c0 * params.sq0 + c1 * params.sq1 + c2 * params.sq2 + c3 * params.sq3 +
     c4 * params.sq4 + c5 * params.sq5;
-  let u = p[ip];
-  let v = q[iq];
-  z[i] = {{EXPR}};
+  let u = f32(p[ip]);
+  let v = f32(q[iq]);
+  z[i] = {{TZ}}({{EXPR}});
 }

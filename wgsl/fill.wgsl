@@ -1,3 +1,4 @@
+{{ENABLE}}
 // Fills a buffer window with one value.
 // Shapes: y [n]. Params: n, value.
 // Dispatch: grid(n, 256) workgroups of 256 threads; thread i writes element i.

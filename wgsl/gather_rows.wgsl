@@ -1,3 +1,4 @@
+{{ENABLE}}
 // Row gather out[p, :] = table[row(p), :] for the rows of one table window, where
 // row(p) = (p / perB) * rowStride + idx[p]: a shared table (rowStride 0) or a per-sample
 // table [B, N, C] seen as [B*N, C] (rowStride N). The table may be bound in windows of
@@ -5,14 +6,15 @@
 // exactly one dispatch: the one whose window holds its row, or the first window's dispatch
 // (first = 1), which writes 0 where idx is outside [0, N). No out-of-bounds access.
 // Shapes: table window [wrows, c] (rows row0 .. row0+wrows-1 of the table), idx [m] i32,
-// out [m, c]. Elements move as raw 4-byte words.
+// out [m, c]. Elements move as raw words of type T: u32 for 4-byte tables (f32, i32, u32),
+// f16 for f16 activations.
 // Params: m positions, perB positions per sample, c channels, n rows per sample (valid
 // idx range), rowStride, row0, wrows, first.
 // Dispatch: grid(m * c, 256) workgroups of 256 threads; thread t handles out[t / c, t % c].
 // Bindings: 0 table (read), 1 idx (read), 2 out (write), 3 params.
-@group(0) @binding(0) var<storage, read> table: array<u32>;
+@group(0) @binding(0) var<storage, read> table: array<{{T}}>;
 @group(0) @binding(1) var<storage, read> idx: array<i32>;
-@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<{{T}}>;
 struct Params {
   m: u32, perB: u32, c: u32, n: u32, rowStride: u32, row0: u32, wrows: u32, first: u32,
 }
@@ -26,7 +28,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let ch = t % params.c;
   let id = idx[p];
   if (id < 0 || u32(id) >= params.n) {
-    if (params.first == 1u) { out[t] = 0u; }
+    if (params.first == 1u) { out[t] = {{T}}(0); }
     return;
   }
   let row = (p / params.perB) * params.rowStride + u32(id);

@@ -1,7 +1,10 @@
+{{ENABLE}}
 // Table gradient of gatherRows for one window of table rows, through the inverse map
 // (no atomics, deterministic). Shared table [N, C]: dtable[n, c] = sum over b (ascending)
 // of g[b, inv[b, n], c] where inv[b, n] >= 0; B loop trips per thread. Per-sample table
 // [B, N, C] seen as [B*N, C]: dtable[r, c] = g[r / N, inv[r], c], or 0 where inv[r] < 0.
+// g and dtable are stored as T (f32, or f16 for a per-sample table of f16 activations); the
+// sum is f32.
 // Shapes: inv [B, N] i32, g [B, K, C], dtable window [wrows, C] holding table rows
 // row0 .. row0+wrows-1. Params: wrows, row0, c, n = N, batch = B, perB = K,
 // isShared (1 for a shared table).
@@ -9,8 +12,8 @@
 // dtable[t / c, t % c].
 // Bindings: 0 inv (read), 1 g (read), 2 dtable (write), 3 params.
 @group(0) @binding(0) var<storage, read> inv: array<i32>;
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dtable: array<f32>;
+@group(0) @binding(1) var<storage, read> g: array<{{T}}>;
+@group(0) @binding(2) var<storage, read_write> dtable: array<{{T}}>;
 struct Params { wrows: u32, row0: u32, c: u32, n: u32, batch: u32, perB: u32, isShared: u32 }
 @group(0) @binding(3) var<uniform> params: Params;
 
@@ -24,11 +27,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   if (params.isShared == 1u) {
     for (var b = 0u; b < params.batch; b++) {
       let k = inv[b * params.n + row];
-      if (k >= 0) { acc += g[(b * params.perB + u32(k)) * params.c + ch]; }
+      if (k >= 0) { acc += f32(g[(b * params.perB + u32(k)) * params.c + ch]); }
     }
   } else {
     let k = inv[row];
-    if (k >= 0) { acc = g[((row / params.n) * params.perB + u32(k)) * params.c + ch]; }
+    if (k >= 0) { acc = f32(g[((row / params.n) * params.perB + u32(k)) * params.c + ch]); }
   }
-  dtable[t] = acc;
+  dtable[t] = {{T}}(acc);
 }

@@ -1,14 +1,15 @@
-// Strided copy of 4-byte elements (f32, i32, u32 alike): the one kernel behind concat, slice,
+{{ENABLE}}
+// Strided copy of raw elements ({{T}}: u32 for the 4-byte f32, i32, u32; f16 for f16): the one kernel behind concat, slice,
 // split, permute, transpose and their gradients. Thread i decodes its coordinates
 // (c0..c5) in the iteration shape [d0..d5] and copies
 //   y[yoff + sum_j cj * ysj] = x[xoff + sum_j cj * xsj].
-// Shapes: x and y any 4-byte arrays; the iteration shape has n = d0*...*d5 elements
+// Shapes: x and y any arrays of the element; the iteration shape has n = d0*...*d5 elements
 // (leading dims padded with 1). Params: n; dims d0..d5; element strides xs0..xs5 of x and
 // ys0..ys5 of y per iteration dim; element offsets xoff, yoff.
 // Dispatch: grid(n, 256) workgroups of 256 threads; thread i copies iteration element i.
 // Bindings: 0 x (read), 1 y (write), 2 params.
-@group(0) @binding(0) var<storage, read> x: array<u32>;
-@group(0) @binding(1) var<storage, read_write> y: array<u32>;
+@group(0) @binding(0) var<storage, read> x: array<{{T}}>;
+@group(0) @binding(1) var<storage, read_write> y: array<{{T}}>;
 struct Params {
   n: u32, d0: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32,
   xs0: u32, xs1: u32, xs2: u32, xs3: u32, xs4: u32, xs5: u32,

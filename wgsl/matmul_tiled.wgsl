@@ -16,12 +16,14 @@
 // a loop limit).
 // Dispatch: grid(batch * ceil(M/BM) * ceil(N/BN), 1) workgroups of WG = (BM/8)*(BN/8)
 // threads; workgroup w -> (batch, row block, column block), column blocks fastest.
+// Element types: TA, TB, TC (and R, Z in the epilogue) per binding, f32 or f16 activations;
+// a_at / b_at convert to the tile type SDT, sums accumulate in f32; bias f32.
 // Bindings: 0 A (read), 1 B (read), 2 bias (read; any buffer when unused), 3 C (write), then
 // R (read) and Z (write) where the epilogue uses them, then params (binding PARAMS_BINDING).
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(0) var<storage, read> A: array<{{TA}}>;
+@group(0) @binding(1) var<storage, read> B: array<{{TB}}>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<{{TC}}>;
 struct Params { M: u32, N: u32, K: u32, batch: u32, sa: u32, sb: u32, beta: f32, k0: u32, k1: u32 }
 @group(0) @binding({{PARAMS_BINDING}}) var<uniform> params: Params;
 {{EPILOGUE}}
@@ -30,15 +32,15 @@ struct Params { M: u32, N: u32, K: u32, batch: u32, sa: u32, sb: u32, beta: f32,
 var<workgroup> As: array<vec4<{{SDT}}>, {{AS_LEN}}>;
 var<workgroup> Bs: array<vec4<{{SDT}}>, {{BS_LEN}}>;
 
-fn a_at(base: u32, r: u32, k: u32) -> f32 {
+fn a_at(base: u32, r: u32, k: u32) -> {{SDT}} {
   if (r >= params.M || k >= params.k1) { return 0.0; }
-  if ({{TRANS_A}}) { return A[base + k * params.M + r]; }
-  return A[base + r * params.K + k];
+  if ({{TRANS_A}}) { return {{SDT}}(A[base + k * params.M + r]); }
+  return {{SDT}}(A[base + r * params.K + k]);
 }
-fn b_at(base: u32, k: u32, c: u32) -> f32 {
+fn b_at(base: u32, k: u32, c: u32) -> {{SDT}} {
   if (c >= params.N || k >= params.k1) { return 0.0; }
-  if ({{TRANS_B}}) { return B[base + c * params.K + k]; }
-  return B[base + k * params.N + c];
+  if ({{TRANS_B}}) { return {{SDT}}(B[base + c * params.K + k]); }
+  return {{SDT}}(B[base + k * params.N + c]);
 }
 
 @compute @workgroup_size({{WG}})

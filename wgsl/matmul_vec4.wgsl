@@ -1,3 +1,4 @@
+{{ENABLE}}
 // Batched matrix multiply for CPU adapters (llvmpipe): C[b] = A[b] @ B[b]^T (+ bias)
 // (+ beta*C), then the epilogue (+ a residual R, or an activation whose input may be saved
 // as Z), every memory access a vec4. Each thread computes a TM x TN tile of C in vec4
@@ -14,12 +15,14 @@
 // the range [k0, k1) of K summed by this dispatch (multiples of 4; long K is split over
 // dispatches: llvmpipe stops loops at 65535 trips).
 // Dispatch: grid(batch * ceil(M/TM) * ceil(N/TN), 64); thread t -> (batch, row tile, col tile).
+// Element types: TA, TB, TC (and R, Z in the epilogue) per binding, f32 or f16 activations;
+// loads widen to f32, sums accumulate in f32, stores round to the binding's type; bias f32.
 // Bindings: 0 A (read), 1 B (read), 2 bias (read; any buffer when unused), 3 C (write), then
 // R (read) and Z (write) where the epilogue uses them, then params (binding PARAMS_BINDING).
-@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> A: array<vec4<{{TA}}>>;
+@group(0) @binding(1) var<storage, read> B: array<vec4<{{TB}}>>;
 @group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> C: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> C: array<vec4<{{TC}}>>;
 struct Params { M: u32, N: u32, K: u32, batch: u32, sa: u32, sb: u32, beta: f32, k0: u32, k1: u32 }
 @group(0) @binding({{PARAMS_BINDING}}) var<uniform> params: Params;
 {{EPILOGUE}}

@@ -1,3 +1,4 @@
+{{ENABLE}}
 // Strided reduction, split so that no loop runs more than CHUNK trips (llvmpipe stops
 // loops after 65535): thread (o, p) reduces the reduced-index range [p*CHUNK, (p+1)*CHUNK)
 // of output element o into y[o * parts + p]. A second dispatch over [n, parts] finishes when
@@ -8,9 +9,10 @@
 // MODE: 0 sum (two-level: blocks of 64 summed, then the block sums; error ~(64 + n/64) ulp
 // at worst, where a plain loop gives n ulp), 1 max, 2 sum of squares (blocked likewise).
 // Dispatch: grid(n * parts, 64) workgroups of 64 threads.
+// Element types: x {{TX}}, y {{TY}} (f32 or f16); accumulation in f32.
 // Bindings: 0 x (read), 1 y (write), 2 params.
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<{{TX}}>;
+@group(0) @binding(1) var<storage, read_write> y: array<{{TY}}>;
 struct Params {
   n: u32, parts: u32, count: u32, scale: f32,
   k0: u32, k1: u32, k2: u32, k3: u32, ks0: u32, ks1: u32, ks2: u32, ks3: u32,
@@ -43,7 +45,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   var acc: f32 = select(0.0, -3.4028235e38, {{MODE}} == 1);
   var blk: f32 = 0.0;
   for (var i = start; i < end; i++) {
-    let v = x[base + d0 * params.rs0 + d1 * params.rs1 + d2 * params.rs2 + d3 * params.rs3];
+    let v = f32(x[base + d0 * params.rs0 + d1 * params.rs1 + d2 * params.rs2 + d3 * params.rs3]);
     if ({{MODE}} == 1) {
       acc = max(acc, v);
     } else {
@@ -68,5 +70,5 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
     }
   }
   if ({{MODE}} != 1) { acc += blk; }
-  y[t] = acc * params.scale;
+  y[t] = {{TY}}(acc * params.scale);
 }

@@ -26,6 +26,7 @@ import { type ModelConfig, resolveModelConfig } from "../model/config.ts";
 import { Ps3Clip, type TrainBatch, type TrainOptions } from "../model/ps3_clip.ts";
 import { ps3Loss } from "../loss/ps3_loss.ts";
 import { Rng } from "../util/rng.ts";
+import type { FloatDType } from "../ops/storage_type.ts";
 
 /** A step configuration of the benchmark. */
 export interface StepConfig {
@@ -421,4 +422,51 @@ export function stepRows(results: readonly StepResult[]): BenchRow[] {
     });
   }
   return rows;
+}
+
+/** Peak device memory of one training step ({@linkcode stepPeakMemory}). */
+export interface StepMemory {
+  /** Storage of the activations. */
+  activations: FloatDType;
+  /** Bytes held before the step: parameters, their gradients, the batch. */
+  baseBytes: number;
+  /** Highest bytes in use during the step (forward, loss, backward), base included. */
+  peakBytes: number;
+}
+
+/**
+ * Measures the buffer pool's peak bytes in use during one training step (forward, loss,
+ * backward; the bench's options, no recomputation) of a configuration, with the activations
+ * stored in f32 or f16. Both use the adapter's matmul family (the one `train.precision: f16`
+ * picks, tiled-f16, allocates the same tensors but is slow on CPU adapters), so only the
+ * storage differs. The activation part is `peakBytes - baseBytes`.
+ *
+ * @param config The configuration.
+ * @param activations Storage of the activations.
+ * @returns The base and peak bytes.
+ */
+export async function stepPeakMemory(
+  config: StepConfig,
+  activations: FloatDType,
+): Promise<StepMemory> {
+  const rt = gpu();
+  const model = new Ps3Clip(config.model, { seed: 1, kernels: { activations } });
+  const batch = randomBatch(config.model, config.batch, 7);
+  await rt.sync();
+  const baseBytes = rt.pool.stats().inUseBytes;
+  rt.pool.resetPeak();
+  tidy(() => {
+    const o = model.forwardTrain(batch, TRAIN_OPTIONS);
+    backward(ps3Loss(o, batch, { weights: { prior: 1, posterior: 1 } }).total);
+  });
+  await rt.sync();
+  const peakBytes = rt.pool.stats().peakInUseBytes;
+  for (const p of model.params.params) {
+    p.value.dispose();
+    p.grad.dispose();
+  }
+  for (const t of [...model.params.values, ...model.params.grads]) t.dispose();
+  disposeBatch(batch);
+  await rt.sync();
+  return { activations, baseBytes, peakBytes };
 }

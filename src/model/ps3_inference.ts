@@ -16,6 +16,7 @@ import { concat, slice } from "../ops/layout.ts";
 import { gatherRows, inverseIndex, scatterValue } from "../ops/gather.ts";
 import { topkIndices } from "../ops/topk.ts";
 import { reshape } from "../ops/shape.ts";
+import { cast } from "../ops/cast.ts";
 import type { Ps3VisionEncoder } from "./ps3_vision.ts";
 import { scaleBudgets, selectCounts, type Size } from "./scales.ts";
 
@@ -144,7 +145,8 @@ export function encodeImage(
       `encodeImage(): ${options.selections.length} rounds of selections given, the plan has ${plan.length}`,
     );
   }
-  const lowLast = low.hidden[low.hidden.length - 1]!;
+  // The features returned are f32: trunk outputs are cast from the activation dtype.
+  const lowLast = cast(low.hidden[low.hidden.length - 1]!, "f32");
   const [g0h, g0w] = sizes[0]!;
   // Per scale: indices and features of every round.
   const idxRounds: Tensor[][] = grids.map(() => []);
@@ -155,7 +157,7 @@ export function encodeImage(
     const idx = given ?? probs.map((p, i) => topkIndices(maskTaken(p, taken[i]!), counts[i]!));
     const tokens = vision.embedHighRes(images, idx, sizes);
     const out = vision.highRes(tokens, low.cache, false).hidden;
-    const last = out[out.length - 1]!;
+    const last = cast(out[out.length - 1]!, "f32");
     let start = 0;
     idx.forEach((ix, i) => {
       const k = counts[i]!;

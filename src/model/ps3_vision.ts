@@ -26,6 +26,8 @@ import {
 } from "../ops/elementwise.ts";
 import { concat, slice } from "../ops/layout.ts";
 import { matmul } from "../ops/matmul.ts";
+import { cast } from "../ops/cast.ts";
+import type { FloatDType } from "../ops/storage_type.ts";
 import { normalize } from "../ops/norm.ts";
 import { sum } from "../ops/reduce.ts";
 import { reshape } from "../ops/shape.ts";
@@ -266,12 +268,20 @@ export class Ps3VisionEncoder {
     const { scales, trunk } = this.config;
     const x0 = this.resizeImages(images, [scales[0]!, scales[0]!]);
     const g0 = scales[0]! / trunk.patch;
+    // The image is f32; the trunk input is stored in the activation dtype from here (the
+    // patch embedding's store), the f32 position table added in f32 arithmetic.
     const tokens = matmul(patchify(x0, trunk.patch), this.patchMatrix(), {
       transB: true,
       bias: this.patchBias.value,
       kernel: this.kernels.matmul,
+      dtype: this.activations,
     });
     return add(tokens, this.posTable([g0, g0]));
+  }
+
+  /** Storage of the trunk's activations (see `ModelKernels.activations`). */
+  get activations(): FloatDType {
+    return this.kernels.activations ?? "f32";
   }
 
   /** The patch-embedding weight as a [C, 3*p*p] matrix. */
@@ -301,7 +311,8 @@ export class Ps3VisionEncoder {
       hidden.push(y);
       cache.push({ k, v });
     }
-    const pooled = this.pool.forward(this.norm.forward(x), null);
+    // The pooled features are f32: the attention pool runs on the f32 cast of the normed trunk.
+    const pooled = this.pool.forward(cast(this.norm.forward(x), "f32"), null);
     return { hidden, cache, pooled };
   }
 
@@ -426,6 +437,7 @@ export class Ps3VisionEncoder {
         transB: true,
         bias: this.patchBias.value,
         kernel: this.kernels.matmul,
+        dtype: this.activations,
       });
       // Gather the selected rows of each table, then add: the full tables of the 4K scale
       // (72900 x 1152) exceed one storage binding on some adapters.
@@ -506,7 +518,8 @@ export class Ps3VisionEncoder {
    * @returns [B, N0, C].
    */
   selectionFeatures(hidden: readonly Tensor[]): Tensor {
-    const parts = this.config.selectLayers.map((l) => hidden[l]!);
+    // The selection path is f32: the block outputs are cast from the activation dtype here.
+    const parts = this.config.selectLayers.map((l) => cast(hidden[l]!, "f32"));
     const f = this.selectionProj.forward(parts.length === 1 ? parts[0]! : concat(parts, -1));
     return normalize(slice(f, { axis: -1, start: 0, end: this.width }));
   }
@@ -555,7 +568,8 @@ export class Ps3VisionEncoder {
     const mask = input.poolGtOnly && input.gtMaps
       ? this.poolMask(input.gtMaps, selected, sizes)
       : null;
-    let pooled = this.pool.forward(high.normed, mask);
+    // The pooled features are f32: the attention pool runs on the f32 cast of the normed trunk.
+    let pooled = this.pool.forward(cast(high.normed, "f32"), mask);
     if (input.isGlobal) {
       const g = input.isGlobal;
       pooled = add(mul(low.pooled, g), mul(pooled, affine(g, -1, 1)));

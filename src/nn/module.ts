@@ -11,6 +11,7 @@
 import type { Tensor } from "../autograd/tensor.ts";
 import type { MatmulKernel } from "../ops/matmul.ts";
 import type { AttentionKernel } from "../ops/attention.ts";
+import type { FloatDType } from "../ops/storage_type.ts";
 import { type GroupFn, type ParamSpec, ParamTable, SINGLE_GROUP } from "../params/param_table.ts";
 
 export { type GroupFn, SINGLE_GROUP };
@@ -43,10 +44,17 @@ export class ParamRef {
 }
 
 /**
- * The kernel choices of a model's ops (default: each adapter's choice). A model in float16
- * compute passes `{ matmul: { variant: "tiled-f16" } }`.
+ * The kernel choices of a model's ops (default: each adapter's choice) and the storage of its
+ * activations. A model in float16 (`train.precision: f16`) passes
+ * `{ matmul: { variant: "tiled-f16" }, activations: "f16" }`.
  */
 export interface ModelKernels {
+  /**
+   * Storage of the transformer activations (default f32): with "f16" the patch and token
+   * embeddings store their result in f16, the blocks run on f16 tensors (f32 arithmetic),
+   * and the pooled features, text embeddings, selection path and losses stay f32.
+   */
+  activations?: FloatDType | undefined;
   /** The matmuls of the modules (linear layers, projections, patch embeddings). */
   matmul?: MatmulKernel | undefined;
   /** The attention of the blocks and pools. */

@@ -12,6 +12,8 @@ import { embedding } from "../ops/gather.ts";
 import { slice, split } from "../ops/layout.ts";
 import { attention } from "../ops/attention.ts";
 import { matmul } from "../ops/matmul.ts";
+import { cast } from "../ops/cast.ts";
+import type { FloatDType } from "../ops/storage_type.ts";
 import { reshape } from "../ops/shape.ts";
 import { checkpoint } from "../autograd/checkpoint.ts";
 import { normal, zeros } from "./init.ts";
@@ -137,6 +139,8 @@ export class TextTransformer {
   readonly projection: Linear;
   /** Sizes. */
   readonly config: TextConfig;
+  /** Storage of the blocks' activations (the builder's `kernels.activations`). */
+  readonly activations: FloatDType;
 
   /**
    * Declares the embeddings, blocks, final norm and projection on the builder.
@@ -148,6 +152,7 @@ export class TextTransformer {
    */
   constructor(b: ParamBuilder, name: string, rng: Rng, t: TextConfig) {
     this.config = t;
+    this.activations = b.kernels.activations ?? "f32";
     // PyTorch's state_dict order: the module's own parameter before the embedding module's.
     this.positionalEmbedding = b.add(
       `${name}.positional_embedding`,
@@ -184,6 +189,8 @@ export class TextTransformer {
       );
     }
     let x = add(embedding(this.tokenEmbedding.value, tokens), this.positionalEmbedding.value);
+    // The blocks run in the activation dtype: the f32 embeddings are cast here.
+    x = cast(x, this.activations);
     for (const blk of this.blocks) {
       x = options.checkpoint ? checkpoint((h) => [blk.forward(h)], [x])[0]! : blk.forward(x);
     }
@@ -192,6 +199,7 @@ export class TextTransformer {
       batch,
       this.config.width,
     ]);
-    return this.projection.forward(last);
+    // The text embeddings are f32 (they feed the logits): cast before the projection.
+    return this.projection.forward(cast(last, "f32"));
   }
 }

@@ -19,18 +19,25 @@
  * loop trips over all loops of an invocation; only the loops over rows, tiles and a tile's
  * rows remain.
  *
+ * q, k, v and the cache are f32, or f16 activations (issue 14's `train.precision: f16`), all
+ * of one storage type; out and the gradients of q, k, v and the cache are stored in it too.
+ * The scores, the softmax, the saved logsumexp and the backward's statistics stay f32 (the
+ * kernels widen every load and round only at the store). With a cache and f16 storage, dQ
+ * of the second key source is added to the first's stored (f16) partial.
+ *
  * @module
  */
 
 import { grid } from "../gpu/kernel.ts";
 import { gpu, type GpuBinding } from "../gpu/runtime.ts";
 import { isGradEnabled, record } from "../autograd/tape.ts";
-import { fmtShape, type Tensor } from "../autograd/tensor.ts";
+import { type DType, DTYPE_BYTES, fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty } from "./creation.ts";
 import { prepKernel, WG } from "./attention_common.ts";
 import { dkvKernel, dqKernel, forwardKernel } from "./attention_rows.ts";
 import { tiledDkvKernel, tiledDqKernel, tiledForwardKernel } from "./attention_tiled.ts";
 import { type AttentionKernel, attentionPlan } from "./attention_kernel.ts";
+import type { FloatDType } from "./storage_type.ts";
 
 export * from "./attention_kernel.ts";
 
@@ -54,11 +61,14 @@ export interface AttentionOptions {
   kernel?: AttentionKernel | undefined;
 }
 
-/** Checks one [B, N, H*D] operand and returns N. */
-function tokens(name: string, t: Tensor, batch: number, width: number): number {
+/** Checks one [B, N, H*D] operand (stored like q) and returns N. */
+function tokens(name: string, t: Tensor, batch: number, width: number, dt: string): number {
   t.assertAlive();
-  if (t.dtype !== "f32") {
-    throw new TypeError(`attention() takes f32 tensors, got ${name} ${t.describe()}`);
+  if (t.dtype !== dt) {
+    throw new TypeError(
+      `attention() takes q, k, v and the cache all f32 or all f16, got q ${dt} and ${name} ` +
+        t.describe(),
+    );
   }
   if (t.rank !== 3 || t.shape[0] !== batch || t.shape[2] !== width) {
     throw new RangeError(
@@ -82,6 +92,8 @@ interface AttentionDims {
   nc: number;
   /** Score scale. */
   scale: number;
+  /** Storage type of q, k, v, the cache, out and their gradients. */
+  dtype: FloatDType;
 }
 
 /** Validates the operands of {@linkcode attention} and returns its sizes. */
@@ -98,15 +110,19 @@ function attentionDims(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions):
     );
   }
   const d = width / heads;
-  tokens("q", q, batch, width);
-  const nk = tokens("k", k, batch, width);
-  if (tokens("v", v, batch, width) !== nk) {
+  if (q.dtype !== "f32" && q.dtype !== "f16") {
+    throw new TypeError(`attention() takes f32 or f16 tensors, got q ${q.describe()}`);
+  }
+  const dtype = q.dtype;
+  tokens("q", q, batch, width, dtype);
+  const nk = tokens("k", k, batch, width, dtype);
+  if (tokens("v", v, batch, width, dtype) !== nk) {
     throw new RangeError(
       `attention() needs k and v of one shape, got ${fmtShape(k.shape)} and ${fmtShape(v.shape)}`,
     );
   }
-  const nc = cache ? tokens("cache.k", cache.k, batch, width) : 0;
-  if (cache && tokens("cache.v", cache.v, batch, width) !== nc) {
+  const nc = cache ? tokens("cache.k", cache.k, batch, width, dtype) : 0;
+  if (cache && tokens("cache.v", cache.v, batch, width, dtype) !== nc) {
     throw new RangeError(
       `attention() needs cache.k and cache.v of one shape, got ${fmtShape(cache.k.shape)} ` +
         `and ${fmtShape(cache.v.shape)}`,
@@ -128,7 +144,7 @@ function attentionDims(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions):
   }
   const scale = opts.scale ?? 1 / Math.sqrt(d);
   if (!Number.isFinite(scale)) throw new RangeError(`attention() scale ${scale} is not finite`);
-  return { batch, heads, d, nq, nk, nc, scale };
+  return { batch, heads, d, nq, nk, nc, scale, dtype };
 }
 
 /** A block of samples of one attention: the first and how many. */
@@ -137,7 +153,7 @@ interface BatchBlock {
   count: number;
 }
 
-/** The sizes of one sample of {@linkcode attention}, for {@linkcode attentionSampleFloats}. */
+/** The sizes of one sample of {@linkcode attention}, for {@linkcode attentionSampleBytes}. */
 export interface AttentionSample {
   /** Heads. */
   heads: number;
@@ -154,33 +170,35 @@ export interface AttentionSample {
 }
 
 /**
- * The floats of one sample's largest binding of {@linkcode attention} (q, out, dO, dq; k, v;
- * the cache; the mask; lse; the backward's statistics): the smallest unit attention splits
- * into past the storage binding limit (blocks of whole samples). The preflight uses it too.
+ * The bytes of one sample's largest binding of {@linkcode attention} (q, out, dO, dq; k, v;
+ * the cache, all stored as `dtype`; the mask; lse; the backward's statistics, f32): the
+ * smallest unit attention splits into past the storage binding limit (blocks of whole
+ * samples). The preflight uses it too.
  *
  * @param s One sample's sizes.
- * @returns Floats.
+ * @param dtype Storage of q, k, v and the cache (default f32).
+ * @returns Bytes.
  */
-export function attentionSampleFloats(s: AttentionSample): number {
-  const w = s.heads * s.d;
+export function attentionSampleBytes(s: AttentionSample, dtype: DType = "f32"): number {
+  const w = s.heads * s.d, rb = DTYPE_BYTES[dtype];
   return Math.max(
-    s.nq * w,
-    s.nk * w,
-    s.nc * w,
-    s.mask ? s.nc + s.nk : 0,
-    s.heads * s.nq,
-    2 * s.heads * s.nq,
+    s.nq * w * rb,
+    s.nk * w * rb,
+    s.nc * w * rb,
+    s.mask ? (s.nc + s.nk) * 4 : 0,
+    s.heads * s.nq * 4,
+    2 * s.heads * s.nq * 4,
   );
 }
 
 /**
- * Floats one attention binding may hold under a binding limit (whole 16-byte vectors).
+ * Bytes one attention binding may hold under a binding limit (whole 16-byte vectors).
  *
  * @param maxBindingBytes The device's storage binding limit.
- * @returns Floats.
+ * @returns Bytes.
  */
-export function attentionBindingFloats(maxBindingBytes: number): number {
-  return Math.floor(maxBindingBytes / 16) * 4;
+export function attentionBindingBytes(maxBindingBytes: number): number {
+  return Math.floor(maxBindingBytes / 16) * 16;
 }
 
 /**
@@ -198,26 +216,27 @@ function batchBlocks(
   hasMask: boolean,
 ): BatchBlock[] {
   const { batch, heads, d, nq, nk, nc } = dims;
-  const w = heads * d;
-  // Floats per sample of each binding: q/out/dO/dq, k/v, cache, mask, lse, stats.
+  const w = heads * d, rb = DTYPE_BYTES[dims.dtype];
+  // Bytes per sample of each binding: q/out/dO/dq, k/v, cache (all stored as dims.dtype),
+  // mask, lse, stats (f32).
   const per = [
-    nq * w,
-    nk * w,
-    hasCache ? nc * w : 0,
-    hasMask ? nc + nk : 0,
-    heads * nq,
-    2 * heads * nq,
+    nq * w * rb,
+    nk * w * rb,
+    hasCache ? nc * w * rb : 0,
+    hasMask ? (nc + nk) * 4 : 0,
+    heads * nq * 4,
+    2 * heads * nq * 4,
   ];
   const info = gpu().info;
-  const cap = attentionBindingFloats(info.maxBindingBytes);
-  const most1 = attentionSampleFloats({
+  const cap = attentionBindingBytes(info.maxBindingBytes);
+  const most1 = attentionSampleBytes({
     heads,
     d,
     nq,
     nk,
     nc: hasCache ? nc : 0,
     mask: hasMask,
-  });
+  }, dims.dtype);
   if (batch * most1 <= cap) return [{ first: 0, count: batch }];
   const fail = (why: string): never => {
     throw new RangeError(
@@ -226,10 +245,13 @@ function batchBlocks(
     );
   };
   const most = Math.floor(cap / most1);
-  if (most < 1) fail(`one sample's binding of ${most1} floats passes it`);
+  if (most < 1) {
+    const eb = per.indexOf(most1) < 3 ? rb : 4;
+    fail(`one sample's binding of ${most1 / eb} ${eb === 4 ? "floats" : "f16 values"} passes it`);
+  }
   // Blocks of g samples keep every window aligned; when g samples do not fit, blocks of any
   // size (their unaligned windows are staged through copies, see blockViews).
-  const align = Math.max(1, info.bindingOffsetAlignment / 4);
+  const align = info.bindingOffsetAlignment;
   let g = 1;
   while (per.some((n) => (g * n) % align !== 0)) g *= 2;
   const count = most >= g ? Math.floor(most / g) * g : most;
@@ -254,15 +276,21 @@ function blockViews(block: BatchBlock, batch: number) {
     /** The block's window of t (t itself when the block is the whole batch). */
     of(t: Tensor, written = false): Tensor {
       if (block.count === batch) return t;
-      const per = t.size / batch;
+      const per = t.size / batch, eb = DTYPE_BYTES[t.dtype];
       const shape = [block.count, ...t.shape.slice(1)];
-      const start = t.byteOffset + block.first * per * 4;
+      const start = t.byteOffset + block.first * per * eb;
       if (start % rt.info.bindingOffsetAlignment === 0) {
         const v = t.window(block.first * per, shape);
         held.push(v);
         return v;
       }
-      const region = { buffer: t.buffer, byteOffset: start, byteLength: block.count * per * 4 };
+      const region = { buffer: t.buffer, byteOffset: start, byteLength: block.count * per * eb };
+      if (start % 4 !== 0 || region.byteLength % 4 !== 0) {
+        throw new RangeError(
+          `attention(): a block of ${block.count} samples of ${t.describe()} starts or ends ` +
+            `mid-word and cannot be staged; use an even number of f16 values per sample`,
+        );
+      }
       const staged = empty(shape, t.dtype);
       rt.copy(region, {
         buffer: staged.buffer,
@@ -323,11 +351,11 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const hasMask = keyMask !== undefined;
   // Past the storage binding limit, blocks of samples (planned before any dispatch).
   const blocks = batchBlocks(q, dims, cache !== undefined, hasMask);
-  const out = empty([batch, nq, heads * d]);
+  const out = empty([batch, nq, heads * d], dims.dtype);
   const lse = empty([batch, heads, nq]);
   const fwd = plan.tiled
-    ? tiledForwardKernel(d, hasMask, plan.block, plan.tile)
-    : forwardKernel(d, hasMask, plan.rows);
+    ? tiledForwardKernel(d, hasMask, plan.block, plan.tile, dims.dtype)
+    : forwardKernel(d, hasMask, plan.rows, dims.dtype);
   const rt = gpu();
   rt.assertLoopTrips(fwd.spec.name, plan.trips(nc, 2) + plan.trips(nk, 2));
   for (const block of blocks) {
@@ -382,7 +410,10 @@ function attentionBackward(
 ): { dq: Tensor | null; kv: [Tensor | null, Tensor | null][] } {
   const { q, k, v, out, lse, dO } = t;
   const { cache, keyMask } = opts;
-  const { batch, heads, d, nq, nk, nc, scale } = dims;
+  const { batch, heads, d, nq, nk, nc, scale, dtype } = dims;
+  if (dO.dtype !== dtype) {
+    throw new TypeError(`attention() backward takes a ${dtype} gradient, got ${dO.describe()}`);
+  }
   const rt = gpu();
   const hasMask = keyMask !== undefined;
   const stats = empty([batch, heads, nq, 2]);
@@ -391,9 +422,11 @@ function attentionBackward(
     ...(cache ? [{ k: cache.k, v: cache.v, n: nc, off: 0 }] : []),
     { k, v, n: nk, off: nc },
   ];
-  const dq = q.requiresGrad ? empty(q.shape) : null;
+  const dq = q.requiresGrad ? empty(q.shape, dtype) : null;
   const kv = sources.map((s): [Tensor | null, Tensor | null] =>
-    s.k.requiresGrad || s.v.requiresGrad ? [empty(s.k.shape), empty(s.v.shape)] : [null, null]
+    s.k.requiresGrad || s.v.requiresGrad
+      ? [empty(s.k.shape, dtype), empty(s.v.shape, dtype)]
+      : [null, null]
   );
   const common = { nq, heads, maskStride: nc + nk, scale };
   for (const block of blocks) {
@@ -402,7 +435,7 @@ function attentionBackward(
     const rows = block.count * heads * nq;
     const [qb, dOb, statsb] = [w.of(q), w.of(dO), w.of(stats, true)];
     rt.dispatch(
-      prepKernel(d),
+      prepKernel(d, dtype),
       [w.of(out), w.of(lse), dOb, statsb],
       { rows, nq, heads },
       grid(rows, WG),
@@ -412,8 +445,8 @@ function attentionBackward(
     if (dq) {
       const dqb = w.of(dq, true);
       const kern = plan.tiled
-        ? tiledDqKernel(d, hasMask, plan.block, plan.tile)
-        : dqKernel(d, hasMask, plan.rows);
+        ? tiledDqKernel(d, hasMask, plan.block, plan.tile, dtype)
+        : dqKernel(d, hasMask, plan.rows, dtype);
       let accumulate = 0;
       for (const s of srcs) {
         if (s.n === 0) continue;
@@ -437,8 +470,8 @@ function attentionBackward(
       const [dk, dv] = kv[i]!;
       if (!dk || !dv || s.n === 0) return;
       const kern = plan.tiled
-        ? tiledDkvKernel(d, hasMask, plan.block, plan.tile)
-        : dkvKernel(d, hasMask, plan.rows);
+        ? tiledDkvKernel(d, hasMask, plan.block, plan.tile, dtype)
+        : dkvKernel(d, hasMask, plan.rows, dtype);
       rt.assertLoopTrips(kern.spec.name, plan.trips(nq));
       rt.dispatch(
         kern,

@@ -14,7 +14,8 @@ import {
   attention_forward as forwardSrc,
 } from "../../wgsl/sources.ts";
 import { defineKernel, type Kernel, KernelCache } from "../gpu/kernel.ts";
-import { indented, range, RowCode, SOURCE_PARAMS } from "./attention_common.ts";
+import { indented, range, RowCode, SOURCE_PARAMS, storageSuffix } from "./attention_common.ts";
+import type { FloatDType } from "./storage_type.ts";
 
 const kernels = new KernelCache();
 
@@ -48,11 +49,17 @@ function forwardStep(r: RowCode, rows: number, kBuf: string, vBuf: string): stri
  * @param d Head dim.
  * @param hasMask Whether a key mask is bound.
  * @param rows Query (key) rows per thread.
+ * @param storage Storage type of the head rows (default f32).
  * @returns The kernel.
  */
-export function forwardKernel(d: number, hasMask: boolean, rows: number): Kernel {
-  return kernels.get(`fwd:${d}:${hasMask}:${rows}`, () => {
-    const r = new RowCode(d);
+export function forwardKernel(
+  d: number,
+  hasMask: boolean,
+  rows: number,
+  storage: FloatDType = "f32",
+): Kernel {
+  return kernels.get(`fwd:${d}:${hasMask}:${rows}:${storage}`, () => {
+    const r = new RowCode(d, storage);
     const setup: string[] = [];
     const store: string[] = [];
     for (const i of range(rows)) {
@@ -72,11 +79,12 @@ export function forwardKernel(d: number, hasMask: boolean, rows: number): Kernel
       );
     }
     return defineKernel({
-      name: `attention_forward_d${d}_r${rows}${hasMask ? "_mask" : ""}`,
+      name: `attention_forward_d${d}_r${rows}${hasMask ? "_mask" : ""}${storageSuffix(storage)}`,
       source: forwardSrc,
       bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
       params: ["threads:u32", "nq:u32", "heads:u32", "nc:u32", "nk:u32", "scale:f32"],
       defines: {
+        ENABLE: r.enable,
         ROW: r.rowType,
         DU: r.du,
         R: rows,
@@ -96,11 +104,17 @@ export function forwardKernel(d: number, hasMask: boolean, rows: number): Kernel
  * @param d Head dim.
  * @param hasMask Whether a key mask is bound.
  * @param rows Query (key) rows per thread.
+ * @param storage Storage type of the head rows (default f32).
  * @returns The kernel.
  */
-export function dqKernel(d: number, hasMask: boolean, rows: number): Kernel {
-  return kernels.get(`dq:${d}:${hasMask}:${rows}`, () => {
-    const r = new RowCode(d);
+export function dqKernel(
+  d: number,
+  hasMask: boolean,
+  rows: number,
+  storage: FloatDType = "f32",
+): Kernel {
+  return kernels.get(`dq:${d}:${hasMask}:${rows}:${storage}`, () => {
+    const r = new RowCode(d, storage);
     const setup: string[] = [];
     const step = [...r.load("kx", ["KS", "kb"]), ...r.load("vx", ["VS", "kb"])];
     const store: string[] = [];
@@ -129,11 +143,14 @@ export function dqKernel(d: number, hasMask: boolean, rows: number): Kernel {
       );
     }
     return defineKernel({
-      name: `attention_backward_dq_d${d}_r${rows}${hasMask ? "_mask" : ""}`,
+      name: `attention_backward_dq_d${d}_r${rows}${hasMask ? "_mask" : ""}${
+        storageSuffix(storage)
+      }`,
       source: dqSrc,
       bindings: ["read", "read", "read", "read", "read", "read", "write"],
       params: [...SOURCE_PARAMS, "accumulate:u32"],
       defines: {
+        ENABLE: r.enable,
         ROW: r.rowType,
         DU: r.du,
         R: rows,
@@ -152,11 +169,17 @@ export function dqKernel(d: number, hasMask: boolean, rows: number): Kernel {
  * @param d Head dim.
  * @param hasMask Whether a key mask is bound.
  * @param rows Query (key) rows per thread.
+ * @param storage Storage type of the head rows (default f32).
  * @returns The kernel.
  */
-export function dkvKernel(d: number, hasMask: boolean, rows: number): Kernel {
-  return kernels.get(`dkv:${d}:${hasMask}:${rows}`, () => {
-    const r = new RowCode(d);
+export function dkvKernel(
+  d: number,
+  hasMask: boolean,
+  rows: number,
+  storage: FloatDType = "f32",
+): Kernel {
+  return kernels.get(`dkv:${d}:${hasMask}:${rows}:${storage}`, () => {
+    const r = new RowCode(d, storage);
     const setup: string[] = [];
     const step = [...r.load("qx", ["Q", "qb"]), ...r.load("gx", ["dO", "qb"])];
     const store: string[] = [];
@@ -186,11 +209,14 @@ export function dkvKernel(d: number, hasMask: boolean, rows: number): Kernel {
       );
     }
     return defineKernel({
-      name: `attention_backward_dkv_d${d}_r${rows}${hasMask ? "_mask" : ""}`,
+      name: `attention_backward_dkv_d${d}_r${rows}${hasMask ? "_mask" : ""}${
+        storageSuffix(storage)
+      }`,
       source: dkvSrc,
       bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
       params: SOURCE_PARAMS,
       defines: {
+        ENABLE: r.enable,
         ROW: r.rowType,
         DU: r.du,
         R: rows,

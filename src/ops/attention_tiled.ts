@@ -13,7 +13,11 @@ import {
   attention_tiled_forward as tiledForwardSrc,
 } from "../../wgsl/sources.ts";
 import { defineKernel, type Kernel, KernelCache } from "../gpu/kernel.ts";
-import { indented, type Row, RowCode, SOURCE_PARAMS } from "./attention_common.ts";
+import { indented, type Row, RowCode, SOURCE_PARAMS, storageSuffix } from "./attention_common.ts";
+import type { FloatDType } from "./storage_type.ts";
+
+/** The workgroup tiles: f32 rows whatever the storage type (staging widens them). */
+const TILES = ["Ks", "Vs", "Qs", "Gs"];
 
 const kernels = new KernelCache();
 
@@ -33,7 +37,7 @@ function stageRows(
   return [
     `for (var e = tid; e < ${t * r.du}u; e += ${wg}u) {`,
     `  let src = ${rowOf(`e / ${r.du}u`)} * rs + h * ${r.du}u + e % ${r.du}u;`,
-    ...pairs.map(([dst, src]) => `  ${dst}[e] = ${src}[src];`),
+    ...pairs.map(([dst, buf]) => `  ${dst}[e] = ${r.widen(buf, `${buf}[src]`, r.vec)};`),
     `}`,
   ];
 }
@@ -89,7 +93,15 @@ function stageKeys(
 }
 
 function tiledDefines(r: RowCode, wg: number, t: number) {
-  return { ROW: r.rowType, DU: r.du, WG: wg, T: t, TILE_LEN: t * r.du };
+  return {
+    ENABLE: r.enable,
+    ROW: r.rowType,
+    WROW: r.wideRowType,
+    DU: r.du,
+    WG: wg,
+    T: t,
+    TILE_LEN: t * r.du,
+  };
 }
 
 /**
@@ -127,14 +139,23 @@ function tiledForwardStep(r: RowCode, t: number): string[] {
  * @param hasMask Whether a key mask is bound.
  * @param wg Rows per workgroup (one per thread).
  * @param t Rows staged per tile.
+ * @param storage Storage type of the head rows (default f32).
  * @returns The kernel.
  */
-export function tiledForwardKernel(d: number, hasMask: boolean, wg: number, t: number): Kernel {
-  return kernels.get(`tfwd:${d}:${hasMask}:${wg}:${t}`, () => {
-    const r = new RowCode(d);
+export function tiledForwardKernel(
+  d: number,
+  hasMask: boolean,
+  wg: number,
+  t: number,
+  storage: FloatDType = "f32",
+): Kernel {
+  return kernels.get(`tfwd:${d}:${hasMask}:${wg}:${t}:${storage}`, () => {
+    const r = new RowCode(d, storage, TILES);
     const sizes = { wg, t };
     return defineKernel({
-      name: `attention_tiled_forward_d${d}_${wg}x${t}${hasMask ? "_mask" : ""}`,
+      name: `attention_tiled_forward_d${d}_${wg}x${t}${hasMask ? "_mask" : ""}${
+        storageSuffix(storage)
+      }`,
       source: tiledForwardSrc,
       bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
       params: ["groups:u32", "nq:u32", "heads:u32", "nc:u32", "nk:u32", "scale:f32"],
@@ -171,11 +192,18 @@ const TILED_SOURCE_PARAMS = ["groups:u32", ...SOURCE_PARAMS.slice(1)];
  * @param hasMask Whether a key mask is bound.
  * @param wg Rows per workgroup (one per thread).
  * @param t Rows staged per tile.
+ * @param storage Storage type of the head rows (default f32).
  * @returns The kernel.
  */
-export function tiledDqKernel(d: number, hasMask: boolean, wg: number, t: number): Kernel {
-  return kernels.get(`tdq:${d}:${hasMask}:${wg}:${t}`, () => {
-    const r = new RowCode(d);
+export function tiledDqKernel(
+  d: number,
+  hasMask: boolean,
+  wg: number,
+  t: number,
+  storage: FloatDType = "f32",
+): Kernel {
+  return kernels.get(`tdq:${d}:${hasMask}:${wg}:${t}:${storage}`, () => {
+    const r = new RowCode(d, storage, TILES);
     const sizes = { wg, t };
     const k: Row = ["Ks", "kb"], v: Row = ["Vs", "kb"];
     const step = [
@@ -187,7 +215,9 @@ export function tiledDqKernel(d: number, hasMask: boolean, wg: number, t: number
       `}`,
     ];
     return defineKernel({
-      name: `attention_tiled_backward_dq_d${d}_${wg}x${t}${hasMask ? "_mask" : ""}`,
+      name: `attention_tiled_backward_dq_d${d}_${wg}x${t}${hasMask ? "_mask" : ""}${
+        storageSuffix(storage)
+      }`,
       source: tiledDqSrc,
       bindings: ["read", "read", "read", "read", "read", "read", "write"],
       params: [...TILED_SOURCE_PARAMS, "accumulate:u32"],
@@ -223,11 +253,18 @@ export function tiledDqKernel(d: number, hasMask: boolean, wg: number, t: number
  * @param hasMask Whether a key mask is bound.
  * @param wg Rows per workgroup (one per thread).
  * @param t Rows staged per tile.
+ * @param storage Storage type of the head rows (default f32).
  * @returns The kernel.
  */
-export function tiledDkvKernel(d: number, hasMask: boolean, wg: number, t: number): Kernel {
-  return kernels.get(`tdkv:${d}:${hasMask}:${wg}:${t}`, () => {
-    const r = new RowCode(d);
+export function tiledDkvKernel(
+  d: number,
+  hasMask: boolean,
+  wg: number,
+  t: number,
+  storage: FloatDType = "f32",
+): Kernel {
+  return kernels.get(`tdkv:${d}:${hasMask}:${wg}:${t}:${storage}`, () => {
+    const r = new RowCode(d, storage, TILES);
     const sizes = { wg, t };
     const q: Row = ["Qs", "qb"], g: Row = ["Gs", "qb"];
     const step = [
@@ -242,7 +279,9 @@ export function tiledDkvKernel(d: number, hasMask: boolean, wg: number, t: numbe
     ];
     const queryRow = (qq: string) => `min(i0 + ${qq}, params.nq - 1u)`;
     return defineKernel({
-      name: `attention_tiled_backward_dkv_d${d}_${wg}x${t}${hasMask ? "_mask" : ""}`,
+      name: `attention_tiled_backward_dkv_d${d}_${wg}x${t}${hasMask ? "_mask" : ""}${
+        storageSuffix(storage)
+      }`,
       source: tiledDkvSrc,
       bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
       params: TILED_SOURCE_PARAMS,

@@ -6,42 +6,38 @@
  */
 
 import { add_into as addIntoSrc, fill as fillSrc } from "../../wgsl/sources.ts";
-import { defineKernel, grid } from "../gpu/kernel.ts";
+import { defineKernel, grid, type Kernel } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { installTapeOps, record } from "../autograd/tape.ts";
 import { type DType, DTYPE_BYTES, fmtShape, numel, Storage, Tensor } from "../autograd/tensor.ts";
 import { Rng } from "../util/rng.ts";
+import { enableF16, type FloatDType } from "./storage_type.ts";
 
-const fillKernels = {
-  f32: defineKernel({
-    name: "fill_f32",
-    source: fillSrc,
-    bindings: ["write"],
-    params: ["n:u32", "value:f32"],
-    defines: { T: "f32" },
-  }),
-  i32: defineKernel({
-    name: "fill_i32",
-    source: fillSrc,
-    bindings: ["write"],
-    params: ["n:u32", "value:f32"],
-    defines: { T: "i32" },
-  }),
-  u32: defineKernel({
-    name: "fill_u32",
-    source: fillSrc,
-    bindings: ["write"],
-    params: ["n:u32", "value:f32"],
-    defines: { T: "u32" },
-  }),
-};
+const fillKernels = Object.fromEntries(
+  (["f32", "f16", "i32", "u32"] as const).map((t) => [
+    t,
+    defineKernel({
+      name: `fill_${t}`,
+      source: fillSrc,
+      bindings: ["write"],
+      params: ["n:u32", "value:f32"],
+      defines: { T: t, ENABLE: enableF16(t) },
+    }),
+  ]),
+) as Record<DType, Kernel>;
 
-const addIntoKernel = defineKernel({
-  name: "add_into",
-  source: addIntoSrc,
-  bindings: ["read", "write"],
-  params: ["n:u32", "alpha:f32"],
-});
+const addIntoKernels = Object.fromEntries(
+  (["f32", "f16"] as const).map((t) => [
+    t,
+    defineKernel({
+      name: t === "f32" ? "add_into" : "add_into_f16",
+      source: addIntoSrc,
+      bindings: ["read", "write"],
+      params: ["n:u32", "alpha:f32"],
+      defines: { T: t, ENABLE: enableF16(t) },
+    }),
+  ]),
+) as Record<FloatDType, Kernel>;
 
 /**
  * A tensor with undefined contents, from the buffer pool.
@@ -61,11 +57,10 @@ export function empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
  *
  * @param shape Dimensions.
  * @param value The value.
- * @param dtype f32 (default), i32 or u32.
+ * @param dtype f32 (default), f16 (the value rounded to nearest even), i32 or u32.
  * @returns The tensor.
  */
 export function full(shape: readonly number[], value: number, dtype: DType = "f32"): Tensor {
-  if (dtype === "f16") throw new TypeError("full() does not create f16 tensors");
   const t = empty(shape, dtype);
   fillInto(t, value);
   return t;
@@ -78,7 +73,6 @@ export function full(shape: readonly number[], value: number, dtype: DType = "f3
  * @param value The value.
  */
 export function fillInto(t: Tensor, value: number): void {
-  if (t.dtype === "f16") throw new TypeError("fillInto() does not fill f16 tensors");
   const k = fillKernels[t.dtype];
   forWindows([t], (n, [w]) => gpu().dispatch(k, [w!], { n, value }, grid(n, 256)));
 }
@@ -87,15 +81,17 @@ export function fillInto(t: Tensor, value: number): void {
  * Runs a flat elementwise dispatch over same-sized tensors in windows no larger than the
  * device's storage-binding limit (128 MiB on llvmpipe), so parameter and gradient buffers
  * larger than one binding (the 147 MB token table of the real text tower) still work.
- * Windows start at 256-byte boundaries; tensors must start on one too when split.
+ * Windows start at 256-byte boundaries; tensors must start on one too when split. Windows
+ * hold multiples of 64 elements (128 when a tensor has 2-byte f16 elements).
  *
- * @param ts Tensors of equal element count and 4-byte elements.
+ * @param ts Tensors of equal element count (4-byte or f16 elements).
  * @param fn Records the dispatch for one window: element count and the window views.
  */
 export function forWindows(ts: readonly Tensor[], fn: (n: number, views: Tensor[]) => void): void {
   const size = ts[0]!.size;
   if (size === 0) return;
-  const step = Math.floor(gpu().info.maxBindingBytes / 4 / 64) * 64;
+  const unit = ts.some((t) => t.dtype === "f16") ? 128 : 64;
+  const step = Math.floor(gpu().info.maxBindingBytes / 4 / unit) * unit;
   if (size <= step) {
     fn(size, [...ts]);
     return;
@@ -109,13 +105,14 @@ export function forWindows(ts: readonly Tensor[], fn: (n: number, views: Tensor[
 }
 
 /**
- * Creates an f32 tensor filled with zeros.
+ * Creates a tensor filled with zeros.
  *
  * @param shape Dimensions.
- * @returns A tensor of zeros (f32).
+ * @param dtype Element type (default f32).
+ * @returns A tensor of zeros.
  */
-export function zeros(shape: readonly number[]): Tensor {
-  return full(shape, 0);
+export function zeros(shape: readonly number[], dtype: DType = "f32"): Tensor {
+  return full(shape, 0, dtype);
 }
 
 /**
@@ -217,22 +214,23 @@ export function clone(x: Tensor): Tensor {
 }
 
 /**
- * In place `dst += alpha * src` (no autograd): gradient accumulation and updates.
+ * In place `dst += alpha * src` (no autograd): gradient accumulation and updates. f16
+ * tensors (activation gradients) add in f32 and store the sum rounded to f16.
  *
- * @param dst Destination (f32).
- * @param src Same shape as dst.
+ * @param dst Destination (f32 or f16).
+ * @param src Same size and dtype as dst.
  * @param alpha Scale of src (default 1).
  */
 export function addInto(dst: Tensor, src: Tensor, alpha = 1): void {
   dst.assertAlive();
   src.assertAlive();
-  if (dst.size !== src.size || dst.dtype !== "f32" || src.dtype !== "f32") {
+  if (
+    dst.size !== src.size || dst.dtype !== src.dtype || (dst.dtype !== "f32" && dst.dtype !== "f16")
+  ) {
     throw new RangeError(`Cannot add ${src.describe()} into ${dst.describe()}`);
   }
-  forWindows(
-    [src, dst],
-    (n, [s, d]) => gpu().dispatch(addIntoKernel, [s!, d!], { n, alpha }, grid(n, 256)),
-  );
+  const k = addIntoKernels[dst.dtype];
+  forWindows([src, dst], (n, [s, d]) => gpu().dispatch(k, [s!, d!], { n, alpha }, grid(n, 256)));
 }
 
 /**
@@ -247,7 +245,7 @@ export function detach(x: Tensor): Tensor {
 
 installTapeOps({
   addInto: (dst, src) => addInto(dst, src),
-  onesLike: (t) => ones(t.shape),
+  onesLike: (t) => full(t.shape, 1, t.dtype),
   clone: (t) => {
     const y = empty(t.shape, t.dtype);
     gpu().copy(t, y, Math.ceil(t.byteLength / 4) * 4);

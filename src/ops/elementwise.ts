@@ -29,8 +29,10 @@ import {
 import { defineKernel, grid, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
-import { fmtShape, type Tensor } from "../autograd/tensor.ts";
+import { DTYPE_BYTES, fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty, forWindows } from "./creation.ts";
+import { cast } from "./cast.ts";
+import { enableF16, type FloatDType } from "./storage_type.ts";
 import { reduceRaw } from "./reduce_kernel.ts";
 
 /** WGSL helpers shared by the snippets. */
@@ -167,11 +169,19 @@ export function elementwiseVariant(
   return wanted !== "scalar" && size % 4 === 0 ? "vec4" : "scalar";
 }
 
-function checkF32(op: string, ...ts: Tensor[]): void {
+/** Asserts the operands are live float tensors (f32, or f16 activations). */
+function checkFloat(op: string, ...ts: Tensor[]): void {
   for (const t of ts) {
     t.assertAlive();
-    if (t.dtype !== "f32") throw new TypeError(`${op}() takes f32 tensors, got ${t.describe()}`);
+    if (t.dtype !== "f32" && t.dtype !== "f16") {
+      throw new TypeError(`${op}() takes f32 or f16 tensors, got ${t.describe()}`);
+    }
   }
+}
+
+/** The activation dtype of a result: f16 when any operand stores f16, else f32. */
+function resultType(...ts: Tensor[]): FloatDType {
+  return ts.some((t) => t.dtype === "f16") ? "f16" : "f32";
 }
 
 /**
@@ -182,7 +192,7 @@ function checkF32(op: string, ...ts: Tensor[]): void {
  * @param a First op constant (affine scale, clamp low).
  * @param b Second op constant (affine shift, clamp high).
  * @param options The kernel family (forward and backward).
- * @returns f(x), same shape.
+ * @returns f(x), same shape and dtype (f16 inputs evaluate in f32 and store f16).
  */
 export function unary(
   op: UnaryOp,
@@ -191,8 +201,8 @@ export function unary(
   b = 0,
   options: ElementwiseOptions = {},
 ): Tensor {
-  checkF32(op, x);
-  const y = empty(x.shape);
+  checkFloat(op, x);
+  const y = empty(x.shape, x.dtype);
   const variant = options.variant;
   dispatchUnary(op, false, [x, y], { size: x.size, a, b, variant });
   if (op === "greaterThan" || op === "equalTo") return y;
@@ -227,16 +237,16 @@ export function unaryBackward(
   },
 ): Tensor {
   const { x, y, dy, a = 0, b = 0, variant } = io;
-  checkF32("unaryBackward", x, y, dy);
+  checkFloat("unaryBackward", x, y, dy);
   for (const t of [y, dy]) {
-    if (!sameShape(t.shape, x.shape)) {
+    if (!sameShape(t.shape, x.shape) || t.dtype !== x.dtype) {
       throw new RangeError(
-        `unaryBackward() of ${op} needs tensors of one shape, got x ${fmtShape(x.shape)} and ` +
-          `${fmtShape(t.shape)}`,
+        `unaryBackward() of ${op} needs tensors of one shape and dtype, got x ${x.describe()} ` +
+          `and ${t.describe()}`,
       );
     }
   }
-  const dx = empty(x.shape);
+  const dx = empty(x.shape, x.dtype);
   dispatchUnary(op, true, [x, y, dy, dx], { size: x.size, a, b, variant });
   return dx;
 }
@@ -255,7 +265,8 @@ function dispatchUnary(
   const { size, a, b } = run;
   const def: UnaryDef = UNARY[op];
   const vec = elementwiseVariant(size, run.variant) === "vec4";
-  const tag = vec ? "_vec4" : "";
+  const dtype = buffers[0]!.dtype as FloatDType;
+  const tag = (vec ? "_vec4" : "") + (dtype === "f16" ? "_f16" : "");
   const k = kernels.get(`u${grad ? "b" : ""}:${op}${tag}`, () =>
     defineKernel({
       name: `${op}_${grad ? "backward" : "forward"}${tag}`,
@@ -264,7 +275,12 @@ function dispatchUnary(
         : (vec ? unaryVec4Src : unarySrc),
       bindings: grad ? ["read", "read", "read", "write"] : ["read", "write"],
       params: [vec ? "n4:u32" : "n:u32", "a:f32", "b:f32"],
-      defines: grad ? { FUNCS, DERIV: def.deriv } : { FUNCS, EXPR: def.expr },
+      defines: {
+        FUNCS,
+        ...(grad ? { DERIV: def.deriv } : { EXPR: def.expr }),
+        T: dtype,
+        ENABLE: enableF16(dtype),
+      },
     }));
   // The vec4 kernels take the size in vec4s; windows past the binding limit (multiples of
   // 64 elements, so every window but the last is whole vec4s, and the last is when size is).
@@ -335,10 +351,9 @@ const BINARY_PARAMS = [
 
 function dispatchBroadcast(
   k: Kernel,
-  p: Tensor,
-  q: Tensor,
-  g: Tensor | null,
+  [p, q, g]: [Tensor, Tensor, Tensor | null],
   shape: readonly number[],
+  dtype: FloatDType,
 ): Tensor {
   if (shape.length > 6) {
     throw new RangeError(`Broadcasting supports rank <= 6, got ${shape.length}`);
@@ -346,7 +361,7 @@ function dispatchBroadcast(
   const out6 = [...new Array(6 - shape.length).fill(1), ...shape];
   const sp = paddedStrides(p.shape, out6);
   const sq = paddedStrides(q.shape, out6);
-  const z = empty(shape);
+  const z = empty(shape, dtype);
   const params: Record<string, number> = { n: z.size };
   for (let i = 0; i < 6; i++) {
     params[`d${i}`] = out6[i]!;
@@ -370,7 +385,6 @@ function dispatchBroadcast(
     ...(g ? [[g, inner]] as [Tensor, number][] : []),
     [z, inner],
   ];
-  const align = Math.max(1, rt.info.bindingOffsetAlignment / 4);
   let most = out6[i0]!, step = 1;
   const fail = (why: string): never => {
     z.dispose();
@@ -385,6 +399,8 @@ function dispatchBroadcast(
       if (t.size > cap) fail(`the broadcast operand ${fmtShape(t.shape)} alone passes it`);
       continue;
     }
+    // Window starts in elements of this operand's dtype (2-byte f16 needs twice as many).
+    const align = Math.max(1, rt.info.bindingOffsetAlignment / DTYPE_BYTES[t.dtype]);
     most = Math.min(most, Math.floor(cap / row));
     step = Math.max(step, align / gcd(align, row));
   }
@@ -413,7 +429,8 @@ function gcd(x: number, y: number): number {
  * @param u First operand.
  * @param v Second operand.
  * @param options The kernel family (forward and backward).
- * @returns f(u, v) in the broadcast shape.
+ * @returns f(u, v) in the broadcast shape: f16 when either operand is f16 (an f16
+ *   activation plus an f32 bias is f16), else f32. The gradient of each operand has its dtype.
  */
 export function binary(
   op: BinaryOp,
@@ -421,23 +438,28 @@ export function binary(
   v: Tensor,
   options: ElementwiseOptions = {},
 ): Tensor {
-  checkF32(op, u, v);
+  checkFloat(op, u, v);
   const def = BINARY[op];
+  const dtype = resultType(u, v);
   const shape = broadcastShape(u.shape, v.shape);
   // Operands of one shape take the vec4 kernels (when the size allows); the choice is made
   // once for both passes.
   const vec = sameShape(u.shape, v.shape) &&
     elementwiseVariant(u.size, options.variant) === "vec4";
-  const fwd = binaryKernel(`${op}_forward`, { expr: def.expr, grad: false, vec });
-  const z = vec ? dispatchVec4(fwd, [u, v], shape) : dispatchBroadcast(fwd, u, v, null, shape);
+  const fwd = binaryKernel(`${op}_forward`, { expr: def.expr, vec, types: [u, v, null, dtype] });
+  const z = vec
+    ? dispatchVec4(fwd, [u, v], shape, dtype)
+    : dispatchBroadcast(fwd, [u, v, null], shape, dtype);
   if (op === "equal" || op === "greater") return z;
   record(op, [u, v], [z], ([g]) => {
     const partial = (which: "u" | "v", expr: string, target: Tensor) => {
       if (!target.requiresGrad) return null;
-      if (expr === "g") return sumTo(g!, target.shape);
-      const k = binaryKernel(`${op}_backward_${which}`, { expr, grad: true, vec });
-      if (vec) return dispatchVec4(k, [u, v, g!], shape);
-      const full = dispatchBroadcast(k, u, v, g!, shape);
+      const td = target.dtype as FloatDType;
+      if (expr === "g") return sumTo(g!, target.shape, td);
+      const types = [u, v, g!, td] as const;
+      const k = binaryKernel(`${op}_backward_${which}`, { expr, vec, types });
+      if (vec) return dispatchVec4(k, [u, v, g!], shape, td);
+      const full = dispatchBroadcast(k, [u, v, g!], shape, td);
       if (sameShape(full.shape, target.shape)) return full;
       const reduced = sumTo(full, target.shape);
       full.dispose();
@@ -449,12 +471,25 @@ export function binary(
 }
 
 /**
- * The kernel of a binary snippet named `name` (unique per snippet): the forward or the
- * gradient of one operand, broadcasting or vec4.
+ * The kernel of a binary snippet named `name` (unique per snippet): the forward (no `g`
+ * among `types`) or the gradient of one operand, broadcasting or vec4. `types` are the
+ * storage types of the bindings p, q, g (null in the forward) and of the result.
  */
-function binaryKernel(name: string, opts: { expr: string; grad: boolean; vec: boolean }) {
-  const { expr, grad, vec } = opts;
-  const tag = vec ? "_vec4" : "";
+function binaryKernel(
+  name: string,
+  opts: {
+    expr: string;
+    vec: boolean;
+    types: readonly [Tensor, Tensor, Tensor | null, FloatDType];
+  },
+) {
+  const { expr, vec } = opts;
+  const [p, q, g, tz] = opts.types;
+  const grad = g !== null;
+  const dts = [p.dtype, q.dtype, ...(g ? [g.dtype] : []), tz];
+  // f32 kernels keep their names; mixed or f16 ones are named by their binding dtypes.
+  const tag = (vec ? "_vec4" : "") + (dts.includes("f16") ? `_${dts.join("_")}` : "");
+  const types = { TP: p.dtype, TQ: q.dtype, TG: g?.dtype ?? "f32", TZ: tz };
   return kernels.get(`b:${name}${tag}`, () =>
     defineKernel({
       name: `${name}${tag}`,
@@ -463,13 +498,18 @@ function binaryKernel(name: string, opts: { expr: string; grad: boolean; vec: bo
         : (vec ? binaryVec4Src : binarySrc),
       bindings: grad ? ["read", "read", "read", "write"] : ["read", "read", "write"],
       params: vec ? ["n4:u32"] : BINARY_PARAMS,
-      defines: { FUNCS, EXPR: expr },
+      defines: { FUNCS, EXPR: expr, ...types, ENABLE: enableF16(...dts) },
     }));
 }
 
 /** Dispatches a vec4 kernel over operands of one shape (size a multiple of 4). */
-function dispatchVec4(k: Kernel, operands: Tensor[], shape: readonly number[]): Tensor {
-  const z = empty(shape);
+function dispatchVec4(
+  k: Kernel,
+  operands: Tensor[],
+  shape: readonly number[],
+  dtype: FloatDType,
+): Tensor {
+  const z = empty(shape, dtype);
   // Windows past the binding limit (multiples of 64 elements: whole vec4s).
   forWindows([z, ...operands], (m, [w, ...views]) => {
     const n4 = m / 4;
@@ -484,14 +524,22 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 /**
  * Sums a broadcast tensor back onto a shape it was broadcast from (the gradient rule of
- * broadcasting). Returns `x` itself when the shapes already match.
+ * broadcasting). Returns `x` itself when the shapes and dtypes already match.
  *
  * @param x A tensor of a broadcast shape.
  * @param shape The target shape.
+ * @param dtype The result's storage (default x's): an f16 activation gradient sums in f32
+ *   into the f32 gradient of a parameter with `"f32"`.
  * @returns The reduced tensor, shaped `shape`.
  */
-export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
-  if (x.rank === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
+export function sumTo(
+  x: Tensor,
+  shape: readonly number[],
+  dtype: FloatDType = x.dtype as FloatDType,
+): Tensor {
+  if (x.rank === shape.length && x.shape.every((d, i) => d === shape[i])) {
+    return x.dtype === dtype ? x : cast(x, dtype);
+  }
   const lead = x.rank - shape.length;
   if (lead < 0) {
     throw new RangeError(`Cannot sum ${fmtShape(x.shape)} onto a larger rank ${fmtShape(shape)}`);
@@ -504,8 +552,8 @@ export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
       throw new RangeError(`Cannot sum ${fmtShape(x.shape)} onto ${fmtShape(shape)}`);
     }
   }
-  const y = reduceRaw(x, axes, 0, 1, shape);
-  record("sumTo", [x], [y], ([g]) => [broadcastTo(g!, x.shape)]);
+  const y = reduceRaw(x, axes, 0, 1, shape, dtype);
+  record("sumTo", [x], [y], ([g]) => [broadcastTo(g!, x.shape, x.dtype as FloatDType)]);
   return y;
 }
 
@@ -514,24 +562,22 @@ export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
  *
  * @param x Input.
  * @param shape Target shape.
+ * @param dtype The result's storage (default x's).
  * @returns x repeated along its size-1 and missing leading dims.
  */
-export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
-  checkF32("broadcastTo", x);
+export function broadcastTo(
+  x: Tensor,
+  shape: readonly number[],
+  dtype: FloatDType = x.dtype as FloatDType,
+): Tensor {
+  checkFloat("broadcastTo", x);
   const full = broadcastShape(x.shape, shape);
   if (!sameShape(full, shape)) {
     throw new RangeError(`Cannot broadcast ${fmtShape(x.shape)} to ${fmtShape(shape)}`);
   }
-  const k = kernels.get("b:copy", () =>
-    defineKernel({
-      name: "broadcast_copy",
-      source: binarySrc,
-      bindings: ["read", "read", "write"],
-      params: BINARY_PARAMS,
-      defines: { FUNCS: "", EXPR: "u" },
-    }));
-  const y = dispatchBroadcast(k, x, x, null, shape);
-  record("broadcastTo", [x], [y], ([g]) => [sumTo(g!, x.shape)]);
+  const k = binaryKernel("broadcast_copy", { expr: "u", vec: false, types: [x, x, null, dtype] });
+  const y = dispatchBroadcast(k, [x, x, null], shape, dtype);
+  record("broadcastTo", [x], [y], ([g]) => [sumTo(g!, x.shape, x.dtype as FloatDType)]);
   return y;
 }
 

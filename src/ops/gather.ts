@@ -10,6 +10,10 @@
  * limit is often 128 MiB) are bound in windows of whole rows, one dispatch per window, for
  * the lookup and for the table gradient alike.
  *
+ * `gatherRows` also gathers from per-sample tables of f16 activations (issue 14): rows move
+ * as f16 words, the table gradient is f16 (summed in f32). Shared tables are parameters
+ * (f32), and so are embedding tables.
+ *
  * Indices outside the table are never read or written through: a lookup of such an index
  * gives a zero row and contributes no gradient (the GPU cannot report them without a
  * readback, so they pass silently).
@@ -26,27 +30,35 @@ import {
   gather_rows_inverse as inverseSrc,
   gather_scatter_value as scatterSrc,
 } from "../../wgsl/sources.ts";
-import { defineKernel, grid } from "../gpu/kernel.ts";
+import { defineKernel, grid, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
-import { fmtShape, type Tensor } from "../autograd/tensor.ts";
+import { DTYPE_BYTES, fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty, full } from "./creation.ts";
+import { enableF16 } from "./storage_type.ts";
 
-const rowsKernel = defineKernel({
-  name: "gather_rows",
-  source: rowsSrc,
-  bindings: ["read", "read", "write"],
-  params: [
-    "m:u32",
-    "perB:u32",
-    "c:u32",
-    "n:u32",
-    "rowStride:u32",
-    "row0:u32",
-    "wrows:u32",
-    "first:u32",
-  ],
-});
+const kernels = new KernelCache();
+
+/** The row gather moving words of a table's element size: u32 for 4 bytes, or f16. */
+function rowsKernel(half: boolean): Kernel {
+  return kernels.get(`rows:${half}`, () =>
+    defineKernel({
+      name: "gather_rows",
+      source: rowsSrc,
+      bindings: ["read", "read", "write"],
+      params: [
+        "m:u32",
+        "perB:u32",
+        "c:u32",
+        "n:u32",
+        "rowStride:u32",
+        "row0:u32",
+        "wrows:u32",
+        "first:u32",
+      ],
+      defines: { T: half ? "f16" : "u32", ENABLE: enableF16(half ? "f16" : "f32") },
+    }));
+}
 
 const inverseKernel = defineKernel({
   name: "gather_rows_inverse",
@@ -55,12 +67,25 @@ const inverseKernel = defineKernel({
   params: ["m:u32", "perB:u32", "n:u32"],
 });
 
-const rowsBackwardKernel = defineKernel({
-  name: "gather_rows_backward",
-  source: rowsBackwardSrc,
-  bindings: ["read", "read", "write"],
-  params: ["wrows:u32", "row0:u32", "c:u32", "n:u32", "batch:u32", "perB:u32", "isShared:u32"],
-});
+/** The table gradient of gatherRows, for f32 or f16 gradients. */
+function rowsBackwardKernel(half: boolean): Kernel {
+  return kernels.get(`rowsBackward:${half}`, () =>
+    defineKernel({
+      name: "gather_rows_backward",
+      source: rowsBackwardSrc,
+      bindings: ["read", "read", "write"],
+      params: [
+        "wrows:u32",
+        "row0:u32",
+        "c:u32",
+        "n:u32",
+        "batch:u32",
+        "perB:u32",
+        "isShared:u32",
+      ],
+      defines: { T: half ? "f16" : "f32", ENABLE: enableF16(half ? "f16" : "f32") },
+    }));
+}
 
 const scatterKernel = defineKernel({
   name: "gather_scatter_value",
@@ -106,19 +131,23 @@ interface RowWindow {
 }
 
 /**
- * Splits `rows` rows of `c` 4-byte words into windows no larger than the binding limit and
+ * Splits `rows` rows of `c` elements into windows no larger than the binding limit and
  * starting at aligned byte offsets.
  *
  * @param op Op name, for messages.
- * @param rows Rows of the table.
- * @param c Words per row.
+ * @param size Rows of the table, elements per row and bytes per element.
  * @param maxWindowBytes Optional lower limit than the device's.
  * @returns The windows, in row order.
  */
-function rowWindows(op: string, rows: number, c: number, maxWindowBytes?: number): RowWindow[] {
+function rowWindows(
+  op: string,
+  size: { rows: number; c: number; bytes: number },
+  maxWindowBytes?: number,
+): RowWindow[] {
+  const { rows, c } = size;
   const info = gpu().info;
   const limit = Math.min(maxWindowBytes ?? Infinity, info.maxBindingBytes);
-  const rowBytes = c * 4;
+  const rowBytes = c * size.bytes;
   if (rows * rowBytes <= limit || rowBytes === 0) return [{ row0: 0, rows }];
   const align = info.bindingOffsetAlignment / gcd(rowBytes, info.bindingOffsetAlignment);
   const per = Math.floor(limit / rowBytes / align) * align;
@@ -170,11 +199,12 @@ function checkIndex(op: string, idx: Tensor): void {
   }
 }
 
-function checkTable(op: string, table: Tensor): void {
+function checkTable(op: string, table: Tensor, f16: boolean): void {
   table.assertAlive();
-  if (table.dtype === "f16") {
+  if (table.dtype === "f16" && !f16) {
     throw new TypeError(
-      `${op}(): tables hold 4-byte elements (f32, i32, u32), got ${table.describe()}`,
+      `${op}(): tables hold 4-byte elements (f32, i32, u32)${f16 ? " or f16" : ""}, got ` +
+        table.describe(),
     );
   }
 }
@@ -191,7 +221,7 @@ function gatherForward(
   if (out.size === 0) return out;
   forWindows(table, wins, shape.c, (bound, win, i) => {
     gpu().dispatch(
-      rowsKernel,
+      rowsKernel(table.dtype === "f16"),
       [bound, idx, out],
       { ...shape, row0: win.row0, wrows: win.rows, first: i === 0 ? 1 : 0 },
       grid(shape.m * shape.c, 256),
@@ -235,7 +265,8 @@ export function inverseIndex(idx: Tensor, n: number): Tensor {
  * table row receives the gradient of only one of its positions. Indices outside [0, N)
  * give zero rows and no gradient.
  *
- * @param table Table [N, C] or [B, N, C] (4-byte elements; f32 for gradients).
+ * @param table Table [N, C] or [B, N, C] (4-byte elements, f32 for gradients; a per-sample
+ *   table may hold f16 activations, then its gradient is f16).
  * @param idx Indices [B, K] i32.
  * @param options Window size for large tables.
  * @returns The gathered rows [B, K, C].
@@ -247,7 +278,8 @@ export function inverseIndex(idx: Tensor, n: number): Tensor {
  * ```
  */
 export function gatherRows(table: Tensor, idx: Tensor, options: TableOptions = {}): Tensor {
-  checkTable("gatherRows", table);
+  // f16 tables are per-sample activations; shared tables are parameters (f32).
+  checkTable("gatherRows", table, table.rank === 3);
   checkIndex("gatherRows", idx);
   const shared = table.rank === 2;
   const [batch, perB] = idx.shape;
@@ -263,16 +295,21 @@ export function gatherRows(table: Tensor, idx: Tensor, options: TableOptions = {
   const c = table.shape[table.rank - 1]!;
   const n = table.shape[table.rank - 2]!;
   const rows = shared ? n : batch! * n;
-  const wins = rowWindows("gatherRows", rows, c, options.maxWindowBytes);
+  const bytes = DTYPE_BYTES[table.dtype];
+  const wins = rowWindows("gatherRows", { rows, c, bytes }, options.maxWindowBytes);
   const shape = { m: batch! * perB!, perB: perB!, c, n, rowStride: shared ? 0 : n };
   const out = gatherForward(table, idx, shape, [batch!, perB!, c], wins);
   record("gatherRows", [table, idx], [out], ([g]) => {
     const inv = inverseIndex(idx, n);
     if (shared) gpu().assertLoopTrips("gather_rows_backward", batch!);
-    const dtable = empty(table.shape);
+    const gt = table.dtype === "f16" ? "f16" : "f32";
+    if (g!.dtype !== gt) {
+      throw new TypeError(`gatherRows() backward takes a ${gt} gradient, got ${g!.describe()}`);
+    }
+    const dtable = empty(table.shape, gt);
     forWindows(dtable, wins, c, (bound, win) => {
       gpu().dispatch(
-        rowsBackwardKernel,
+        rowsBackwardKernel(table.dtype === "f16"),
         [inv, g!, bound],
         {
           wrows: win.rows,
@@ -310,14 +347,14 @@ export function gatherRows(table: Tensor, idx: Tensor, options: TableOptions = {
  * ```
  */
 export function embedding(table: Tensor, ids: Tensor, options: TableOptions = {}): Tensor {
-  checkTable("embedding", table);
+  checkTable("embedding", table, false);
   checkIndex("embedding", ids);
   if (table.rank !== 2) {
     throw new RangeError(`embedding(): the table must be [V, C], got ${table.describe()}`);
   }
   const [v, c] = table.shape as [number, number];
   const m = ids.size;
-  const wins = rowWindows("embedding", v, c, options.maxWindowBytes);
+  const wins = rowWindows("embedding", { rows: v, c, bytes: 4 }, options.maxWindowBytes);
   const shape = { m, perB: Math.max(m, 1), c, n: v, rowStride: 0 };
   const out = gatherForward(table, ids, shape, [...ids.shape, c], wins);
   record("embedding", [table, ids], [out], ([g]) => {

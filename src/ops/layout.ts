@@ -5,36 +5,42 @@
  * <= 6 with a stride per dim for the source and for the destination. Neighbouring dims that
  * are contiguous in both are merged first, so a copy of one contiguous run becomes a plain
  * buffer copy and higher ranks work when their dims merge down to six. Elements move as raw
- * 4-byte words, so f32, i32 and u32 tensors are all supported (f16 is not). Past the storage
- * binding limit a copy runs in blocks of its outermost (merged) dim, each binding the windows
- * of source and destination it touches.
+ * 4-byte words (f32, i32 and u32 alike) or as 2-byte f16 values (f16 activations). Past the
+ * storage binding limit a copy runs in blocks of its outermost (merged) dim, each binding the
+ * windows of source and destination it touches.
  *
  * @module
  */
 
 import { layout_copy as copySrc } from "../../wgsl/sources.ts";
-import { defineKernel, grid } from "../gpu/kernel.ts";
+import { defineKernel, grid, type Kernel } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
 import { fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty, zeros } from "./creation.ts";
 import { elementWindow, maxWindowElements } from "./slab_chunks.ts";
+import { enableF16 } from "./storage_type.ts";
 
 const MAX_RANK = 6;
 
-const copyKernel = defineKernel({
-  name: "layout_copy",
-  source: copySrc,
-  bindings: ["read", "write"],
-  params: [
-    "n:u32",
-    ...[0, 1, 2, 3, 4, 5].map((i) => `d${i}:u32`),
-    ...[0, 1, 2, 3, 4, 5].map((i) => `xs${i}:u32`),
-    ...[0, 1, 2, 3, 4, 5].map((i) => `ys${i}:u32`),
-    "xoff:u32",
-    "yoff:u32",
-  ],
-});
+/** The copy kernel of 4-byte words (index 4) and of 2-byte f16 elements (index 2). */
+const copyKernels = Object.fromEntries(([4, 2] as const).map((bytes) => [
+  bytes,
+  defineKernel({
+    name: bytes === 4 ? "layout_copy" : "layout_copy_f16",
+    source: copySrc,
+    bindings: ["read", "write"],
+    params: [
+      "n:u32",
+      ...[0, 1, 2, 3, 4, 5].map((i) => `d${i}:u32`),
+      ...[0, 1, 2, 3, 4, 5].map((i) => `xs${i}:u32`),
+      ...[0, 1, 2, 3, 4, 5].map((i) => `ys${i}:u32`),
+      "xoff:u32",
+      "yoff:u32",
+    ],
+    defines: bytes === 4 ? { T: "u32", ENABLE: "" } : { T: "f16", ENABLE: enableF16("f16") },
+  }),
+])) as Record<2 | 4, Kernel>;
 
 /**
  * Row-major element strides of a shape.
@@ -89,11 +95,17 @@ function stridedCopy(op: string, x: Tensor, y: Tensor, plan: CopyPlan): void {
     }
   }
   const n = dims.reduce((p, d) => p * d, 1);
-  if (dims.length <= 1 && (xs[0] ?? 1) === 1 && (ys[0] ?? 1) === 1) {
+  if (x.dtype === "f16" !== (y.dtype === "f16")) {
+    throw new TypeError(`${op}(): cannot copy ${x.describe()} into ${y.describe()}`);
+  }
+  const eb = x.dtype === "f16" ? 2 : 4;
+  // A contiguous run is a buffer copy when its byte range is whole 4-byte words.
+  const words = (plan.xoff * eb) % 4 === 0 && (plan.yoff * eb) % 4 === 0 && (n * eb) % 4 === 0;
+  if (dims.length <= 1 && (xs[0] ?? 1) === 1 && (ys[0] ?? 1) === 1 && words) {
     gpu().copy(
-      { buffer: x.buffer, byteOffset: x.byteOffset + plan.xoff * 4, byteLength: n * 4 },
-      { buffer: y.buffer, byteOffset: y.byteOffset + plan.yoff * 4, byteLength: n * 4 },
-      n * 4,
+      { buffer: x.buffer, byteOffset: x.byteOffset + plan.xoff * eb, byteLength: n * eb },
+      { buffer: y.buffer, byteOffset: y.byteOffset + plan.yoff * eb, byteLength: n * eb },
+      n * eb,
     );
     return;
   }
@@ -114,18 +126,18 @@ function stridedCopy(op: string, x: Tensor, y: Tensor, plan: CopyPlan): void {
     return p;
   };
   const limit = gpu().info.maxBindingBytes;
-  if (x.size * 4 <= limit && y.size * 4 <= limit) {
-    gpu().dispatch(copyKernel, [x, y], params(dims, plan.xoff, plan.yoff), grid(n, 256));
+  if (x.size * eb <= limit && y.size * eb <= limit) {
+    gpu().dispatch(copyKernels[eb], [x, y], params(dims, plan.xoff, plan.yoff), grid(n, 256));
     return;
   }
   // Past the binding limit: blocks of the outermost iteration dim, each binding the windows
   // of x and y it touches (a copy: the same values as one dispatch).
-  for (const blk of outerBlocks(op, plan.dims, dims, xs, ys)) {
+  for (const blk of outerBlocks(op, plan.dims, dims, xs, ys, eb)) {
     const d = [blk.count, ...dims.slice(1)];
-    const xw = elementWindow(x, plan.xoff + blk.first * xs[0]!, blk.spanX);
-    const yw = elementWindow(y, plan.yoff + blk.first * ys[0]!, blk.spanY);
+    const xw = elementWindow(x, plan.xoff + blk.first * xs[0]!, blk.spanX, eb);
+    const yw = elementWindow(y, plan.yoff + blk.first * ys[0]!, blk.spanY, eb);
     const p = params(d, xw.offset, yw.offset);
-    gpu().dispatch(copyKernel, [xw.binding, yw.binding], p, grid(p.n!, 256));
+    gpu().dispatch(copyKernels[eb], [xw.binding, yw.binding], p, grid(p.n!, 256));
   }
 }
 
@@ -139,7 +151,7 @@ interface OuterBlock {
 
 /**
  * Splits a strided copy's outermost iteration dim into blocks whose source and destination
- * spans fit one binding window.
+ * spans fit one binding window (elements of `eb` bytes).
  *
  * @throws {RangeError} Before any dispatch, when one index of the outer dim does not fit.
  */
@@ -149,11 +161,12 @@ function outerBlocks(
   dims: readonly number[],
   xs: readonly number[],
   ys: readonly number[],
+  eb: number,
 ): OuterBlock[] {
   const rest = (s: readonly number[]) =>
     1 + dims.slice(1).reduce((a, d, j) => a + (d - 1) * s[j + 1]!, 0);
   const restX = rest(xs), restY = rest(ys);
-  const most = maxWindowElements();
+  const most = maxWindowElements(eb);
   const fit = (r: number, s0: number) =>
     r > most ? 0 : s0 === 0 ? dims[0]! : Math.floor((most - r) / s0) + 1;
   const per = Math.min(dims[0]!, fit(restX, xs[0]!), fit(restY, ys[0]!));
@@ -161,7 +174,7 @@ function outerBlocks(
     throw new RangeError(
       `${op}(): cannot split the copy of ${fmtShape(shape)} to fit the device's storage ` +
         `binding limit of ${gpu().info.maxBindingBytes} bytes: one slice of its outer dim ` +
-        `spans ${Math.max(restX, restY) * 4} bytes`,
+        `spans ${Math.max(restX, restY) * eb} bytes`,
     );
   }
   const blocks: OuterBlock[] = [];
@@ -175,13 +188,6 @@ function outerBlocks(
     });
   }
   return blocks;
-}
-
-function checkWordType(op: string, t: Tensor): void {
-  t.assertAlive();
-  if (t.dtype === "f16") {
-    throw new TypeError(`${op}() moves 4-byte elements (f32, i32, u32), got ${t.describe()}`);
-  }
 }
 
 function normAxis(op: string, axis: number, rank: number): number {
@@ -251,7 +257,7 @@ function copyBlock(op: string, src: Tensor, axis: number, start: number, len: nu
 export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   const first = tensors[0];
   if (!first) throw new RangeError("concat(): needs at least one tensor");
-  for (const t of tensors) checkWordType("concat", t);
+  for (const t of tensors) t.assertAlive();
   const a = normAxis("concat", axis, first.rank);
   let total = 0;
   for (const t of tensors) {
@@ -308,7 +314,7 @@ export interface SliceOptions {
  * ```
  */
 export function slice(x: Tensor, options: SliceOptions): Tensor {
-  checkWordType("slice", x);
+  x.assertAlive();
   const a = normAxis("slice", options.axis, x.rank);
   const dim = x.shape[a]!;
   const norm = (v: number) => (v < 0 ? v + dim : v);
@@ -322,7 +328,7 @@ export function slice(x: Tensor, options: SliceOptions): Tensor {
   }
   const y = copyBlock("slice", x, a, start, end - start);
   record("slice", [x], [y], ([g]) => {
-    const dx = zeros(x.shape);
+    const dx = zeros(x.shape, x.dtype);
     copyIntoBlock("slice", g!, dx, a, start);
     return [dx];
   });
@@ -348,7 +354,7 @@ export interface SplitOptions {
  * ```
  */
 export function split(x: Tensor, sizes: readonly number[], options: SplitOptions = {}): Tensor[] {
-  checkWordType("split", x);
+  x.assertAlive();
   const a = normAxis("split", options.axis ?? 0, x.rank);
   const sum = sizes.reduce((p, s) => p + s, 0);
   if (
@@ -362,7 +368,7 @@ export function split(x: Tensor, sizes: readonly number[], options: SplitOptions
   sizes.reduce((at, s) => (starts.push(at), at + s), 0);
   const ys = sizes.map((s, i) => copyBlock("split", x, a, starts[i]!, s));
   record("split", [x], ys, (grads) => {
-    const dx = grads.every((g) => g !== null) ? empty(x.shape) : zeros(x.shape);
+    const dx = grads.every((g) => g !== null) ? empty(x.shape, x.dtype) : zeros(x.shape, x.dtype);
     grads.forEach((g, i) => {
       if (g) copyIntoBlock("split", g, dx, a, starts[i]!);
     });
@@ -383,7 +389,7 @@ export function split(x: Tensor, sizes: readonly number[], options: SplitOptions
  * ```
  */
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
-  checkWordType("permute", x);
+  x.assertAlive();
   const p = perm.map((d) => (d < 0 ? d + x.rank : d));
   const seen = new Set(p);
   if (p.length !== x.rank || seen.size !== x.rank || p.some((d) => !(d >= 0 && d < x.rank))) {

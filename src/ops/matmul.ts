@@ -34,10 +34,11 @@ import {
 import { defineKernel, grid, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { isGradEnabled, record } from "../autograd/tape.ts";
-import { fmtShape, type Tensor } from "../autograd/tensor.ts";
+import { DTYPE_BYTES, fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty } from "./creation.ts";
 import { broadcastTo, sumTo, unaryBackward, type UnaryOp, unaryWgsl } from "./elementwise.ts";
-import { sum } from "./reduce.ts";
+import { cast } from "./cast.ts";
+import { enableF16, type FloatDType } from "./storage_type.ts";
 
 /** Options of {@linkcode matmul}. */
 export interface MatmulOptions {
@@ -57,6 +58,12 @@ export interface MatmulOptions {
   activation?: MatmulActivation | undefined;
   /** The kernel family and tiles (default: the adapter's choice); the backward uses the same. */
   kernel?: MatmulKernel | undefined;
+  /**
+   * Storage of the result (default: f16 when `a` or `b` is an f16 activation, else f32). The
+   * sum accumulates in f32 either way; the backward stores each gradient in its operand's
+   * dtype (an f32 weight's gradient is f32, summed in f32 over f16 activations).
+   */
+  dtype?: FloatDType | undefined;
 }
 
 /**
@@ -179,9 +186,39 @@ const PARAMS = [
   "k1:u32",
 ];
 
+/**
+ * Storage types of a matmul's bindings (f16 activations, issue 14): the operands A and B,
+ * the result C, the residual R and the saved pre-activation Z (laid out as C). The bias is
+ * an f32 parameter. Loads widen to f32, every sum accumulates in f32, stores round to the
+ * binding's type; each kernel family takes them as per-binding defines (`{{TA}}`, `{{TB}}`,
+ * `{{TC}}` in its source, R and Z in the generated epilogue).
+ */
+interface MatmulTypes {
+  a: FloatDType;
+  b: FloatDType;
+  c: FloatDType;
+  r: FloatDType;
+}
+
+/** All-f32 bindings: the f32 path, whose kernels keep their names and text. */
+const F32_TYPES: MatmulTypes = { a: "f32", b: "f32", c: "f32", r: "f32" };
+
+/** Kernel-name suffix of the binding types (empty for all-f32). */
+function typesTag(t: MatmulTypes): string {
+  const all = [t.a, t.b, t.c, t.r];
+  return all.includes("f16") ? `_${all.map((d) => (d === "f16" ? "h" : "s")).join("")}` : "";
+}
+
+/** The per-binding type defines of a kernel (`ENABLE` included). */
+function typeDefines(t: MatmulTypes) {
+  return { TA: t.a, TB: t.b, TC: t.c, ENABLE: enableF16(t.a, t.b, t.c, t.r) };
+}
+
 /** What one dispatch's store adds to the sum (long K: the first dispatch adds the bias, the
  * last one the residual and the activation). */
 interface Epilogue {
+  /** Storage types of the bindings. */
+  types: MatmulTypes;
   /** Add bias[col]. */
   bias: boolean;
   /** Add R[idx] (after `beta * C`). */
@@ -196,29 +233,35 @@ interface Epilogue {
 function epilogueTag(e: Epilogue): string {
   return `${e.bias ? "_bias" : ""}${e.residual ? "_res" : ""}${e.act ? `_${e.act}` : ""}${
     e.saveZ ? "_z" : ""
-  }`;
+  }${typesTag(e.types)}`;
 }
 
 /**
  * The defines of an epilogue (bindings after C, the activation function, the binding of
- * params) and the storage bindings of its kernel. `elem` is the element type of C.
+ * params) and the storage bindings of its kernel, with the binding types. `vec`: C, R and Z
+ * are arrays of vec4s.
  */
-function epilogueDefines(e: Epilogue, elem: "f32" | "vec4<f32>") {
+function epilogueDefines(e: Epilogue, vec: boolean) {
+  const elem = (t: FloatDType) => (vec ? `vec4<${t}>` : t);
   const bindings: ("read" | "write")[] = ["read", "read", "read", "write"];
   const decls: string[] = [];
   if (e.residual) {
-    decls.push(`@group(0) @binding(${bindings.length}) var<storage, read> R: array<${elem}>;`);
+    decls.push(
+      `@group(0) @binding(${bindings.length}) var<storage, read> R: array<${elem(e.types.r)}>;`,
+    );
     bindings.push("read");
   }
   if (e.saveZ) {
     decls.push(
-      `@group(0) @binding(${bindings.length}) var<storage, read_write> Z: array<${elem}>;`,
+      `@group(0) @binding(${bindings.length}) var<storage, read_write> Z: array<${
+        elem(e.types.c)
+      }>;`,
     );
     bindings.push("write");
   }
   if (e.act) {
     decls.push(unaryWgsl(ACTIVATION_OP[e.act], "act"));
-    if (elem !== "f32") {
+    if (vec) {
       decls.push(
         "fn act4(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(act(v.x), act(v.y), act(v.z), " +
           "act(v.w)); }",
@@ -227,7 +270,11 @@ function epilogueDefines(e: Epilogue, elem: "f32" | "vec4<f32>") {
   }
   return {
     bindings,
-    defines: { EPILOGUE: decls.join("\n"), PARAMS_BINDING: bindings.length },
+    defines: {
+      EPILOGUE: decls.join("\n"),
+      PARAMS_BINDING: bindings.length,
+      ...typeDefines(e.types),
+    },
   };
 }
 
@@ -235,16 +282,21 @@ function epilogueDefines(e: Epilogue, elem: "f32" | "vec4<f32>") {
  * The store of one element (or vec4) of C: `v = acc + bias; v += beta * C; v += R; Z = v;
  * C = act(v)`, each step where the epilogue has it. The order of the additions is that of
  * the separate ops (matmul with bias, then the residual add), so the results are equal.
+ * Loads of C and R widen to f32 and stores round to the binding's type (conversions that
+ * vanish when it is f32).
  */
 function storeC(
   e: Epilogue,
   at: { acc: string; bias: string; idx: string; vec: boolean },
 ): string {
+  const f = at.vec ? "vec4<f32>" : "f32";
+  const to = (t: FloatDType) => (at.vec ? `vec4<${t}>` : t);
+  const { c } = e.types;
   let s = `var v = ${at.acc}${e.bias ? ` + bias[${at.bias}]` : ""}; ` +
-    `if (params.beta != 0.0) { v = v + params.beta * C[${at.idx}]; }`;
-  if (e.residual) s += ` v = v + R[${at.idx}];`;
-  if (e.saveZ) s += ` Z[${at.idx}] = v;`;
-  return `${s} C[${at.idx}] = ${e.act ? (at.vec ? "act4(v)" : "act(v)") : "v"};`;
+    `if (params.beta != 0.0) { v = v + params.beta * ${f}(C[${at.idx}]); }`;
+  if (e.residual) s += ` v = v + ${f}(R[${at.idx}]);`;
+  if (e.saveZ) s += ` Z[${at.idx}] = ${to(c)}(v);`;
+  return `${s} C[${at.idx}] = ${to(c)}(${e.act ? (at.vec ? "act4(v)" : "act(v)") : "v"});`;
 }
 
 /** The scalar-load register-tiled kernel (any shape). */
@@ -282,7 +334,7 @@ function scalarKernel(tm: number, tn: number, transA: boolean, transB: boolean, 
       }
       store.push("  }");
     }
-    const epi = epilogueDefines(e, "f32");
+    const epi = epilogueDefines(e, false);
     return defineKernel({
       name: `matmul_${tm}x${tn}${transA ? "_tA" : ""}${transB ? "_tB" : ""}${tag}`,
       source: matmulSrc,
@@ -322,8 +374,8 @@ function vec4Kernel(tm: number, tn: number, e: Epilogue) {
       for (let j = 0; j < tn4; j++) setup.push(`var acc${i}_${j} = vec4<f32>(0.0);`);
     }
     const body = ["let kq = k / 4u;"];
-    for (let i = 0; i < tm; i++) body.push(`let a${i} = A[ra${i} + kq];`);
-    for (let j = 0; j < tn; j++) body.push(`let b${j} = B[cb${j} + kq];`);
+    for (let i = 0; i < tm; i++) body.push(`let a${i} = vec4<f32>(A[ra${i} + kq]);`);
+    for (let j = 0; j < tn; j++) body.push(`let b${j} = vec4<f32>(B[cb${j} + kq]);`);
     for (let kk = 0; kk < 4; kk++) {
       for (let i = 0; i < tm; i++) {
         for (let j = 0; j < tn4; j++) {
@@ -343,7 +395,7 @@ function vec4Kernel(tm: number, tn: number, e: Epilogue) {
       }
       store.push("  }");
     }
-    const epi = epilogueDefines(e, "vec4<f32>");
+    const epi = epilogueDefines(e, true);
     return defineKernel({
       name: `matmul_vec4_${tm}x${tn}${tag}`,
       source: matmulVec4Src,
@@ -362,14 +414,15 @@ function vec4Kernel(tm: number, tn: number, e: Epilogue) {
 }
 
 /** The operand packing kernel of the vec4 family (see wgsl/matmul_pack.wgsl). */
-function packKernel(trans: boolean) {
-  return kernels.get(`pack:${trans}`, () =>
+function packKernel(trans: boolean, dtype: FloatDType) {
+  const tag = `${trans ? "_transposed" : ""}${dtype === "f16" ? "_f16" : ""}`;
+  return kernels.get(`pack${tag}`, () =>
     defineKernel({
-      name: `matmul_pack${trans ? "_transposed" : ""}`,
+      name: `matmul_pack${tag}`,
       source: matmulPackSrc,
       bindings: ["read", "write"],
       params: ["R:u32", "K:u32", "kp:u32", "batch:u32", "stride:u32"],
-      defines: { TRANS: String(trans) },
+      defines: { TRANS: String(trans), T: dtype, ENABLE: enableF16(dtype) },
     }));
 }
 
@@ -384,10 +437,11 @@ function packed(
   const { rows, k, batch, trans } = dims;
   if (!trans && k % 4 === 0) return { t, temp: false };
   const kp = Math.ceil(k / 4) * 4;
-  const out = empty([batch, rows, kp]);
+  const dtype = t.dtype as FloatDType;
+  const out = empty([batch, rows, kp], dtype);
   const threads = batch * Math.ceil(rows / 4) * (kp / 4);
   gpu().dispatch(
-    packKernel(trans),
+    packKernel(trans, dtype),
     [t, out],
     { R: rows, K: k, kp, batch, stride: rows * k },
     grid(threads, 64),
@@ -425,8 +479,9 @@ function tiledKernel(
         const kk = alongK ? `${g} % ${bk}u` : `${g} / ${q4}u`;
         const q = alongK ? `${g} / ${bk}u` : `${g} % ${q4}u`;
         load.push(`    {`, `      let kk = ${kk};`, `      let q = ${q};`);
+        // a_at / b_at return the tile type: f16 storage enters f16 tiles unconverted.
         const els = [0, 1, 2, 3].map((e) => at("kt + kk", `4u * q + ${e}u`));
-        load.push(`      ${tile}[kk * ${q4}u + q] = vec4<${sdt}>(vec4<f32>(${els.join(", ")}));`);
+        load.push(`      ${tile}[kk * ${q4}u + q] = vec4<${sdt}>(${els.join(", ")});`);
         load.push(`    }`);
       }
     };
@@ -471,7 +526,7 @@ function tiledKernel(
       }
       store.push(`    }`, `  }`);
     }
-    const epi = epilogueDefines(e, "f32");
+    const epi = epilogueDefines(e, false);
     return defineKernel({
       name: `matmul_tiled${f16 ? "_f16" : ""}_${bm}x${bn}x${bk}${transA ? "_tA" : ""}${
         transB ? "_tB" : ""
@@ -481,7 +536,7 @@ function tiledKernel(
       params: PARAMS,
       defines: {
         ...epi.defines,
-        ENABLE: f16 ? "enable f16;" : "",
+        ENABLE: enableF16(sdt, e.types.a, e.types.b, e.types.c, e.types.r),
         SDT: sdt,
         AS_LEN: bm4 * bk,
         BS_LEN: bn4 * bk,
@@ -548,7 +603,8 @@ export function matmulInto(
   opts: MatmulIntoOptions = {},
 ): void {
   if (dims.batch * dims.m * dims.n === 0) return;
-  const leaves = planMatmul(dims, opts);
+  const ts = [a, b, out, opts.residual, opts.preActivation];
+  const leaves = planMatmul(dims, opts, ts.some((t) => t?.dtype === "f16") ? 2 : 4);
   if (leaves.length === 1 && leaves[0]!.whole) {
     matmulDispatch(a, b, out, dims, opts);
     return;
@@ -575,18 +631,6 @@ interface Leaf {
 }
 
 /**
- * Splits a matmul whose bindings pass the device's storage binding limit into parts that fit:
- * along the batch, then along rows of A and C (B shared; A not transposed), then along K
- * (A transposed and B not: both stored with K outermost). Row and batch splits leave every
- * sum as it was, so the parts equal the whole bit for bit; a K split sums K in ranges that
- * accumulate in C (as the loop-limit ranges do). Plans everything before any dispatch.
- *
- * @param dims Sizes.
- * @param opts Transposes and epilogue.
- * @returns The parts, in order.
- * @throws {RangeError} When one row (or one K step) cannot fit, naming the shape and limit.
- */
-/**
  * Floats a matmul operand of `rows` rows of K binds (the vec4 family packs K to a multiple
  * of 4). A linear layer's weight [N, K] is bound whole: with
  * {@linkcode matmulBindingFloats} it is the matmul's smallest unit the preflight checks.
@@ -609,12 +653,27 @@ export function matmulBindingFloats(maxBindingBytes: number): number {
   return Math.floor(maxBindingBytes / 16) * 4;
 }
 
-function planMatmul(dims: MatmulDims, opts: MatmulIntoOptions): Leaf[] {
+/**
+ * Splits a matmul whose bindings pass the device's storage binding limit into parts that fit:
+ * along the batch, then along rows of A and C (B shared; A not transposed), then along K
+ * (A transposed and B not: both stored with K outermost). Row and batch splits leave every
+ * sum as it was, so the parts equal the whole bit for bit; a K split sums K in ranges that
+ * accumulate in C (as the loop-limit ranges do). Plans everything before any dispatch.
+ *
+ * @param dims Sizes.
+ * @param opts Transposes and epilogue.
+ * @param elemBytes The smallest element size among the bindings (2 with f16 ones): window
+ *   starts are aligned in elements of that size.
+ * @returns The parts, in order.
+ * @throws {RangeError} When one row (or one K step) cannot fit, naming the shape and limit.
+ */
+function planMatmul(dims: MatmulDims, opts: MatmulIntoOptions, elemBytes: number): Leaf[] {
   const info = gpu().info;
   const limit = info.maxBindingBytes;
-  // Elements a binding may hold (bindings are checked rounded up to 16 bytes).
+  // Elements a binding may hold (bindings are checked rounded up to 16 bytes; counted as
+  // 4-byte elements, which f16 bindings hold with room to spare).
   const cap = matmulBindingFloats(limit);
-  const align = Math.max(1, info.bindingOffsetAlignment / 4);
+  const align = Math.max(1, info.bindingOffsetAlignment / elemBytes);
   const transA = !!opts.transA, transB = !!opts.transB;
   const kp = (k: number) => Math.ceil(k / 4) * 4; // the vec4 family's packed copies
   const fits = (d: MatmulDims) =>
@@ -738,17 +797,24 @@ function runLeaf(
   const rt = gpu();
   const { batch, m, n, k, sharedB } = leaf.dims;
   const temps: Tensor[] = [];
-  const outputs: { v: Tensor; src: Tensor; off: number; count: number }[] = [];
+  const outputs: { v: Tensor; src: Tensor; off: number; bytes: number }[] = [];
   const view = (src: Tensor, start: number, count: number, output: boolean, load: boolean) => {
     if (start === 0 && count === src.size) return src;
-    const off = src.byteOffset + start * 4;
+    const eb = DTYPE_BYTES[src.dtype];
+    const off = src.byteOffset + start * eb;
     let v: Tensor;
     if (off % rt.info.bindingOffsetAlignment === 0) v = src.window(start, [count]);
     else {
-      v = empty([count]);
-      const range = { buffer: src.buffer, byteOffset: off, byteLength: count * 4 };
+      if (off % 4 !== 0 || (count * eb) % 4 !== 0) {
+        throw new RangeError(
+          `matmul: a part of ${src.describe()} at element ${start} (${count} elements) is ` +
+            "not whole 4-byte words, which a split past the binding limit copies",
+        );
+      }
+      v = empty([count], src.dtype);
+      const range = { buffer: src.buffer, byteOffset: off, byteLength: count * eb };
       if (load) rt.copy(range, v);
-      if (output) outputs.push({ v, src, off, count });
+      if (output) outputs.push({ v, src, off, bytes: count * eb });
     }
     temps.push(v);
     return v;
@@ -775,7 +841,7 @@ function runLeaf(
     preActivation,
   });
   for (const o of outputs) {
-    rt.copy(o.v, { buffer: o.src.buffer, byteOffset: o.off, byteLength: o.count * 4 });
+    rt.copy(o.v, { buffer: o.src.buffer, byteOffset: o.off, byteLength: o.bytes });
   }
   for (const v of temps) v.dispose();
 }
@@ -827,10 +893,17 @@ function matmulDispatch(
   }
   step = Math.min(K, step) || 1;
   const { residual, activation, preActivation } = opts;
+  const types: MatmulTypes = {
+    a: A.dtype as FloatDType,
+    b: B.dtype as FloatDType,
+    c: out.dtype as FloatDType,
+    r: (residual?.dtype ?? "f32") as FloatDType,
+  };
   for (let k0 = 0; k0 < Math.max(K, 1); k0 += step) {
     const bias = k0 === 0 ? opts.bias : undefined;
     const last = k0 + step >= K;
     const e: Epilogue = {
+      types: typesTag(types) === "" ? F32_TYPES : types,
       bias: !!bias,
       residual: last && !!residual,
       act: last ? activation ?? null : null,
@@ -940,14 +1013,21 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     );
   }
   const extra = [...(bias ? [bias] : []), ...(residual ? [residual] : [])];
-  for (const t of [a, b, ...extra]) {
-    if (t.dtype !== "f32") throw new TypeError(`matmul() takes f32 tensors, got ${t.describe()}`);
+  for (const t of [a, b, ...(residual ? [residual] : [])]) {
+    if (t.dtype !== "f32" && t.dtype !== "f16") {
+      throw new TypeError(`matmul() takes f32 or f16 tensors, got ${t.describe()}`);
+    }
+  }
+  if (bias && bias.dtype !== "f32") {
+    throw new TypeError(`matmul() takes an f32 bias (a parameter), got ${bias.describe()}`);
   }
   const inputs = [a, b, ...extra];
-  const out = empty(outShape);
+  const dtype: FloatDType = opts.dtype ??
+    (a.dtype === "f16" || b.dtype === "f16" ? "f16" : "f32");
+  const out = empty(outShape, dtype);
   // The activation's input, kept for the backward when the op is recorded (record's rule).
   const z = activation && isGradEnabled() && inputs.some((t) => t.requiresGrad)
-    ? empty(outShape)
+    ? empty(outShape, dtype)
     : undefined;
   if (z) z.name = "matmul.preActivation";
   // A shared right operand with an untransposed left one is one big matmul over all rows.
@@ -963,12 +1043,15 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     // The gradient of the product: through the activation's derivative when there is one.
     const dC = z ? unaryBackward(ACTIVATION_OP[activation!], { x: z, y: out, dy: g! }) : g!;
     let dA: Tensor | null = null, dB: Tensor | null = null, dBias: Tensor | null = null;
+    // Each gradient in its operand's storage: an f32 weight's sums over f16 activations
+    // accumulate in f32 and store f32.
+    const da = a.dtype as FloatDType, db = b.dtype as FloatDType;
     if (a.requiresGrad) {
-      if (!transA) dA = matmul(dC, b, { transB: !transB, kernel });
+      if (!transA) dA = matmul(dC, b, { transB: !transB, kernel, dtype: da });
       else {
         // dA = op(B) @ dC^T per batch entry; a shared b is broadcast first.
         const bb = sharedB && a.rank > 2 ? broadcastTo(b, [...batchShape, b0, b1]) : b;
-        dA = matmul(bb, dC, { transA: transB, transB: true, kernel });
+        dA = matmul(bb, dC, { transA: transB, transB: true, kernel, dtype: da });
       }
     }
     if (b.requiresGrad) {
@@ -976,23 +1059,27 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         const a2 = a.view([batch * m, ka]);
         const g2 = dC.view([batch * m, n]);
         dB = transB
-          ? matmul(g2, a2, { transA: true, kernel })
-          : matmul(a2, g2, { transA: true, kernel });
+          ? matmul(g2, a2, { transA: true, kernel, dtype: db })
+          : matmul(a2, g2, { transA: true, kernel, dtype: db });
       } else {
         const full = transB
-          ? matmul(dC, a, { transA: true, transB: transA, kernel })
-          : matmul(a, dC, { transA: !transA, kernel });
+          ? matmul(dC, a, { transA: true, transB: transA, kernel, dtype: db })
+          : matmul(a, dC, { transA: !transA, kernel, dtype: db });
         dB = sumTo(full, b.shape);
       }
     }
     if (bias?.requiresGrad) {
-      dBias = sum(dC, [...Array(dC.rank - 1).keys()]);
+      // The f32 bias gradient: dC summed over every row, in f32.
+      dBias = sumTo(dC, bias.shape, "f32");
     }
     // The backward runs once: the saved pre-activation is not needed again.
     z?.dispose();
     const grads = [dA, dB];
     if (bias) grads.push(dBias);
-    if (residual) grads.push(residual.requiresGrad ? g! : null);
+    if (residual) {
+      const dR = residual.dtype === g!.dtype ? g! : cast(g!, residual.dtype as FloatDType);
+      grads.push(residual.requiresGrad ? dR : null);
+    }
     return grads;
   });
   return out;

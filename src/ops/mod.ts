@@ -19,3 +19,5 @@ export * from "./resize.ts";
 export * from "./pool.ts";
 export * from "./patch.ts";
 export * from "./conv.ts";
+export * from "./storage_type.ts";
+export * from "./cast.ts";

@@ -8,6 +8,11 @@
  * `[B, C, H, W]` are O = B, I = H*W; so one code path serves both layouts. A row is one
  * (o, i) pair, handled by one thread.
  *
+ * Layer norm takes f32 or f16 activations (issue 14's `train.precision: f16`): x, y, the
+ * incoming gradient and dx share x's storage type, while the statistics (mean, rstd, computed
+ * in f32 inside the kernel and saved in f32), weight, bias and their gradients stay f32.
+ * L2 normalisation stays f32 (it serves the pooled features and the selection path).
+ *
  * @module
  */
 
@@ -21,9 +26,10 @@ import {
 import { defineKernel, grid, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
-import { fmtShape, type Tensor } from "../autograd/tensor.ts";
+import { DTYPE_BYTES, fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty } from "./creation.ts";
 import { sum } from "./reduce.ts";
+import { enableF16, type FloatDType, floatDType } from "./storage_type.ts";
 
 /**
  * Rows summed by one thread in the first pass of the weight and bias gradients; more rows
@@ -91,6 +97,14 @@ function checkF32(op: string, ts: readonly Tensor[]): void {
   }
 }
 
+/** Checks that every tensor is alive and f32 or f16; returns x's storage type. */
+function checkActivation(op: string, x: Tensor, params: readonly Tensor[]): FloatDType {
+  x.assertAlive();
+  const dt = floatDType(x.dtype, `${op}() input`);
+  checkF32(op, params);
+  return dt;
+}
+
 function checkEps(op: string, eps: number): void {
   if (!Number.isFinite(eps) || eps < 0) {
     throw new RangeError(`${op}() needs a finite eps >= 0, got ${eps}`);
@@ -118,7 +132,8 @@ export interface OuterBlock {
  * their grouping). Rows are independent, so row-wise results equal one dispatch's.
  *
  * @param op The op's name, for the error.
- * @param x The tensor split (the largest binding, laid out as [O, C, I]).
+ * @param x The tensor split (laid out as [O, C, I]; tensors laid out like it share its dtype,
+ *   per-row ones are f32).
  * @param layout x seen as [O, C, I].
  * @param chunkRows Blocks are whole multiples of this many rows where they fit.
  * @returns The blocks, in order.
@@ -132,7 +147,9 @@ export function outerBlocks(
 ): OuterBlock[] {
   const { outer, size: C, inner } = layout;
   const info = gpu().info;
-  const cap = Math.floor(info.maxBindingBytes / 16) * 4;
+  // Bytes per element of the tensors laid out as x (x's dtype) and of the per-row ones (f32).
+  const xb = DTYPE_BYTES[x.dtype], rb = 4;
+  const capBytes = Math.floor(info.maxBindingBytes / 16) * 16;
   const block = (first: number, count: number): OuterBlock => {
     let held: Tensor[] = [];
     return {
@@ -152,18 +169,18 @@ export function outerBlocks(
       },
     };
   };
-  if (x.size <= cap) return [block(0, outer)];
+  if (x.size * xb <= capBytes && outer * inner * rb <= capBytes) return [block(0, outer)];
   const fail = (why: string): never => {
     throw new RangeError(
       `${op}() cannot split ${x.describe()} to fit the device's storage binding limit of ` +
         `${info.maxBindingBytes} bytes: ${why}`,
     );
   };
-  const most = Math.floor(cap / (C * inner));
+  const most = Math.floor(capBytes / Math.max(C * inner * xb, inner * rb));
   if (most < 1) fail(`one slice of ${C} x ${inner} floats passes it`);
-  const align = Math.max(1, info.bindingOffsetAlignment / 4);
+  const align = info.bindingOffsetAlignment;
   let g = 1;
-  while ((g * C * inner) % align !== 0 || (g * inner) % align !== 0) g *= 2;
+  while ((g * C * inner * xb) % align !== 0 || (g * inner * rb) % align !== 0) g *= 2;
   let h = g;
   while ((h * inner) % chunkRows !== 0) h *= 2;
   const count = most >= h ? Math.floor(most / h) * h : Math.floor(most / g) * g;
@@ -171,6 +188,20 @@ export function outerBlocks(
   const blocks: OuterBlock[] = [];
   for (let o = 0; o < outer; o += count) blocks.push(block(o, Math.min(count, outer - o)));
   return blocks;
+}
+
+/** The defines of a kernel whose activations are stored as `dt`: `{{T}}` and `{{ENABLE}}`. */
+function storage(dt: FloatDType): { T: FloatDType; ENABLE: string } {
+  return { T: dt, ENABLE: enableF16(dt) };
+}
+
+/** Checks that an incoming gradient has its activation's storage type. */
+function checkGrad(op: string, g: Tensor, dt: FloatDType): void {
+  if (g.dtype !== dt) {
+    throw new TypeError(
+      `${op}() backward takes a gradient stored like its ${dt} input, got ${g.describe()}`,
+    );
+  }
 }
 
 /** LayerNorm over the middle axis of x seen as [O, C, I]; records the backward. */
@@ -183,8 +214,9 @@ function layerNormAxis(
   layout: AxisLayout,
 ): Tensor {
   const { outer, size: C, inner } = layout;
-  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
-  checkF32(op, inputs);
+  const params = [...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  const inputs = [x, ...params];
+  const dt = checkActivation(op, x, params);
   checkEps(op, eps);
   for (const [what, p] of [["weight", weight], ["bias", bias]] as const) {
     if (p && (p.rank !== 1 || p.shape[0] !== C)) {
@@ -196,15 +228,16 @@ function layerNormAxis(
   const rows = outer * inner;
   const rt = gpu();
   const hasW = weight !== null, hasB = bias !== null;
-  const fwd = kernels.get(`f:${hasW}:${hasB}`, () =>
+  const fwd = kernels.get(`f:${hasW}:${hasB}:${dt}`, () =>
     defineKernel({
       name: "layer_norm_forward",
       source: forwardSrc,
       bindings: ["read", "read", "read", "write", "write", "write"],
       params: ["rows:u32", "C:u32", "I:u32", "eps:f32"],
-      defines: { HAS_WEIGHT: String(hasW), HAS_BIAS: String(hasB) },
+      defines: { HAS_WEIGHT: String(hasW), HAS_BIAS: String(hasB), ...storage(dt) },
     }));
-  const y = empty(x.shape);
+  // y in x's storage type; the statistics stay f32 (computed in f32 inside the kernel).
+  const y = empty(x.shape, dt);
   const mean = empty([rows]);
   const rstd = empty([rows]);
   mean.name = `${op}.mean`;
@@ -226,17 +259,18 @@ function layerNormAxis(
   }
   record(op, inputs, [y], ([g]) => {
     const dims = { rows, C, I: inner };
+    checkGrad(op, g!, dt);
     let dx: Tensor | null = null;
     if (x.requiresGrad) {
-      const k = kernels.get(`bi:${hasW}`, () =>
+      const k = kernels.get(`bi:${hasW}:${dt}`, () =>
         defineKernel({
           name: "layer_norm_backward_input",
           source: backwardInputSrc,
           bindings: ["read", "read", "read", "read", "read", "write"],
           params: ["rows:u32", "C:u32", "I:u32"],
-          defines: { HAS_WEIGHT: String(hasW) },
+          defines: { HAS_WEIGHT: String(hasW), ...storage(dt) },
         }));
-      dx = empty(x.shape);
+      dx = empty(x.shape, dt);
       if (rows > 0 && C > 0) {
         rt.assertLoopTrips("layer_norm_backward_input", 2 * C);
         for (const b of blocks) {
@@ -254,7 +288,7 @@ function layerNormAxis(
     }
     let dw: Tensor | null = null, db: Tensor | null = null;
     if (weight?.requiresGrad || bias?.requiresGrad) {
-      [dw, db] = layerNormParamGrads(x, g!, mean, rstd, dims, blocks);
+      [dw, db] = layerNormParamGrads({ x, g: g!, mean, rstd }, dims, blocks);
     }
     const grads: (Tensor | null)[] = [dx];
     if (weight) grads.push(weight.requiresGrad ? dw : null);
@@ -269,23 +303,25 @@ function layerNormAxis(
   return y;
 }
 
-/** Column sums over all rows of g * xhat and g, in one pass or chunked in two. */
+/**
+ * Column sums over all rows of g * xhat and g (f32, whatever x's storage type), in one pass
+ * or chunked in two.
+ */
 function layerNormParamGrads(
-  x: Tensor,
-  g: Tensor,
-  mean: Tensor,
-  rstd: Tensor,
+  t: { x: Tensor; g: Tensor; mean: Tensor; rstd: Tensor },
   dims: { rows: number; C: number; I: number },
   blocks: readonly OuterBlock[],
 ): [Tensor, Tensor] {
+  const { x, g, mean, rstd } = t;
   const rt = gpu();
-  const k = kernels.get("bp", () =>
+  const dt = floatDType(x.dtype, "layerNorm() input");
+  const k = kernels.get(`bp:${dt}`, () =>
     defineKernel({
       name: "layer_norm_backward_params",
       source: backwardParamsSrc,
       bindings: ["read", "read", "read", "read", "write", "write"],
       params: ["rows:u32", "C:u32", "I:u32", "chunks:u32"],
-      defines: { CHUNK: LAYER_NORM_CHUNK_ROWS },
+      defines: { CHUNK: LAYER_NORM_CHUNK_ROWS, ...storage(dt) },
     }));
   rt.assertLoopTrips("layer_norm_backward_params", LAYER_NORM_CHUNK_ROWS);
   const per = (rows: number) => Math.max(1, Math.ceil(rows / LAYER_NORM_CHUNK_ROWS));

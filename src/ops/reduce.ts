@@ -11,6 +11,7 @@ import type { Tensor } from "../autograd/tensor.ts";
 import { empty, forWindows } from "./creation.ts";
 import { binary, broadcastTo, unary } from "./elementwise.ts";
 import { normAxes, reduceRaw } from "./reduce_kernel.ts";
+import { floatDType } from "./storage_type.ts";
 
 export { normAxes };
 
@@ -33,7 +34,9 @@ function reduceOp(
   const ax = normAxes(x.rank, axes);
   const count = ax.reduce((n, a) => n * x.shape[a]!, 1);
   const scale = op === "mean" ? 1 / Math.max(count, 1) : 1;
-  const y = reduceRaw(x, ax, 0, scale, reducedShape(x.shape, ax, keepDims));
+  // An f16 input sums in f32 and stores the result in f16 (its activation dtype).
+  const dtype = floatDType(x.dtype, `${op}()`);
+  const y = reduceRaw(x, ax, 0, scale, reducedShape(x.shape, ax, keepDims), dtype);
   record(op, [x], [y], ([g]) => {
     const kept = g!.view(reducedShape(x.shape, ax, true));
     const full = broadcastTo(kept, x.shape);
@@ -86,7 +89,14 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepDims = fa
 export function max(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
   x.assertAlive();
   const ax = normAxes(x.rank, axes);
-  const y = reduceRaw(x, ax, 1, 1, reducedShape(x.shape, ax, keepDims));
+  const y = reduceRaw(
+    x,
+    ax,
+    1,
+    1,
+    reducedShape(x.shape, ax, keepDims),
+    floatDType(x.dtype, "max()"),
+  );
   record("max", [x], [y], ([g]) => {
     const yk = y.view(reducedShape(x.shape, ax, true));
     const gk = g!.view(yk.shape);

@@ -7,30 +7,37 @@
  */
 
 import { reduce as reduceSrc } from "../../wgsl/sources.ts";
-import { defineKernel, grid, type Kernel } from "../gpu/kernel.ts";
+import { defineKernel, grid, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
-import { fmtShape, type Tensor } from "../autograd/tensor.ts";
+import { type DType, DTYPE_BYTES, fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty } from "./creation.ts";
+import { enableF16, type FloatDType } from "./storage_type.ts";
 
 /** Reduced elements per thread: well inside llvmpipe's 65535-trip loop limit. */
 const CHUNK = 16384;
 
-const kernels: Kernel[] = [0, 1, 2].map((mode) =>
-  defineKernel({
-    name: ["reduce_sum", "reduce_max", "reduce_sum_squares"][mode]!,
-    source: reduceSrc,
-    bindings: ["read", "write"],
-    params: [
-      "n:u32",
-      "parts:u32",
-      "count:u32",
-      "scale:f32",
-      ...["k0", "k1", "k2", "k3", "ks0", "ks1", "ks2", "ks3"].map((s) => `${s}:u32`),
-      ...["r0", "r1", "r2", "r3", "rs0", "rs1", "rs2", "rs3"].map((s) => `${s}:u32`),
-    ],
-    defines: { MODE: mode, CHUNK },
-  })
-);
+const NAMES = ["reduce_sum", "reduce_max", "reduce_sum_squares"];
+const kernels = new KernelCache();
+
+/** The kernel of a mode reading `tx` and writing `ty` (f32 kernels keep their names). */
+function reduceKernel(mode: 0 | 1 | 2, tx: DType, ty: DType): Kernel {
+  const tag = tx === "f32" && ty === "f32" ? "" : `_${tx}_${ty}`;
+  return kernels.get(`${mode}${tag}`, () =>
+    defineKernel({
+      name: NAMES[mode]! + tag,
+      source: reduceSrc,
+      bindings: ["read", "write"],
+      params: [
+        "n:u32",
+        "parts:u32",
+        "count:u32",
+        "scale:f32",
+        ...["k0", "k1", "k2", "k3", "ks0", "ks1", "ks2", "ks3"].map((s) => `${s}:u32`),
+        ...["r0", "r1", "r2", "r3", "rs0", "rs1", "rs2", "rs3"].map((s) => `${s}:u32`),
+      ],
+      defines: { MODE: mode, CHUNK, TX: tx, TY: ty, ENABLE: enableF16(tx, ty) },
+    }));
+}
 
 /**
  * Normalises an axis argument to a sorted list of distinct non-negative axes.
@@ -98,6 +105,8 @@ function plan(shape: readonly number[], axes: readonly number[]) {
  * @param mode 0 sum, 1 max, 2 sum of squares.
  * @param scale Factor applied to the result.
  * @param outShape Shape of the result (the kept dims, with or without size-1 axes).
+ * @param dtype Storage of the result (default f32); x may be f32 or f16, partial sums are
+ *   f32 either way.
  * @returns The reduced tensor.
  */
 export function reduceRaw(
@@ -106,10 +115,11 @@ export function reduceRaw(
   mode: 0 | 1 | 2,
   scale: number,
   outShape: readonly number[],
+  dtype: FloatDType = "f32",
 ): Tensor {
   const { kept, red } = plan(x.shape, axes);
   const count = red.reduce((p, [d]) => p * d, 1);
-  const y = empty(outShape);
+  const y = empty(outShape, dtype);
   if (y.size === 0) return y;
   if (x.size > Math.floor(gpu().info.maxBindingBytes / 16) * 4) {
     reduceWindows(x, axes, mode, scale, count, y);
@@ -132,9 +142,9 @@ export function reduceRaw(
     p[`r${i}`] = d;
     p[`rs${i}`] = st;
   });
-  gpu().dispatch(kernels[mode]!, [x, first], p, grid(y.size * parts, 64));
+  gpu().dispatch(reduceKernel(mode, x.dtype, first.dtype), [x, first], p, grid(y.size * parts, 64));
   if (parts > 1) {
-    const rest = reduceRaw(first, [1], mode === 1 ? 1 : 0, scale, outShape);
+    const rest = reduceRaw(first, [1], mode === 1 ? 1 : 0, scale, outShape, dtype);
     gpu().copy(rest, y, y.byteLength);
     rest.dispose();
     first.dispose();
@@ -164,7 +174,12 @@ function dispatchPass(
     p[`r${i}`] = d;
     p[`rs${i}`] = st;
   });
-  gpu().dispatch(kernels[mode]!, [x, out.y], p, grid(out.n * out.parts, 64));
+  gpu().dispatch(
+    reduceKernel(mode, x.dtype, out.y.dtype),
+    [x, out.y],
+    p,
+    grid(out.n * out.parts, 64),
+  );
 }
 
 /**
@@ -187,12 +202,12 @@ function reduceWindows(
   const n = y.size;
   const fail = (why: string): never => {
     throw new RangeError(
-      `Kernel "${kernels[mode]!.spec.name}" cannot split ${x.describe()} over axes [${axes}] ` +
+      `Kernel "${NAMES[mode]!}" cannot split ${x.describe()} over axes [${axes}] ` +
         `to fit the device's storage binding limit of ${info.maxBindingBytes} bytes: ${why}`,
     );
   };
   if (!axes.every((a, i) => a === i)) fail("only reductions over leading axes run in windows");
-  const align = Math.max(1, info.bindingOffsetAlignment / 4);
+  const align = Math.max(1, info.bindingOffsetAlignment / DTYPE_BYTES[x.dtype]);
   let unit = 1;
   while ((unit * n) % align !== 0) unit *= 2;
   const fit = Math.floor(cap / n);
@@ -213,7 +228,7 @@ function reduceWindows(
     });
   }
   part.dispose();
-  const rest = reduceRaw(first, [0], mode === 1 ? 1 : 0, scale, y.shape);
+  const rest = reduceRaw(first, [0], mode === 1 ? 1 : 0, scale, y.shape, y.dtype as FloatDType);
   gpu().copy(rest, y, y.byteLength);
   rest.dispose();
   first.dispose();

@@ -39,34 +39,40 @@ export interface SlabChunk {
  * A binding window holding elements [start, start + count) of a tensor: it starts at the
  * aligned byte offset at or before the first element, which sits `offset` elements in.
  *
- * @param tensor The tensor (4-byte elements).
+ * @param tensor The tensor.
  * @param start First element.
  * @param count Number of elements.
+ * @param elemBytes Bytes per element (4, or 2 for f16; the window's length is rounded up to
+ *   whole 4-byte words, which the buffer always holds).
  * @returns The binding and the element offset of `start` inside it.
  */
 export function elementWindow(
   tensor: Tensor,
   start: number,
   count: number,
+  elemBytes = 4,
 ): { binding: GpuBinding; offset: number } {
   const align = gpu().info.bindingOffsetAlignment;
-  const byte = tensor.byteOffset + start * 4;
+  const byte = tensor.byteOffset + start * elemBytes;
   const aligned = byte - (byte % align);
+  const length = Math.ceil((byte - aligned + count * elemBytes) / 4) * 4;
   return {
-    binding: { buffer: tensor.buffer, byteOffset: aligned, byteLength: byte - aligned + count * 4 },
-    offset: (byte - aligned) / 4,
+    binding: { buffer: tensor.buffer, byteOffset: aligned, byteLength: length },
+    offset: (byte - aligned) / elemBytes,
   };
 }
 
 /**
  * Elements one binding window may hold wherever it starts (the window may begin up to
- * alignment - 4 bytes before its first element).
+ * alignment - elemBytes bytes before its first element, and ends on a 4-byte word).
  *
+ * @param elemBytes Bytes per element (4, or 2 for f16).
  * @returns The count.
  */
-export function maxWindowElements(): number {
+export function maxWindowElements(elemBytes = 4): number {
   const { maxBindingBytes, bindingOffsetAlignment } = gpu().info;
-  return Math.floor((maxBindingBytes - (bindingOffsetAlignment - 4)) / 4);
+  const roundUp = 4 - elemBytes; // a 2-byte element may end mid-word
+  return Math.floor((maxBindingBytes - (bindingOffsetAlignment - elemBytes) - roundUp) / elemBytes);
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * Softmax along an axis, numerically stable (the row maximum is subtracted before `exp`),
- * with its hand-written backward `dx = y * (g - sum(g * y))`.
+ * with its hand-written backward `dx = y * (g - sum(g * y))`. Takes f32 or f16 activations
+ * (issue 14): y, the incoming gradient and dx are stored like x, the arithmetic is f32.
  *
  * @module
  */
@@ -9,12 +10,13 @@ import {
   softmax_backward as backwardSrc,
   softmax_forward as forwardSrc,
 } from "../../wgsl/sources.ts";
-import { defineKernel, grid } from "../gpu/kernel.ts";
+import { defineKernel, grid, type Kernel, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
 import type { Tensor } from "../autograd/tensor.ts";
 import { empty } from "./creation.ts";
 import { axisLayout, outerBlocks } from "./norm.ts";
+import { enableF16, type FloatDType, floatDType } from "./storage_type.ts";
 
 /** Options of {@linkcode softmax}. */
 export interface SoftmaxOptions {
@@ -22,26 +24,26 @@ export interface SoftmaxOptions {
   axis?: number | undefined;
 }
 
-const forwardKernel = defineKernel({
-  name: "softmax_forward",
-  source: forwardSrc,
-  bindings: ["read", "write"],
-  params: ["rows:u32", "C:u32", "I:u32"],
-});
+const kernels = new KernelCache();
 
-const backwardKernel = defineKernel({
-  name: "softmax_backward",
-  source: backwardSrc,
-  bindings: ["read", "read", "write"],
-  params: ["rows:u32", "C:u32", "I:u32"],
-});
+/** The forward or backward kernel for activations stored as `dt`. */
+function softmaxKernel(pass: "forward" | "backward", dt: FloatDType): Kernel {
+  return kernels.get(`${pass}:${dt}`, () =>
+    defineKernel({
+      name: `softmax_${pass}`,
+      source: pass === "forward" ? forwardSrc : backwardSrc,
+      bindings: pass === "forward" ? ["read", "write"] : ["read", "read", "write"],
+      params: ["rows:u32", "C:u32", "I:u32"],
+      defines: { T: dt, ENABLE: enableF16(dt) },
+    }));
+}
 
 /**
  * Softmax along an axis (`F.softmax(x, dim=axis)`): `exp(x - max) / sum(exp(x - max))`.
  *
- * @param x Input (f32).
+ * @param x Input (f32 or f16).
  * @param options The axis.
- * @returns Probabilities shaped like x, summing to 1 along the axis.
+ * @returns Probabilities shaped and stored like x, summing to 1 along the axis.
  * @example
  * ```ts
  * const attn = softmax(scores); // over the last axis of [B, H, N, N]
@@ -49,15 +51,15 @@ const backwardKernel = defineKernel({
  */
 export function softmax(x: Tensor, options: SoftmaxOptions = {}): Tensor {
   x.assertAlive();
-  if (x.dtype !== "f32") throw new TypeError(`softmax() takes f32 tensors, got ${x.describe()}`);
+  const dt = floatDType(x.dtype, "softmax()");
   const layout = axisLayout(x.shape, options.axis ?? -1);
   const { size: C, inner } = layout;
   const rt = gpu();
-  const y = empty(x.shape);
+  const y = empty(x.shape, dt);
   // Past the storage binding limit, blocks of whole slices along the axis (rows are
   // independent: each value equals one dispatch's).
   const blocks = x.size > 0 ? outerBlocks("softmax", x, layout, 1) : [];
-  const run = (kernel: typeof forwardKernel, full: Tensor[]) => {
+  const run = (kernel: Kernel, full: Tensor[]) => {
     for (const b of blocks) {
       const views = b.views(full, []);
       const dims = { rows: b.count * inner, C, I: inner };
@@ -67,13 +69,16 @@ export function softmax(x: Tensor, options: SoftmaxOptions = {}): Tensor {
   };
   if (x.size > 0) {
     rt.assertLoopTrips("softmax_forward", 3 * C);
-    run(forwardKernel, [x, y]);
+    run(softmaxKernel("forward", dt), [x, y]);
   }
   record("softmax", [x], [y], ([g]) => {
-    const dx = empty(x.shape);
+    if (g!.dtype !== dt) {
+      throw new TypeError(`softmax() backward takes a ${dt} gradient, got ${g!.describe()}`);
+    }
+    const dx = empty(x.shape, dt);
     if (x.size > 0) {
       rt.assertLoopTrips("softmax_backward", 2 * C);
-      run(backwardKernel, [y, g!, dx]);
+      run(softmaxKernel("backward", dt), [y, g!, dx]);
     }
     return [dx];
   });

@@ -107,8 +107,12 @@ export interface TrainConfigInput {
   seed: number;
   /** Compute precision: "f32" (default), or "f16": matmuls on float16 tiles with float32
    * accumulation, float32 master weights and optimizer, dynamic loss scaling (needs the
-   * adapter's shader-f16). Activations stay float32 in memory. */
+   * adapter's shader-f16); activations (and recomputation checkpoints) stored in float16;
+   * pooled features, logits, loss and the selection path in float32. */
   precision: "f32" | "f16";
+  /** Initial loss scale of float16 compute (default 65536, GradScaler's init_scale); it halves
+   * on each overflow and doubles after 2000 finite steps. */
+  loss_scale: number;
   /** Recompute block activations in the backward pass (--grad-checkpointing; default true). */
   grad_checkpointing: boolean;
   /** Force the ground-truth patches into the selection (--select_w_gt; default true). */
@@ -260,6 +264,7 @@ const TrainSchema = z.object({
   steps: posInt.nullish(),
   seed: z.number().int().default(0),
   precision: z.enum(["f32", "f16"]).default("f32"),
+  loss_scale: z.number().positive().default(65536),
   grad_checkpointing: z.boolean().default(true),
   select_w_gt: z.boolean().default(true),
   pool_gt_token_only: z.boolean().default(true),

@@ -18,7 +18,7 @@ import type { RunConfig } from "./config.ts";
 import { estimateMemory, type MemoryEstimate } from "./memory.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { selectCounts } from "../model/scales.ts";
-import { attentionSampleFloats } from "../ops/attention.ts";
+import { attentionSampleBytes } from "../ops/attention.ts";
 import { matmulOperandFloats } from "../ops/matmul.ts";
 import { gatherPatchesPlaneSlab, patchifySlab } from "../ops/patch.ts";
 import { slabUnitBytes } from "../ops/slab_chunks.ts";
@@ -200,8 +200,8 @@ export interface BindingUnit {
  * The units of a model's ops that cannot be split further past the storage binding limit,
  * from the ops' own rules: the patch unfold of the larger of the low-res image and the
  * ConvNet input splits per image (`patchifySlab`, with the window's alignment slack, `slabUnitBytes`);
- * attention splits per sample (`attentionSampleFloats`: q, k, v, the low-res cache, lse, in
- * 16-byte vectors); a matmul binds its weight whole (`matmulOperandFloats`: the largest
+ * attention splits per sample (`attentionSampleBytes`: q, k, v, the low-res cache, lse, in
+ * 16-byte vectors; f32, an upper bound for f16 activations); a matmul binds its weight whole (`matmulOperandFloats`: the largest
  * linear layer's); the gather of the selected high-res patches splits per sample (one
  * sample's patches are at most its image) and its images per plane
  * (`gatherPatchesPlaneSlab`), as the resizes do;
@@ -223,11 +223,11 @@ export function bindingUnits(config: ModelConfig, alignment: number): BindingUni
   const counts = selectCounts(v.budgets, grids);
   const m = counts.reduce((a, x) => a + x, 0);
   const sample = (n: number, nc: number, w: number, h: number): BindingUnit => {
-    const floats = attentionSampleFloats({ heads: h, d: w / h, nq: n, nk: n, nc, mask: false });
+    const bytes = attentionSampleBytes({ heads: h, d: w / h, nq: n, nk: n, nc, mask: false });
     return {
       op: `attention (one sample of ${n} tokens${nc > 0 ? ` and ${nc} cached` : ""})`,
       shape: [Math.max(n, nc), w],
-      bytes: Math.ceil(floats / 4) * 16,
+      bytes: Math.ceil(bytes / 16) * 16,
     };
   };
   const units: BindingUnit[] = [

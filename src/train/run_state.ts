@@ -47,8 +47,9 @@ export interface RunState {
 
 /**
  * Builds the model, the optimizer and (float16 compute) the loss scaler. In float16 the
- * model's matmuls run the f16 tile kernels (f32 accumulation, f32 master weights); the
- * loss, its logits and the selection probabilities stay float32.
+ * model's activations are stored in f16 and its matmuls run the f16 tile kernels (f32
+ * accumulation, f32 master weights and optimizer state); the pooled features, the loss, its
+ * logits and the selection path stay float32.
  *
  * @param config The run configuration.
  * @param rt The runtime (float16 needs shader-f16).
@@ -65,7 +66,7 @@ export function createRunState(config: RunConfig, rt: Runtime): RunState {
   const model = new Ps3Clip(config.resolvedModel, {
     seed: t.seed,
     group: referenceGroups(!!o.token_selection_lr),
-    kernels: f16 ? { matmul: { variant: "tiled-f16" } } : undefined,
+    kernels: f16 ? { matmul: { variant: "tiled-f16" }, activations: "f16" } : undefined,
   });
   const opt = new AdamW(model.params, {
     beta1: o.beta1,
@@ -74,7 +75,7 @@ export function createRunState(config: RunConfig, rt: Runtime): RunState {
     weightDecay: o.weight_decay,
     clipNorm: o.grad_clip_norm ?? 0,
   });
-  return { model, opt, scaler: f16 ? new LossScaler() : null };
+  return { model, opt, scaler: f16 ? new LossScaler({ init: t.loss_scale }) : null };
 }
 
 /** The data positions of every rank of a data-parallel run, as checkpoints store them. */
