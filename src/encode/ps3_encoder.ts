@@ -50,6 +50,10 @@ import {
   type ResizeMode,
 } from "./preprocess.ts";
 
+/** Models loaded for inference: no gradient buffers, and no initialisation of the values the
+ * checkpoint is about to overwrite. */
+const INFERENCE_TABLE = { grads: false, init: false } as const;
+
 /** Pillow's decompression-bomb limit (`2 * Image.MAX_IMAGE_PIXELS`): larger images fail. */
 const DEFAULT_MAX_PIXELS = 178_956_970;
 
@@ -251,12 +255,14 @@ export class Ps3Encoder {
       }
       const state = await readTrainState(path);
       const config = resolveModelConfig(state.modelConfig, `modelConfig of "${path}/state.json"`);
-      model = new Ps3Clip(config);
+      model = new Ps3Clip(config, INFERENCE_TABLE);
       preprocessing = configPreprocessing(config);
       source = `training checkpoint "${path}" (step ${state.step})`;
     } else if (await exists(join(path, "config.json"))) {
       const hf = await readHfFolderConfig(path);
-      model = hf.kind === "full" ? new Ps3Clip(hf.config) : new Ps3VisionModel(hf.config);
+      model = hf.kind === "full"
+        ? new Ps3Clip(hf.config, INFERENCE_TABLE)
+        : new Ps3VisionModel(hf.config, INFERENCE_TABLE);
       preprocessing = await readPreprocessing(path, hf.config);
       source = `Hugging Face ${hf.kind === "vision" ? "vision-only " : ""}folder "${path}"`;
     } else {
@@ -266,10 +272,11 @@ export class Ps3Encoder {
       );
     }
     // The PS3 package's PS3Model has no logit scale / bias (the reference converter writes
-    // them); inference does not use them.
-    await loadSafetensorsInto(model.params, join(path, "model.safetensors"), {
+    // them); inference does not use them, but they get their initial values as before.
+    const report = await loadSafetensorsInto(model.params, join(path, "model.safetensors"), {
       optional: new Set(["logit_scale", "logit_bias"]),
     });
+    model.params.initialize(report.missing);
     const tokPath = options.tokenizer ??
       (await exists(join(path, "tokenizer.json")) ? join(path, "tokenizer.json") : undefined);
     const tokenizer = tokPath === undefined ? null : await loadTokenizer(tokPath);
