@@ -1,6 +1,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert";
 import { basename, join } from "node:path";
-import { initGpu } from "../../src/gpu/runtime.ts";
+import { gpu, initGpu } from "../../src/gpu/runtime.ts";
+import { bucketSize } from "../../src/gpu/buffer_pool.ts";
 import { tidy } from "../../src/autograd/scope.ts";
 import { noGrad } from "../../src/autograd/tape.ts";
 import { tensor } from "../../src/ops/creation.ts";
@@ -12,7 +13,7 @@ import { Ps3Clip } from "../../src/model/ps3_clip.ts";
 import { Ps3VisionModel } from "../../src/model/ps3_vision_model.ts";
 import { writeHfFolder } from "../../src/checkpoint/hf.ts";
 import { resolveModelConfig } from "../../src/model/config.ts";
-import type { LookClose } from "../../src/model/ps3_inference.ts";
+import { encodeImage, type LookClose } from "../../src/model/ps3_inference.ts";
 import { preprocessImage } from "../../src/encode/preprocess.ts";
 import {
   type Ps3EncodeOptions,
@@ -429,4 +430,54 @@ Deno.test("encode() passes the look-close request through: the summary names it"
   for (const [look, text] of looks) {
     assertEquals((await encoder.encode(DOCK, { numLookClose: look })).summary.lookClose, text);
   }
+});
+
+Deno.test("encode() leaves no live tensors behind, and inference on a loaded model records no tape nodes", async () => {
+  const rt = gpu();
+  await encoder.encode(DOCK, { numLookClose: { rounds: 1 } }); // first use fills the ops' caches
+  const before = rt.memory();
+  await encoder.encode(DOCK, { numLookClose: { rounds: "all" }, prompt: "a red boat" });
+  const after = rt.memory();
+  assertEquals([after.inUseBytes, after.liveBuffers], [before.inUseBytes, before.liveBuffers]);
+  // Even outside noGrad: the parameters of a model loaded for inference require no gradient.
+  const model = encoder.model;
+  assert(!model.params.hasGrads);
+  const x = preprocessImage(DOCK, {
+    size: [128, 128],
+    mean: [0.5, 0.5, 0.5],
+    std: [0.5, 0.5, 0.5],
+  });
+  const out = tidy(() =>
+    encodeImage(model.vision, tensor(x.data, x.shape), {
+      numLookClose: { rounds: 1 },
+      prompt: null,
+    })
+  );
+  const tensors = [out.lastHiddenState, ...out.featureMaps, ...out.selectionProbs];
+  assert(tensors.every((t) => t.node === null && !t.requiresGrad));
+  for (const t of new Set([...tensors, ...out.selectionMaps])) t.dispose();
+  assertEquals(rt.memory().liveBuffers, before.liveBuffers);
+});
+
+Deno.test("encode() frees each block's intermediates: six more blocks add only their outputs and KV cache to the peak", async () => {
+  const rt = gpu();
+  const peak = async (depth: number) => {
+    const raw = tinyModelConfig(true) as { vision_cfg: Record<string, unknown> };
+    raw.vision_cfg.depth = depth;
+    const config = resolveModelConfig(raw);
+    const dir = join(root, `depth${depth}`);
+    await writeHfFolder(dir, new Ps3Clip(config, { seed: 1 }).params, config);
+    const enc = await Ps3Encoder.load(dir);
+    await enc.encode(DOCK, { numLookClose: { rounds: 1 } });
+    const base = rt.memory().inUseBytes;
+    rt.pool.resetPeak();
+    await enc.encode(DOCK, { numLookClose: { rounds: 1 } });
+    return rt.memory().peakInUseBytes - base;
+  };
+  const [p2, p8] = [await peak(2), await peak(8)];
+  // What a low-res block keeps for later: its output [1, 16, 32] and its q, k, v [1, 16, 96]
+  // (the cache views them) — f32, in pool buckets. Without per-block scopes every block's
+  // whole working set (norms, MLP hidden, attention, high-res tokens) stays: 12x more here.
+  const kept = bucketSize(16 * 32 * 4) + bucketSize(16 * 96 * 4);
+  assert(p8 - p2 <= 6 * kept, `peak grew by ${p8 - p2} bytes for 6 blocks (bound ${6 * kept})`);
 });
