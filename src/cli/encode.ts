@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import { extname } from "node:path";
 import { initGpu } from "../gpu/runtime.ts";
+import { fmtBytes } from "../gpu/buffer_pool.ts";
 import { type LookClose, parseLookClose } from "../model/ps3_inference.ts";
 import { encodeBatch } from "../encode/encode_batch.ts";
 import {
@@ -183,6 +184,13 @@ function print(s: Ps3EncodingSummary, json: boolean | undefined): void {
     } s, preprocess ${(ms.preprocess / 1000).toFixed(2)} s, pictures ${
       (ms.draw / 1000).toFixed(2)
     } s at ${hw(s.displaySize)}) on ${s.adapter}`,
+  );
+  const m = s.memory;
+  console.log(
+    `  memory: parameters ${fmtBytes(m.params)}, device peak ${fmtBytes(m.devicePeak)} ` +
+      `(pool ${fmtBytes(m.devicePool)}), process peak ${
+        m.processPeak === null ? "unknown" : fmtBytes(m.processPeak)
+      }`,
   );
 }
 

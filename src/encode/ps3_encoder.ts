@@ -132,6 +132,36 @@ export interface Ps3EncodingSummary {
   displaySize: Size;
   /** Milliseconds: decoding, preprocessing, the model (with the read-back), drawing. */
   ms: { decode: number; preprocess: number; model: number; draw: number };
+  /** Memory of this encoding. */
+  memory: EncodingMemory;
+}
+
+/** Memory figures of one encoding (bytes). */
+export interface EncodingMemory {
+  /** The model's parameter table on the device (values only for a loaded model). */
+  params: number;
+  /** Highest bytes of the device's buffer pool in use during the model run (activations,
+   * cache, outputs; the parameters are not pooled). */
+  devicePeak: number;
+  /** Bytes the pool holds after the run, in use or cached free for reuse. */
+  devicePool: number;
+  /** The process' peak resident memory so far (Linux `VmHWM`), or null where unknown. On a
+   * software adapter the device memory is process memory. */
+  processPeak: number | null;
+}
+
+/**
+ * The process' peak resident memory so far, from `/proc/self/status` (Linux).
+ *
+ * @returns Bytes, or null where the file is missing or unreadable.
+ */
+function processPeakBytes(): number | null {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The result of {@linkcode Ps3Encoder.encode}. */
@@ -190,6 +220,8 @@ export class Ps3Encoder {
   readonly tokenizer: Tokenizer | null;
   /** Where the model came from (for the summary). */
   readonly source: string;
+  /** The model input size of the last encoding, "HxW". */
+  #lastInput: string | null = null;
 
   /**
    * Wraps a model already in memory.
@@ -319,7 +351,10 @@ export class Ps3Encoder {
 
   /**
    * Encodes one image: decode (EXIF applied), preprocess as the PS3 processor, run the
-   * model, read back the features and selection, and draw the pictures.
+   * model, read back the features and selection, and draw the pictures. Each block's
+   * intermediates are freed as it is recorded; an input size other than the previous
+   * encoding's first returns the pool's free buffers to the device. `summary.memory` has the
+   * device peak of the run and the process peak.
    *
    * @param input Encoded bytes (JPEG, PNG, WebP) or a decoded RGB image.
    * @param options Rounds, prompt, resize mode, picture size.
@@ -352,6 +387,11 @@ export class Ps3Encoder {
     const inputSize = modelInputSize(image, { imageSize: pre.imageSize, mode });
     const x = preprocessImage(image, { size: inputSize, mean: pre.mean, std: pre.std });
     const preprocessMs = lap();
+    // The pool keeps the buffers an encoding freed for the next one; those of another input
+    // size would not be reused, so they go back to the device (memory stays one size's).
+    const inputKey = `${inputSize[0]}x${inputSize[1]}`;
+    if (this.#lastInput !== null && this.#lastInput !== inputKey) gpu().pool.trim();
+    this.#lastInput = inputKey;
 
     let promptVec: Float32Array | null = null;
     if (typeof options.prompt === "string") promptVec = await this.promptVector(options.prompt);
@@ -364,6 +404,7 @@ export class Ps3Encoder {
       }
       promptVec = options.prompt;
     }
+    gpu().pool.resetPeak();
     const out = tidy(() =>
       noGrad(() => {
         const images = tensor(x.data, x.shape);
@@ -389,6 +430,13 @@ export class Ps3Encoder {
       shape: [...o.shape],
     }));
     const modelMs = lap();
+    const pool = gpu().memory();
+    const memory: EncodingMemory = {
+      params: this.model.params.bytes(),
+      devicePeak: pool.peakInUseBytes,
+      devicePool: pool.allocatedBytes,
+      processPeak: processPeakBytes(),
+    };
 
     const k = out.selectionProbs.length;
     const lastHiddenState = arrays[0]!;
@@ -441,6 +489,7 @@ export class Ps3Encoder {
       tokens: lastHiddenState.shape[1]!,
       displaySize: shown,
       ms: { decode: decodeMs, preprocess: preprocessMs, model: modelMs, draw: drawMs },
+      memory,
     };
     return {
       lastHiddenState,

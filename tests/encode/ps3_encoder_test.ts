@@ -436,8 +436,15 @@ Deno.test("encode() leaves no live tensors behind, and inference on a loaded mod
   const rt = gpu();
   await encoder.encode(DOCK, { numLookClose: { rounds: 1 } }); // first use fills the ops' caches
   const before = rt.memory();
-  await encoder.encode(DOCK, { numLookClose: { rounds: "all" }, prompt: "a red boat" });
+  const { summary } = await encoder.encode(DOCK, {
+    numLookClose: { rounds: "all" },
+    prompt: "a red boat",
+  });
   const after = rt.memory();
+  assertEquals(summary.memory.params, encoder.model.params.bytes());
+  assert(summary.memory.devicePeak > 0 && summary.memory.devicePeak <= after.allocatedBytes);
+  assert(summary.memory.devicePool === after.allocatedBytes);
+  assert(Deno.build.os !== "linux" || summary.memory.processPeak! > 0);
   assertEquals([after.inUseBytes, after.liveBuffers], [before.inUseBytes, before.liveBuffers]);
   // Even outside noGrad: the parameters of a model loaded for inference require no gradient.
   const model = encoder.model;
@@ -480,4 +487,29 @@ Deno.test("encode() frees each block's intermediates: six more blocks add only t
   // whole working set (norms, MLP hidden, attention, high-res tokens) stays: 12x more here.
   const kept = bucketSize(16 * 32 * 4) + bucketSize(16 * 96 * 4);
   assert(p8 - p2 <= 6 * kept, `peak grew by ${p8 - p2} bytes for 6 blocks (bound ${6 * kept})`);
+});
+
+Deno.test("encode() keeps one input size's buffers: a new size first gives the free ones back", async () => {
+  const rt = gpu();
+  const grey = (width: number, height: number): RgbImage => ({
+    width,
+    height,
+    data: new Uint8Array(width * height * 3).fill(90),
+  });
+  const run = (im: RgbImage) =>
+    encoder.encode(im, { numLookClose: { rounds: 1 }, resize: "keep-aspect" });
+  // Free (cached) bytes: the ops' own caches of each size (resize tables) stay in use.
+  const cached = () => rt.memory().allocatedBytes - rt.memory().inUseBytes;
+  const wide = grey(300, 200);
+  await run(wide);
+  rt.pool.trim();
+  await run(wide);
+  const alone = cached();
+  assert(alone > 0);
+  await run(grey(300, 120));
+  await run(grey(100, 300));
+  await run(wide);
+  assertEquals(cached(), alone);
+  await run(wide);
+  assertEquals(cached(), alone, "the same size reuses its buffers");
 });
