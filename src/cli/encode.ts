@@ -92,9 +92,11 @@ export async function run(args: string[]): Promise<number> {
     throw new Error(`Cannot encode "${input}": ${(e as Error).message}`);
   }
   const rt = await initGpu();
+  const t0 = performance.now();
   const encoder = await Ps3Encoder.load(values.checkpoint, { tokenizer: values.tokenizer });
   console.error(
-    `model: ${encoder.model.config.name} from ${encoder.source}, on ${rt.info.description}`,
+    `model: ${encoder.model.config.name} from ${encoder.source}, on ${rt.info.description} ` +
+      `(loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
   );
   const out = values.out;
   if (stat.isFile && extname(input).toLowerCase() !== ".tar") {
