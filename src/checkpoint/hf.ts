@@ -156,7 +156,9 @@ const SETTLE_BYTES = 256 * 2 ** 20;
  *   tensor of the file must be a parameter (as PyTorch's `load_state_dict(strict=True)`);
  *   non-strict loads what is there and reports the rest; `optional` names parameters that
  *   may be missing even when strict (they keep their initialisation); `chunkBytes`: the
- *   largest piece read at a time, as f32 bytes (default {@linkcode LOAD_CHUNK_BYTES}).
+ *   largest piece read at a time, as f32 bytes (default {@linkcode LOAD_CHUNK_BYTES});
+ *   `ignore`: tensors of the file to leave alone, neither loaded nor reported unused (the
+ *   text tower when only the vision tower is loaded).
  * @returns What was loaded, missing and unused.
  * @throws {RangeError} Listing every tensor whose shape differs from its parameter's.
  * @throws {TypeError} For a tensor that is not a float type.
@@ -174,6 +176,7 @@ export async function loadSafetensorsInto(
     strict?: boolean | undefined;
     optional?: ReadonlySet<string> | undefined;
     chunkBytes?: number | undefined;
+    ignore?: ((name: string) => boolean) | undefined;
   } = {},
 ): Promise<LoadReport> {
   const reader = await openSafetensors(path);
@@ -203,7 +206,7 @@ export async function loadSafetensorsInto(
           `(a checkpoint of another configuration?): ${shapes.join("; ")}`,
       );
     }
-    report.unused = reader.names().filter((n) => !table.has(n));
+    report.unused = reader.names().filter((n) => !table.has(n) && !options.ignore?.(n));
     const required = report.missing.filter((n) => !options.optional?.has(n));
     if (options.strict !== false && (required.length > 0 || report.unused.length > 0)) {
       const parts = [];

@@ -93,7 +93,11 @@ export async function run(args: string[]): Promise<number> {
   }
   const rt = await initGpu();
   const t0 = performance.now();
-  const encoder = await Ps3Encoder.load(values.checkpoint, { tokenizer: values.tokenizer });
+  // Without a prompt the text tower is not needed: its weights stay on disk.
+  const encoder = await Ps3Encoder.load(values.checkpoint, {
+    tokenizer: values.tokenizer,
+    visionOnly: values.prompt === undefined,
+  });
   console.error(
     `model: ${encoder.model.config.name} from ${encoder.source}, on ${rt.info.description} ` +
       `(loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s)`,

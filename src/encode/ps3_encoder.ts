@@ -188,6 +188,9 @@ export interface Ps3Encoding {
 export interface LoadEncoderOptions {
   /** A `tokenizer.json` for text prompts (default: the model folder's, if it has one). */
   tokenizer?: string | undefined;
+  /** Load only the vision tower of a full model, for bottom-up selection or prompt vectors:
+   * the text tower's weights stay on disk (for PS3-1.5K-SigLIP, 45% of the model). */
+  visionOnly?: boolean | undefined;
 }
 
 /**
@@ -287,12 +290,14 @@ export class Ps3Encoder {
       }
       const state = await readTrainState(path);
       const config = resolveModelConfig(state.modelConfig, `modelConfig of "${path}/state.json"`);
-      model = new Ps3Clip(config, INFERENCE_TABLE);
+      model = options.visionOnly
+        ? new Ps3VisionModel(config, INFERENCE_TABLE)
+        : new Ps3Clip(config, INFERENCE_TABLE);
       preprocessing = configPreprocessing(config);
       source = `training checkpoint "${path}" (step ${state.step})`;
     } else if (await exists(join(path, "config.json"))) {
       const hf = await readHfFolderConfig(path);
-      model = hf.kind === "full"
+      model = hf.kind === "full" && !options.visionOnly
         ? new Ps3Clip(hf.config, INFERENCE_TABLE)
         : new Ps3VisionModel(hf.config, INFERENCE_TABLE);
       preprocessing = await readPreprocessing(path, hf.config);
@@ -305,9 +310,12 @@ export class Ps3Encoder {
     }
     // The PS3 package's PS3Model has no logit scale / bias (the reference converter writes
     // them); inference does not use them, but they get their initial values as before.
+    const textSkipped = options.visionOnly === true && model instanceof Ps3VisionModel;
     const report = await loadSafetensorsInto(model.params, join(path, "model.safetensors"), {
       optional: new Set(["logit_scale", "logit_bias"]),
+      ignore: (name) => textSkipped && !name.startsWith("vision_model."),
     });
+    if (textSkipped) source += " (vision tower only)";
     model.params.initialize(report.missing);
     const tokPath = options.tokenizer ??
       (await exists(join(path, "tokenizer.json")) ? join(path, "tokenizer.json") : undefined);

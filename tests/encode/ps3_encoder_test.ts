@@ -513,3 +513,19 @@ Deno.test("encode() keeps one input size's buffers: a new size first gives the f
   await run(wide);
   assertEquals(cached(), alone, "the same size reuses its buffers");
 });
+
+Deno.test("Ps3Encoder.load() visionOnly leaves the text tower on disk: same bottom-up features", async () => {
+  const vis = await Ps3Encoder.load(CONV, { visionOnly: true });
+  assert(vis.model instanceof Ps3VisionModel);
+  assert(vis.model.params.bytes() < encoder.model.params.bytes());
+  assert(vis.source.endsWith("(vision tower only)"));
+  const look: LookClose = { rounds: "all" };
+  const [a, b] = [
+    await vis.encode(DOCK, { numLookClose: look }),
+    await encoder.encode(DOCK, { numLookClose: look }),
+  ];
+  assertEquals(a.lastHiddenState, b.lastHiddenState);
+  assertEquals(a.selectionProbs, b.selectionProbs);
+  const e = await rejectsWith(() => vis.encode(DOCK, { prompt: "a red boat" }), Error);
+  assert(e.message.includes("vision-only"), e.message);
+});
