@@ -49,7 +49,7 @@ export interface ParamSpec extends ParamGroupSpec {
 export interface Param {
   /** The declaration. */
   readonly spec: ParamSpec;
-  /** The trainable tensor (a view into a table buffer; `requiresGrad` set). */
+  /** The tensor (a view into a table buffer; `requiresGrad` set when the table has gradients). */
   readonly value: Tensor;
   /** Its gradient (a view into the gradient buffer, also `value.grad`); throws for a table
    * built without gradients. */
