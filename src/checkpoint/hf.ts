@@ -137,17 +137,28 @@ function quoteSome(names: readonly string[], n = 3): string {
   return names.length > n ? `${head}, ... (${names.length - n} more)` : head;
 }
 
+/** Default piece of a tensor read, widened and written at a time while loading (f32 bytes). */
+export const LOAD_CHUNK_BYTES = 16 * 2 ** 20;
+
+/** Bytes written to the device between waits for the writes (bounds the device's copies). */
+const SETTLE_BYTES = 256 * 2 ** 20;
+
 /**
  * Fills a parameter table from a safetensors file with Hugging Face names (any float dtype;
  * shapes must match exactly). The whole header is checked before any value is loaded, so a
- * failed load leaves the table untouched.
+ * failed load leaves the table untouched. Values stream from the file straight into the
+ * table's buffers in pieces of at most `chunkBytes` (as f32), each widened on its own: the
+ * host never holds a whole tensor or the whole model.
  *
  * @param table The parameters.
  * @param path The safetensors file.
  * @param options `strict` (default true): every parameter must be in the file and every
  *   tensor of the file must be a parameter (as PyTorch's `load_state_dict(strict=True)`);
  *   non-strict loads what is there and reports the rest; `optional` names parameters that
- *   may be missing even when strict (they keep their initialisation).
+ *   may be missing even when strict (they keep their initialisation); `chunkBytes`: the
+ *   largest piece read at a time, as f32 bytes (default {@linkcode LOAD_CHUNK_BYTES});
+ *   `ignore`: tensors of the file to leave alone, neither loaded nor reported unused (the
+ *   text tower when only the vision tower is loaded).
  * @returns What was loaded, missing and unused.
  * @throws {RangeError} Listing every tensor whose shape differs from its parameter's.
  * @throws {TypeError} For a tensor that is not a float type.
@@ -161,7 +172,12 @@ function quoteSome(names: readonly string[], n = 3): string {
 export async function loadSafetensorsInto(
   table: ParamTable,
   path: string,
-  options: { strict?: boolean | undefined; optional?: ReadonlySet<string> | undefined } = {},
+  options: {
+    strict?: boolean | undefined;
+    optional?: ReadonlySet<string> | undefined;
+    chunkBytes?: number | undefined;
+    ignore?: ((name: string) => boolean) | undefined;
+  } = {},
 ): Promise<LoadReport> {
   const reader = await openSafetensors(path);
   try {
@@ -190,7 +206,7 @@ export async function loadSafetensorsInto(
           `(a checkpoint of another configuration?): ${shapes.join("; ")}`,
       );
     }
-    report.unused = reader.names().filter((n) => !table.has(n));
+    report.unused = reader.names().filter((n) => !table.has(n) && !options.ignore?.(n));
     const required = report.missing.filter((n) => !options.optional?.has(n));
     if (options.strict !== false && (required.length > 0 || report.unused.length > 0)) {
       const parts = [];
@@ -208,13 +224,19 @@ export async function loadSafetensorsInto(
           "configuration?",
       );
     }
+    const chunk = Math.max(1, Math.floor((options.chunkBytes ?? LOAD_CHUNK_BYTES) / 4));
+    let unsettled = 0;
     for (const name of report.loaded) {
-      const data = await reader.read(name);
-      table.load(
-        name,
-        data instanceof Float32Array ? data : Float32Array.from(data as Float64Array),
-      );
+      for await (const { start, data } of reader.readFloatChunks(name, chunk)) {
+        table.write(name, start, data);
+        unsettled += data.byteLength;
+        if (unsettled >= SETTLE_BYTES) {
+          await table.settleWrites();
+          unsettled = 0;
+        }
+      }
     }
+    await table.settleWrites();
     return report;
   } finally {
     reader.close();

@@ -208,6 +208,45 @@ export class SafetensorsReader {
     return view((await this.readBytes(name)).buffer);
   }
 
+  /**
+   * Reads a float tensor (F16, BF16, F32 or F64) as float32 values, a bounded number of
+   * elements at a time: each piece is read from the file and widened (F16, BF16) or rounded
+   * (F64) on its own, so neither the tensor's bytes nor its float32 copy is ever held whole.
+   *
+   * @param name A tensor name.
+   * @param chunkElements Largest piece, in elements (at least 1).
+   * @returns The pieces in row-major order, each with the index of its first element.
+   * @throws {TypeError} For a tensor that is not a float type.
+   * @example
+   * ```ts
+   * using st = await openSafetensors("model.safetensors");
+   * for await (const { start, data } of st.readFloatChunks("w", 1 << 20)) upload(start, data);
+   * ```
+   */
+  async *readFloatChunks(
+    name: string,
+    chunkElements: number,
+  ): AsyncGenerator<{ start: number; data: Float32Array<ArrayBuffer> }> {
+    const e = this.entry(name);
+    const widen = FLOAT_CHUNK_VIEWS[e.dtype];
+    if (!widen) {
+      throw new TypeError(
+        `Cannot read tensor ${JSON.stringify(name)} of "${this.label}" as float32: dtype ` +
+          `${e.dtype} is not a float type`,
+      );
+    }
+    if (!Number.isInteger(chunkElements) || chunkElements < 1) {
+      throw new RangeError(`Cannot read in pieces of ${chunkElements} elements: give >= 1`);
+    }
+    const bytesPer = DTYPE_BITS[e.dtype] / 8;
+    const count = e.byteLength / bytesPer;
+    for (let start = 0; start < count; start += chunkElements) {
+      const n = Math.min(chunkElements, count - start);
+      const bytes = await this.#source.read(e.byteOffset + start * bytesPer, n * bytesPer);
+      yield { start, data: widen(bytes.buffer) };
+    }
+  }
+
   /** Closes the underlying file. */
   close(): void {
     this.#source.close();
@@ -233,6 +272,15 @@ const READ_VIEWS: Partial<Record<SafetensorsDtype, (b: ArrayBuffer) => TensorDat
   F64: (b) => new Float64Array(b),
   I64: (b) => new BigInt64Array(b),
   U64: (b) => new BigUint64Array(b),
+};
+
+const FLOAT_CHUNK_VIEWS: Partial<
+  Record<SafetensorsDtype, (b: ArrayBuffer) => Float32Array<ArrayBuffer>>
+> = {
+  F16: (b) => f16ToF32(new Uint16Array(b)),
+  BF16: (b) => bf16ToF32(new Uint16Array(b)),
+  F32: (b) => new Float32Array(b),
+  F64: (b) => Float32Array.from(new Float64Array(b)),
 };
 
 /**

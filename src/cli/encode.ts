@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import { extname } from "node:path";
 import { initGpu } from "../gpu/runtime.ts";
+import { fmtBytes } from "../gpu/buffer_pool.ts";
 import { type LookClose, parseLookClose } from "../model/ps3_inference.ts";
 import { encodeBatch } from "../encode/encode_batch.ts";
 import {
@@ -96,9 +97,15 @@ export async function run(allArgs: string[]): Promise<number> {
     throw new Error(`Cannot encode "${input}": ${(e as Error).message}`);
   }
   const rt = await initGpu({ timestamps: profileDir !== null });
-  const encoder = await Ps3Encoder.load(values.checkpoint, { tokenizer: values.tokenizer });
+  const t0 = performance.now();
+  // Without a prompt the text tower is not needed: its weights stay on disk.
+  const encoder = await Ps3Encoder.load(values.checkpoint, {
+    tokenizer: values.tokenizer,
+    visionOnly: values.prompt === undefined,
+  });
   console.error(
-    `model: ${encoder.model.config.name} from ${encoder.source}, on ${rt.info.description}`,
+    `model: ${encoder.model.config.name} from ${encoder.source}, on ${rt.info.description} ` +
+      `(loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
   );
   const out = values.out;
   if (profileDir !== null) {
@@ -195,6 +202,13 @@ function print(s: Ps3EncodingSummary, json: boolean | undefined): void {
     } s, preprocess ${(ms.preprocess / 1000).toFixed(2)} s, pictures ${
       (ms.draw / 1000).toFixed(2)
     } s at ${hw(s.displaySize)}) on ${s.adapter}`,
+  );
+  const m = s.memory;
+  console.log(
+    `  memory: parameters ${fmtBytes(m.params)}, device peak ${fmtBytes(m.devicePeak)} ` +
+      `(pool ${fmtBytes(m.devicePool)}), process peak ${
+        m.processPeak === null ? "unknown" : fmtBytes(m.processPeak)
+      }`,
   );
 }
 

@@ -50,6 +50,10 @@ import {
   type ResizeMode,
 } from "./preprocess.ts";
 
+/** Models loaded for inference: no gradient buffers, and no initialisation of the values the
+ * checkpoint is about to overwrite. */
+const INFERENCE_TABLE = { grads: false, init: false } as const;
+
 /** Pillow's decompression-bomb limit (`2 * Image.MAX_IMAGE_PIXELS`): larger images fail. */
 const DEFAULT_MAX_PIXELS = 178_956_970;
 
@@ -128,6 +132,36 @@ export interface Ps3EncodingSummary {
   displaySize: Size;
   /** Milliseconds: decoding, preprocessing, the model (with the read-back), drawing. */
   ms: { decode: number; preprocess: number; model: number; draw: number };
+  /** Memory of this encoding. */
+  memory: EncodingMemory;
+}
+
+/** Memory figures of one encoding (bytes). */
+export interface EncodingMemory {
+  /** The model's parameter table on the device (values only for a loaded model). */
+  params: number;
+  /** Highest bytes of the device's buffer pool in use during the model run (activations,
+   * cache, outputs; the parameters are not pooled). */
+  devicePeak: number;
+  /** Bytes the pool holds after the run, in use or cached free for reuse. */
+  devicePool: number;
+  /** The process' peak resident memory so far (Linux `VmHWM`), or null where unknown. On a
+   * software adapter the device memory is process memory. */
+  processPeak: number | null;
+}
+
+/**
+ * The process' peak resident memory so far, from `/proc/self/status` (Linux).
+ *
+ * @returns Bytes, or null where the file is missing or unreadable.
+ */
+function processPeakBytes(): number | null {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The result of {@linkcode Ps3Encoder.encode}. */
@@ -154,6 +188,9 @@ export interface Ps3Encoding {
 export interface LoadEncoderOptions {
   /** A `tokenizer.json` for text prompts (default: the model folder's, if it has one). */
   tokenizer?: string | undefined;
+  /** Load only the vision tower of a full model, for bottom-up selection or prompt vectors:
+   * the text tower's weights stay on disk (for PS3-1.5K-SigLIP, 45% of the model). */
+  visionOnly?: boolean | undefined;
 }
 
 /**
@@ -186,6 +223,8 @@ export class Ps3Encoder {
   readonly tokenizer: Tokenizer | null;
   /** Where the model came from (for the summary). */
   readonly source: string;
+  /** The model input size of the last encoding, "HxW". */
+  #lastInput: string | null = null;
 
   /**
    * Wraps a model already in memory.
@@ -251,12 +290,16 @@ export class Ps3Encoder {
       }
       const state = await readTrainState(path);
       const config = resolveModelConfig(state.modelConfig, `modelConfig of "${path}/state.json"`);
-      model = new Ps3Clip(config);
+      model = options.visionOnly
+        ? new Ps3VisionModel(config, INFERENCE_TABLE)
+        : new Ps3Clip(config, INFERENCE_TABLE);
       preprocessing = configPreprocessing(config);
       source = `training checkpoint "${path}" (step ${state.step})`;
     } else if (await exists(join(path, "config.json"))) {
       const hf = await readHfFolderConfig(path);
-      model = hf.kind === "full" ? new Ps3Clip(hf.config) : new Ps3VisionModel(hf.config);
+      model = hf.kind === "full" && !options.visionOnly
+        ? new Ps3Clip(hf.config, INFERENCE_TABLE)
+        : new Ps3VisionModel(hf.config, INFERENCE_TABLE);
       preprocessing = await readPreprocessing(path, hf.config);
       source = `Hugging Face ${hf.kind === "vision" ? "vision-only " : ""}folder "${path}"`;
     } else {
@@ -266,10 +309,14 @@ export class Ps3Encoder {
       );
     }
     // The PS3 package's PS3Model has no logit scale / bias (the reference converter writes
-    // them); inference does not use them.
-    await loadSafetensorsInto(model.params, join(path, "model.safetensors"), {
+    // them); inference does not use them, but they get their initial values as before.
+    const textSkipped = options.visionOnly === true && model instanceof Ps3VisionModel;
+    const report = await loadSafetensorsInto(model.params, join(path, "model.safetensors"), {
       optional: new Set(["logit_scale", "logit_bias"]),
+      ignore: (name) => textSkipped && !name.startsWith("vision_model."),
     });
+    if (textSkipped) source += " (vision tower only)";
+    model.params.initialize(report.missing);
     const tokPath = options.tokenizer ??
       (await exists(join(path, "tokenizer.json")) ? join(path, "tokenizer.json") : undefined);
     const tokenizer = tokPath === undefined ? null : await loadTokenizer(tokPath);
@@ -312,7 +359,10 @@ export class Ps3Encoder {
 
   /**
    * Encodes one image: decode (EXIF applied), preprocess as the PS3 processor, run the
-   * model, read back the features and selection, and draw the pictures.
+   * model, read back the features and selection, and draw the pictures. Each block's
+   * intermediates are freed as it is recorded; an input size other than the previous
+   * encoding's first returns the pool's free buffers to the device. `summary.memory` has the
+   * device peak of the run and the process peak.
    *
    * @param input Encoded bytes (JPEG, PNG, WebP) or a decoded RGB image.
    * @param options Rounds, prompt, resize mode, picture size.
@@ -345,6 +395,11 @@ export class Ps3Encoder {
     const inputSize = modelInputSize(image, { imageSize: pre.imageSize, mode });
     const x = preprocessImage(image, { size: inputSize, mean: pre.mean, std: pre.std });
     const preprocessMs = lap();
+    // The pool keeps the buffers an encoding freed for the next one; those of another input
+    // size would not be reused, so they go back to the device (memory stays one size's).
+    const inputKey = `${inputSize[0]}x${inputSize[1]}`;
+    if (this.#lastInput !== null && this.#lastInput !== inputKey) gpu().pool.trim();
+    this.#lastInput = inputKey;
 
     let promptVec: Float32Array | null = null;
     if (typeof options.prompt === "string") promptVec = await this.promptVector(options.prompt);
@@ -357,6 +412,7 @@ export class Ps3Encoder {
       }
       promptVec = options.prompt;
     }
+    gpu().pool.resetPeak();
     const out = tidy(() =>
       noGrad(() => {
         const images = tensor(x.data, x.shape);
@@ -382,6 +438,13 @@ export class Ps3Encoder {
       shape: [...o.shape],
     }));
     const modelMs = lap();
+    const pool = gpu().memory();
+    const memory: EncodingMemory = {
+      params: this.model.params.bytes(),
+      devicePeak: pool.peakInUseBytes,
+      devicePool: pool.allocatedBytes,
+      processPeak: processPeakBytes(),
+    };
 
     const k = out.selectionProbs.length;
     const lastHiddenState = arrays[0]!;
@@ -434,6 +497,7 @@ export class Ps3Encoder {
       tokens: lastHiddenState.shape[1]!,
       displaySize: shown,
       ms: { decode: decodeMs, preprocess: preprocessMs, model: modelMs, draw: drawMs },
+      memory,
     };
     return {
       lastHiddenState,

@@ -108,8 +108,10 @@ export class Ps3Clip {
    *
    * @param config Model configuration.
    * @param options Initialisation seed, optimizer groups (default one group: they matter only
-   *   to an optimizer), table buffer size, and the kernel choices of the model's ops (float16
-   *   compute: `{ matmul: { variant: "tiled-f16" } }`).
+   *   to an optimizer), table buffer size, gradients and initialisation (`grads: false,
+   *   init: false` for inference from a checkpoint, see `ParamTableOptions`), and
+   *   the kernel choices of the model's ops (float16 compute:
+   *   `{ matmul: { variant: "tiled-f16" } }`).
    */
   constructor(
     config: ModelConfig,
@@ -117,6 +119,8 @@ export class Ps3Clip {
       seed?: number | undefined;
       group?: GroupFn | undefined;
       chunkBytes?: number | undefined;
+      grads?: boolean | undefined;
+      init?: boolean | undefined;
       kernels?: ModelKernels | undefined;
     } = {},
   ) {
@@ -130,6 +134,8 @@ export class Ps3Clip {
     this.promptProj = parts.promptProj;
     this.params = b.build(options.group ?? SINGLE_GROUP, {
       chunkBytes: options.chunkBytes,
+      grads: options.grads,
+      init: options.init,
     });
   }
 

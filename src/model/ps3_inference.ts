@@ -10,6 +10,8 @@
  */
 
 import type { Tensor } from "../autograd/tensor.ts";
+import { tidy } from "../autograd/scope.ts";
+import type { KvCache } from "../nn/vit_block.ts";
 import { add, affine, broadcastTo, mul } from "../ops/elementwise.ts";
 import { zeros } from "../ops/creation.ts";
 import { concat, slice } from "../ops/layout.ts";
@@ -113,7 +115,10 @@ export function planRounds(
 }
 
 /**
- * Encodes images for inference (no gradients are needed; call inside `noGrad`).
+ * Encodes images for inference (no gradients are needed; call inside `noGrad`). Each block
+ * and each stage runs in its own `tidy` scope, so its intermediate tensors go back to the
+ * pool as soon as it has been recorded: the peak is one block's working set on top of the
+ * low-res cache, not the activations of the whole network.
  *
  * @param vision The vision encoder.
  * @param images [B, 3, H, W], normalised, any size and aspect ratio.
@@ -129,12 +134,14 @@ export function encodeImage(
   const c = vision.width;
   const sizes = vision.featureSizes([h, w]);
   const grids = sizes.slice(1);
-  const low = vision.lowRes(images, false);
-  const feats = vision.selectionFeatures(low.hidden);
-  const conv = vision.convFeatures(images);
-  const q = options.prompt ??
-    broadcastTo(reshape(vision.priorPrompt.value, [1, c]), [batch, c]);
-  const probs = vision.selectionProbs(feats, conv, q, sizes);
+  const low = lowResBlocks(vision, images);
+  const probs = tidy(() => {
+    const feats = vision.selectionFeatures(low.hidden);
+    const conv = vision.convFeatures(images);
+    const q = options.prompt ??
+      broadcastTo(reshape(vision.priorPrompt.value, [1, c]), [batch, c]);
+    return vision.selectionProbs(feats, conv, q, sizes);
+  });
   const plan = planRounds(
     vision.config.budgets,
     grids.map(([a, b]) => a * b),
@@ -154,10 +161,14 @@ export function encodeImage(
   const taken: Tensor[] = grids.map(([gh, gw]) => zeros([batch, gh * gw]));
   plan.forEach((counts, r) => {
     const given = options.selections?.[r];
-    const idx = given ?? probs.map((p, i) => topkIndices(maskTaken(p, taken[i]!), counts[i]!));
-    const tokens = vision.embedHighRes(images, idx, sizes);
-    const out = vision.highRes(tokens, low.cache, false).hidden;
-    const last = cast(out[out.length - 1]!, "f32");
+    const idx = given ??
+      probs.map((p, i) => tidy(() => topkIndices(maskTaken(p, taken[i]!), counts[i]!)));
+    const out = highResLast(
+      vision,
+      tidy(() => vision.embedHighRes(images, idx, sizes)),
+      low.cache,
+    );
+    const last = cast(out, "f32");
     let start = 0;
     idx.forEach((ix, i) => {
       const k = counts[i]!;
@@ -165,7 +176,9 @@ export function encodeImage(
       idxRounds[i]!.push(ix);
       featRounds[i]!.push(sliceTokens(last, start, k));
       start += k;
-      taken[i] = scatterValue(taken[i]!, ix, { value: 1 });
+      const before = taken[i]!;
+      taken[i] = scatterValue(before, ix, { value: 1 });
+      before.dispose();
     });
   });
   const tokenCounts = grids.map((_, i) => plan.reduce((a, r) => a + r[i]!, 0));
@@ -196,6 +209,53 @@ export function encodeImage(
     featureSizes: sizes,
     rounds: plan.length,
   };
+}
+
+/**
+ * The low-res blocks of inference, each in its own scope: the embedded tokens, then every
+ * block's output and keys and values (the selection features and the high-res passes need
+ * them); everything else a block makes is freed when it has been recorded.
+ *
+ * @param vision The vision encoder.
+ * @param images [B, 3, H, W].
+ * @returns Block outputs and the KV cache, per block.
+ */
+function lowResBlocks(
+  vision: Ps3VisionEncoder,
+  images: Tensor,
+): { hidden: Tensor[]; cache: KvCache[] } {
+  const embedded = tidy(() => vision.embedLowRes(images));
+  let x = embedded;
+  const hidden: Tensor[] = [];
+  const cache: KvCache[] = [];
+  for (const blk of vision.blocks) {
+    const o = tidy(() => blk.forward(x, null));
+    hidden.push(o.x);
+    cache.push(o.kv);
+    x = o.x;
+  }
+  embedded.dispose();
+  return { hidden, cache };
+}
+
+/**
+ * The high-res blocks of inference over the selected tokens, each in its own scope and each
+ * freeing the previous block's output: only the last block's output (before the final norm)
+ * is returned. Disposes `tokens`.
+ *
+ * @param vision The vision encoder.
+ * @param tokens [B, M, C] embedded high-res tokens.
+ * @param cache The low-res keys and values per block.
+ * @returns The last block's output [B, M, C].
+ */
+function highResLast(vision: Ps3VisionEncoder, tokens: Tensor, cache: readonly KvCache[]): Tensor {
+  let x = tokens;
+  vision.blocks.forEach((blk, i) => {
+    const y = tidy(() => blk.forward(x, cache[i]!).x);
+    x.dispose();
+    x = y;
+  });
+  return x;
 }
 
 /**

@@ -30,7 +30,8 @@ export class Ps3VisionModel {
    * use).
    *
    * @param config Vision, preprocessing and name.
-   * @param options Initialisation seed.
+   * @param options Initialisation seed, gradients and initialisation (`grads: false, init:
+   *   false` for inference from a checkpoint), kernel choices.
    * @example
    * ```ts
    * const { config } = await readHfFolderConfig("ps3-1.5k-vision");
@@ -40,11 +41,16 @@ export class Ps3VisionModel {
    */
   constructor(
     config: VisionModelConfig,
-    options: { seed?: number | undefined; kernels?: ModelKernels | undefined } = {},
+    options: {
+      seed?: number | undefined;
+      grads?: boolean | undefined;
+      init?: boolean | undefined;
+      kernels?: ModelKernels | undefined;
+    } = {},
   ) {
     this.config = config;
     const b = new ParamBuilder({ kernels: options.kernels });
     this.vision = new Ps3VisionEncoder(b, new Rng(options.seed ?? 0), config.vision);
-    this.params = b.build(SINGLE_GROUP);
+    this.params = b.build(SINGLE_GROUP, { grads: options.grads, init: options.init });
   }
 }

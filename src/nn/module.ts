@@ -12,7 +12,13 @@ import type { Tensor } from "../autograd/tensor.ts";
 import type { MatmulKernel } from "../ops/matmul.ts";
 import type { AttentionKernel } from "../ops/attention.ts";
 import type { FloatDType } from "../ops/storage_type.ts";
-import { type GroupFn, type ParamSpec, ParamTable, SINGLE_GROUP } from "../params/param_table.ts";
+import {
+  type GroupFn,
+  type ParamSpec,
+  ParamTable,
+  type ParamTableOptions,
+  SINGLE_GROUP,
+} from "../params/param_table.ts";
 
 export { type GroupFn, SINGLE_GROUP };
 
@@ -100,10 +106,10 @@ export class ParamBuilder {
    * Lays out and uploads every declared parameter.
    *
    * @param group Optimizer group of each parameter.
-   * @param options Table options (buffer size).
+   * @param options Table options (buffer size, gradients, initialisation).
    * @returns The table.
    */
-  build(group: GroupFn, options: { chunkBytes?: number | undefined } = {}): ParamTable {
+  build(group: GroupFn, options: ParamTableOptions = {}): ParamTable {
     if (this.#table) throw new Error("The parameter table is already built");
     this.#table = new ParamTable(
       this.#specs.map((s) => ({ ...s, ...group(s.name, s.shape) })),

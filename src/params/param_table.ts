@@ -49,9 +49,10 @@ export interface ParamSpec extends ParamGroupSpec {
 export interface Param {
   /** The declaration. */
   readonly spec: ParamSpec;
-  /** The trainable tensor (a view into a table buffer; `requiresGrad` set). */
+  /** The tensor (a view into a table buffer; `requiresGrad` set when the table has gradients). */
   readonly value: Tensor;
-  /** Its gradient (a view into the gradient buffer, also `value.grad`). */
+  /** Its gradient (a view into the gradient buffer, also `value.grad`); throws for a table
+   * built without gradients. */
   readonly grad: Tensor;
   /** Index of the buffer holding it. */
   readonly chunk: number;
@@ -71,6 +72,28 @@ export interface ParamRange extends ParamGroupSpec {
 
 const ALIGN_ELEMS = 64; // 256 bytes of f32
 
+/** Options of the {@linkcode ParamTable} constructor. */
+export interface ParamTableOptions {
+  /** Largest buffer in bytes (default: the device's binding limit, at most 1 GiB); a
+   * parameter larger than that gets a buffer of its own. */
+  chunkBytes?: number | undefined;
+  /** Allocate gradient buffers (default true). Inference tables pass false: they hold only
+   * the values (half the memory), their parameters do not require gradients, and reading
+   * `grads` or a parameter's `grad` throws. */
+  grads?: boolean | undefined;
+  /** Run each parameter's initialiser (default true). False leaves every value zero, for
+   * tables about to be filled from a checkpoint ({@linkcode ParamTable.initialize} runs the
+   * initialisers of the parameters the checkpoint lacked). */
+  init?: boolean | undefined;
+}
+
+function noGradsError(what: string): Error {
+  return new Error(
+    `Cannot use the gradient of ${what === "the table" ? what : `"${what}"`}: the parameter ` +
+      "table was built without gradients (for inference)",
+  );
+}
+
 /** Parameters, gradients and AdamW moments of one model. */
 export class ParamTable {
   /** Parameters in table order (grouped), each with value and gradient views. */
@@ -81,8 +104,9 @@ export class ParamTable {
   readonly chunkSizes: number[];
   /** Value buffers. */
   readonly values: Tensor[];
-  /** Gradient buffers (same layout). */
-  readonly grads: Tensor[];
+  /** Whether the table has gradient buffers (see {@linkcode ParamTableOptions.grads}). */
+  readonly hasGrads: boolean;
+  readonly #grads: Tensor[];
   readonly #byName = new Map<string, Param>();
   #moments: { m: Tensor[]; v: Tensor[] } | null = null;
 
@@ -90,10 +114,9 @@ export class ParamTable {
    * Lays out and uploads the parameters.
    *
    * @param specs Declarations (names must be unique).
-   * @param options Largest buffer in bytes (default: the device's binding limit, at most
-   *   1 GiB); a parameter larger than that gets a buffer of its own.
+   * @param options Buffer size, gradients, initialisation.
    */
-  constructor(specs: readonly ParamSpec[], options: { chunkBytes?: number | undefined } = {}) {
+  constructor(specs: readonly ParamSpec[], options: ParamTableOptions = {}) {
     const rt = gpu();
     const limit = options.chunkBytes ??
       Math.min(rt.info.maxBindingBytes, rt.info.maxBufferBytes, 1 << 30);
@@ -130,19 +153,31 @@ export class ParamTable {
         return keep(new Tensor(new Storage(buf, false), [n], "f32", 0, label));
       });
     this.values = alloc("params");
-    this.grads = alloc("grads");
-    for (const g of this.grads) fillInto(g, 0);
+    this.hasGrads = options.grads ?? true;
+    this.#grads = this.hasGrads ? alloc("grads") : [];
+    for (const g of this.#grads) fillInto(g, 0);
     this.params = placed.map(({ spec, chunk, offset }) => {
       const value = keep(this.values[chunk]!.window(offset, spec.shape));
-      const grad = keep(this.grads[chunk]!.window(offset, spec.shape));
       value.name = spec.name;
-      grad.name = `${spec.name}.grad`;
-      value.requiresGrad = true;
-      value.grad = grad;
-      const host = new Float32Array(numel(spec.shape));
-      spec.init(host);
-      rt.upload(value, host);
-      const p: Param = { spec, value, grad, chunk, offset };
+      let p: Param;
+      if (this.hasGrads) {
+        const grad = keep(this.#grads[chunk]!.window(offset, spec.shape));
+        grad.name = `${spec.name}.grad`;
+        value.requiresGrad = true;
+        value.grad = grad;
+        p = { spec, value, grad, chunk, offset };
+      } else {
+        p = {
+          spec,
+          value,
+          chunk,
+          offset,
+          get grad(): Tensor {
+            throw noGradsError(spec.name);
+          },
+        };
+      }
+      if (options.init ?? true) this.#initialize(p);
       this.#byName.set(spec.name, p);
       return p;
     });
@@ -165,6 +200,29 @@ export class ParamTable {
         });
       }
     }
+  }
+
+  /** Gradient buffers (same layout as `values`); throws for a table built without them. */
+  get grads(): Tensor[] {
+    if (!this.hasGrads) throw noGradsError("the table");
+    return this.#grads;
+  }
+
+  /**
+   * Runs the initialisers of some parameters (after building with `init: false`, for those a
+   * checkpoint lacked). Initialisers that draw random numbers draw in this call's order, so
+   * their values differ from those of a table initialised whole.
+   *
+   * @param names Hugging Face names.
+   */
+  initialize(names: Iterable<string>): void {
+    for (const name of names) this.#initialize(this.get(name));
+  }
+
+  #initialize(p: Param): void {
+    const host = new Float32Array(numel(p.spec.shape));
+    p.spec.init(host);
+    gpu().upload(p.value, host);
   }
 
   /**
@@ -255,13 +313,57 @@ export class ParamTable {
   }
 
   /**
+   * Writes part of a parameter's values straight into its buffer with the queue's
+   * `writeBuffer` (no staging buffer of ours: the chunked checkpoint loader streams through
+   * it). Work recorded before is submitted first, so the write lands after it. The device
+   * keeps a copy of the written bytes until the next submit has run: callers writing much
+   * call {@linkcode ParamTable.settleWrites} now and then.
+   *
+   * @param name Hugging Face name.
+   * @param start First element to write.
+   * @param data Values (f32).
+   * @throws {RangeError} When the range runs past the parameter's end.
+   */
+  write(name: string, start: number, data: Float32Array<ArrayBuffer>): void {
+    const p = this.get(name);
+    if (!Number.isInteger(start) || start < 0 || start + data.length > p.value.size) {
+      throw new RangeError(
+        `Cannot write ${data.length} values at element ${start} of "${name}" of shape ` +
+          fmtShape(p.spec.shape),
+      );
+    }
+    const rt = gpu();
+    rt.flush();
+    rt.device.queue.writeBuffer(
+      p.value.buffer,
+      p.value.byteOffset + start * 4,
+      data.buffer,
+      data.byteOffset,
+      data.byteLength,
+    );
+  }
+
+  /**
+   * Submits the writes made by {@linkcode ParamTable.write} and waits for them, so the
+   * device frees its copies of their bytes.
+   *
+   * @returns Resolves once the writes have run.
+   */
+  async settleWrites(): Promise<void> {
+    const rt = gpu();
+    rt.flush();
+    rt.device.queue.submit([]);
+    await rt.device.queue.onSubmittedWorkDone();
+  }
+
+  /**
    * Measures the table's GPU memory.
    *
    * @returns Bytes of values, gradients and (when created) moments.
    */
   bytes(): number {
     const one = this.chunkSizes.reduce((a, n) => a + n, 0) * 4;
-    return one * (this.#moments ? 4 : 2);
+    return one * ((this.hasGrads ? 2 : 1) + (this.#moments ? 2 : 0));
   }
 
   /**

@@ -1,6 +1,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert";
 import { basename, join } from "node:path";
-import { initGpu } from "../../src/gpu/runtime.ts";
+import { gpu, initGpu } from "../../src/gpu/runtime.ts";
+import { bucketSize } from "../../src/gpu/buffer_pool.ts";
 import { tidy } from "../../src/autograd/scope.ts";
 import { noGrad } from "../../src/autograd/tape.ts";
 import { tensor } from "../../src/ops/creation.ts";
@@ -12,7 +13,7 @@ import { Ps3Clip } from "../../src/model/ps3_clip.ts";
 import { Ps3VisionModel } from "../../src/model/ps3_vision_model.ts";
 import { writeHfFolder } from "../../src/checkpoint/hf.ts";
 import { resolveModelConfig } from "../../src/model/config.ts";
-import type { LookClose } from "../../src/model/ps3_inference.ts";
+import { encodeImage, type LookClose } from "../../src/model/ps3_inference.ts";
 import { preprocessImage } from "../../src/encode/preprocess.ts";
 import {
   type Ps3EncodeOptions,
@@ -429,4 +430,102 @@ Deno.test("encode() passes the look-close request through: the summary names it"
   for (const [look, text] of looks) {
     assertEquals((await encoder.encode(DOCK, { numLookClose: look })).summary.lookClose, text);
   }
+});
+
+Deno.test("encode() leaves no live tensors behind, and inference on a loaded model records no tape nodes", async () => {
+  const rt = gpu();
+  await encoder.encode(DOCK, { numLookClose: { rounds: 1 } }); // first use fills the ops' caches
+  const before = rt.memory();
+  const { summary } = await encoder.encode(DOCK, {
+    numLookClose: { rounds: "all" },
+    prompt: "a red boat",
+  });
+  const after = rt.memory();
+  assertEquals(summary.memory.params, encoder.model.params.bytes());
+  assert(summary.memory.devicePeak > 0 && summary.memory.devicePeak <= after.allocatedBytes);
+  assert(summary.memory.devicePool === after.allocatedBytes);
+  assert(Deno.build.os !== "linux" || summary.memory.processPeak! > 0);
+  assertEquals([after.inUseBytes, after.liveBuffers], [before.inUseBytes, before.liveBuffers]);
+  // Even outside noGrad: the parameters of a model loaded for inference require no gradient.
+  const model = encoder.model;
+  assert(!model.params.hasGrads);
+  const x = preprocessImage(DOCK, {
+    size: [128, 128],
+    mean: [0.5, 0.5, 0.5],
+    std: [0.5, 0.5, 0.5],
+  });
+  const out = tidy(() =>
+    encodeImage(model.vision, tensor(x.data, x.shape), {
+      numLookClose: { rounds: 1 },
+      prompt: null,
+    })
+  );
+  const tensors = [out.lastHiddenState, ...out.featureMaps, ...out.selectionProbs];
+  assert(tensors.every((t) => t.node === null && !t.requiresGrad));
+  for (const t of new Set([...tensors, ...out.selectionMaps])) t.dispose();
+  assertEquals(rt.memory().liveBuffers, before.liveBuffers);
+});
+
+Deno.test("encode() frees each block's intermediates: six more blocks add only their outputs and KV cache to the peak", async () => {
+  const rt = gpu();
+  const peak = async (depth: number) => {
+    const raw = tinyModelConfig(true) as { vision_cfg: Record<string, unknown> };
+    raw.vision_cfg.depth = depth;
+    const config = resolveModelConfig(raw);
+    const dir = join(root, `depth${depth}`);
+    await writeHfFolder(dir, new Ps3Clip(config, { seed: 1 }).params, config);
+    const enc = await Ps3Encoder.load(dir);
+    await enc.encode(DOCK, { numLookClose: { rounds: 1 } });
+    const base = rt.memory().inUseBytes;
+    rt.pool.resetPeak();
+    await enc.encode(DOCK, { numLookClose: { rounds: 1 } });
+    return rt.memory().peakInUseBytes - base;
+  };
+  const [p2, p8] = [await peak(2), await peak(8)];
+  // What a low-res block keeps for later: its output [1, 16, 32] and its q, k, v [1, 16, 96]
+  // (the cache views them) — f32, in pool buckets. Without per-block scopes every block's
+  // whole working set (norms, MLP hidden, attention, high-res tokens) stays: 12x more here.
+  const kept = bucketSize(16 * 32 * 4) + bucketSize(16 * 96 * 4);
+  assert(p8 - p2 <= 6 * kept, `peak grew by ${p8 - p2} bytes for 6 blocks (bound ${6 * kept})`);
+});
+
+Deno.test("encode() keeps one input size's buffers: a new size first gives the free ones back", async () => {
+  const rt = gpu();
+  const grey = (width: number, height: number): RgbImage => ({
+    width,
+    height,
+    data: new Uint8Array(width * height * 3).fill(90),
+  });
+  const run = (im: RgbImage) =>
+    encoder.encode(im, { numLookClose: { rounds: 1 }, resize: "keep-aspect" });
+  // Free (cached) bytes: the ops' own caches of each size (resize tables) stay in use.
+  const cached = () => rt.memory().allocatedBytes - rt.memory().inUseBytes;
+  const wide = grey(300, 200);
+  await run(wide);
+  rt.pool.trim();
+  await run(wide);
+  const alone = cached();
+  assert(alone > 0);
+  await run(grey(300, 120));
+  await run(grey(100, 300));
+  await run(wide);
+  assertEquals(cached(), alone);
+  await run(wide);
+  assertEquals(cached(), alone, "the same size reuses its buffers");
+});
+
+Deno.test("Ps3Encoder.load() visionOnly leaves the text tower on disk: same bottom-up features", async () => {
+  const vis = await Ps3Encoder.load(CONV, { visionOnly: true });
+  assert(vis.model instanceof Ps3VisionModel);
+  assert(vis.model.params.bytes() < encoder.model.params.bytes());
+  assert(vis.source.endsWith("(vision tower only)"));
+  const look: LookClose = { rounds: "all" };
+  const [a, b] = [
+    await vis.encode(DOCK, { numLookClose: look }),
+    await encoder.encode(DOCK, { numLookClose: look }),
+  ];
+  assertEquals(a.lastHiddenState, b.lastHiddenState);
+  assertEquals(a.selectionProbs, b.selectionProbs);
+  const e = await rejectsWith(() => vis.encode(DOCK, { prompt: "a red boat" }), Error);
+  assert(e.message.includes("vision-only"), e.message);
 });
