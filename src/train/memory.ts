@@ -16,9 +16,11 @@
  *   gradients, while the gradients of every block's low-res cache (k, v) wait for the low-res
  *   backward.
  *
- * Bytes per element: activations 4 in f32 and 2 in f16 (`train.precision: f16` stores them in
- * float16); the batch itself, layer-norm statistics, attention's log-sum-exp, selection
- * probabilities, logits and losses are float32 in both. Pool buckets (up to 25% slack per
+ * Bytes per element: activations 4 in f32 and 2 in f16 (`train.precision: f16` stores the
+ * trunk's and the text tower's activations in float16); the batch itself, the resized images
+ * and the patches unfolded from them, the selection path (its MLP, the ConvNet, the
+ * probabilities), layer-norm statistics, attention's log-sum-exp, logits and losses are
+ * float32 in both, as the model keeps them. Pool buckets (up to 25% slack per
  * buffer) are not counted; see tests/tools/memory_peak.ts for the measured error.
  *
  * @module
@@ -90,32 +92,32 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
   parts.batch = b * (3 * side * side + side * side + t.context + 1) * f;
   // Every scale's image and the ConvNet input, resized from the batch's (not the same size).
   const sizes = [...s, ...(v.conv ? [v.conv.inputSize] : [])].filter((x) => x !== side);
-  parts.resized_images = bytes(b * 3 * sizes.reduce((x, y) => x + y * y, 0));
+  parts.resized_images = b * 3 * sizes.reduce((x, y) => x + y * y, 0) * f;
   // Low-res embedding: patches, matmul, position add (and the position table).
   const lowKept = ckpt ? 3 * c : blk;
-  parts.low_res = bytes(b * n0 * (pp + 2 * c) + n0 * c) +
+  parts.low_res = bytes(b * n0 * 2 * c + n0 * c, b * n0 * pp) +
     depth * bytes(b * n0 * lowKept, ckpt ? 0 : b * n0 * blkStats) +
     // final norm, the attention pool's k/v projection and copies
     bytes(b * n0 * 5 * c, b * n0 * 2);
   // Selection features: concat of the layers, the MLP (fc1 + pre-activation, norm, fc2),
   // slice, normalise; the probabilities (f32) per grid for prior and posterior.
   const nl = v.selectLayers.length, k = grids.length;
-  parts.selection = bytes(b * n0 * (4 * nl * c + k * c + 2 * c), b * n0 * 2) +
+  parts.selection = b * n0 * (4 * nl * c + k * c + 2 * c + 2) * f +
     b * grids.reduce((x, g) => x + g, 0) * 8 * f;
   if (v.conv) {
     const cv = v.conv;
     const g = (cv.inputSize / cv.kernel) ** 2, hid = cv.hidden;
     // patches, stem matmul and norm; per block: dwconv, norm, fc1, GELU, fc2, scale, add;
     // out projection and normalise.
-    parts.convnet = bytes(
-      b * (3 * cv.inputSize ** 2 + g * (2 * hid + cv.depth * 13 * hid + 2 * cv.out)),
-      b * g * 2 * (1 + cv.depth),
+    parts.convnet = f * (
+      b * (3 * cv.inputSize ** 2 + g * (2 * hid + cv.depth * 13 * hid + 2 * cv.out)) +
+      b * g * 2 * (1 + cv.depth)
     );
   }
   // High-res embedding: gathered patches, matmul, position rows (+ residual rows), sums and
   // the concat; the resized position tables of each grid.
   const highKept = ckpt ? c : blk;
-  parts.high_res = bytes(b * m * (pp + 6 * c) + grids.reduce((x, g) => x + g, 0) * c * 2) +
+  parts.high_res = bytes(b * m * 6 * c + grids.reduce((x, g) => x + g, 0) * c * 2, b * m * pp) +
     depth * bytes(b * m * highKept, ckpt ? 0 : b * m * blkStats) +
     bytes(b * m * 5 * c, b * m * 3);
   const tw = t.width, th = t.mlpHidden;
