@@ -51,7 +51,8 @@ import { type Communicator, SINGLE_PROCESS, timedCommunicator } from "../dist/co
 import { newSkipShardLines } from "../data/pipeline/skip_tally.ts";
 import type { VerifyCache } from "../checkpoint/recovery.ts";
 import { RunLock } from "./run_lock.ts";
-import { signalExitCode, StopSignals } from "./signals.ts";
+import { StopSignals } from "./signals.ts";
+import { armStopDeadline, type StopDeadline } from "./stop_deadline.ts";
 import { finishedSummary, guardFreshStart } from "./run_folder.ts";
 import { allreduceBuffers } from "../dist/grad_allreduce.ts";
 import { divergentRanks } from "../dist/param_check.ts";
@@ -142,23 +143,22 @@ export async function train(
     await run.loader[Symbol.asyncDispose]();
     return run.finished;
   }
+  let deadline = null as StopDeadline | null;
   run.signals = new StopSignals((name) => {
     run.stop = "signal";
     run.progress.warn(
       `${name}: stopping after this step with a checkpoint (send it again to exit at once)`,
     );
     // The ranks stop together at the next step; if a peer is gone (the launcher signals the
-    // survivors when a rank dies), the collectives cannot complete: exit after a grace time.
-    if (run.comm.size > 1) {
+    // survivors when a rank dies) or this rank is stuck in a wait, the collectives cannot
+    // complete: the process ends after a grace time, on a thread of its own.
+    if (run.comm.size > 1 && !deadline) {
       const grace = 30;
-      const timer = setTimeout(() => {
-        console.error(
-          `ps3 (rank ${run.comm.rank}): ${name}: the ranks did not stop together within ` +
-            `${grace} s (a rank is gone?); exiting without a checkpoint`,
-        );
-        Deno.exit(signalExitCode(name));
-      }, grace * 1000);
-      Deno.unrefTimer(timer);
+      deadline = armStopDeadline(
+        grace,
+        `ps3 (rank ${run.comm.rank}): ${name}: the ranks did not stop together within ` +
+          `${grace} s (a rank is gone or stuck?); exiting without a checkpoint`,
+      );
     }
   });
   try {
@@ -182,7 +182,11 @@ export async function train(
     run.signals.dispose();
     await run.loader[Symbol.asyncDispose]();
   }
-  return await closeRun(run);
+  try {
+    return await closeRun(run);
+  } finally {
+    deadline?.cancel();
+  }
 }
 
 /**
@@ -459,6 +463,8 @@ async function trainStep(run: Run): Promise<boolean> {
 async function ranksAgree(run: Run, haveBatch: boolean): Promise<boolean> {
   const flags = new Int32Array([haveBatch ? 0 : 1, run.stop === "signal" ? 1 : 0]);
   await run.comm.allreduceMax(flags);
+  // Decide from the reduced flags only: a signal that arrives during the collective sets
+  // run.stop on this rank alone, and is agreed on at the next step.
   if (flags[1]) run.stop = "signal";
   if (flags[0]) {
     run.progress.warn(
@@ -467,7 +473,7 @@ async function ranksAgree(run: Run, haveBatch: boolean): Promise<boolean> {
     );
     return false;
   }
-  return run.stop === "done";
+  return flags[1] === 0;
 }
 
 /** Sums the loss shares of every rank into the global batch's loss terms (host values). */
