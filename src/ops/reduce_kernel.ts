@@ -117,8 +117,7 @@ export function reduceRaw(
   outShape: readonly number[],
   dtype: FloatDType = "f32",
 ): Tensor {
-  const { kept, red } = plan(x.shape, axes);
-  const count = red.reduce((p, [d]) => p * d, 1);
+  const count = plan(x.shape, axes).red.reduce((p, [d]) => p * d, 1);
   const y = empty(outShape, dtype);
   if (y.size === 0) return y;
   if (x.size > Math.floor(gpu().info.maxBindingBytes / 16) * 4) {
@@ -128,21 +127,7 @@ export function reduceRaw(
   const parts = Math.ceil(count / CHUNK);
   // Long reductions go in two passes: partial results [n, parts], then over parts.
   const first = parts > 1 ? empty([y.size, parts]) : y;
-  const p: Record<string, number> = {
-    n: y.size,
-    parts,
-    count,
-    scale: parts > 1 ? 1 : scale,
-  };
-  kept.forEach(([d, st], i) => {
-    p[`k${i}`] = d;
-    p[`ks${i}`] = st;
-  });
-  red.forEach(([d, st], i) => {
-    p[`r${i}`] = d;
-    p[`rs${i}`] = st;
-  });
-  gpu().dispatch(reduceKernel(mode, x.dtype, first.dtype), [x, first], p, grid(y.size * parts, 64));
+  dispatchPass(x, axes, mode, { y: first, n: y.size, parts, scale: parts > 1 ? 1 : scale });
   if (parts > 1) {
     const rest = reduceRaw(first, [1], mode === 1 ? 1 : 0, scale, outShape, dtype);
     gpu().copy(rest, y, y.byteLength);
