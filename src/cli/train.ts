@@ -6,7 +6,8 @@
 
 import { initGpu, type Runtime } from "../gpu/runtime.ts";
 import { loadRunConfig, type RunConfig } from "../train/config.ts";
-import { fitBatchSize } from "../train/fit_batch.ts";
+import { estimateBatchFit, fitBatchSize } from "../train/fit_batch.ts";
+import { fmtBytes } from "../gpu/buffer_pool.ts";
 import { describePreflight } from "../train/preflight.ts";
 import { train } from "../train/trainer.ts";
 import { openCommunicator } from "../dist/communicator.ts";
@@ -40,9 +41,10 @@ train.batch_size samples each (OpenMPI or MPICH, found like mpicc finds it; over
   profile/), then exits. No checkpoint is read or written.
 --preflight prints the memory estimate by part and the ops' smallest units against the
   adapter's limits, and exits (nothing allocated, no data read).
---train.batch_size=auto (one process) takes the largest micro-batch (times train.accum_steps)
-  that the memory estimate fits in train.memory_limit_gb (on a CPU adapter: 80% of the host's
-  memory) and the storage binding limit, confirmed by one step (smaller if it does not fit).`;
+--train.batch_size=auto (or batch_size: auto in the file; one process) takes the largest
+  micro-batch (times train.accum_steps) that the memory estimate fits in
+  train.memory_limit_gb (on a CPU adapter: 80% of the host's memory) and the storage binding
+  limit, confirmed by one step (smaller if it does not fit); with --preflight, the estimate's.`;
 
 /**
  * Runs the command.
@@ -80,26 +82,32 @@ export async function run(allArgs: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  const auto = overrides.includes("train.batch_size=auto");
-  const given = await loadRunConfig(path, overrides.filter((o) => o !== "train.batch_size=auto"));
+  const given = await loadRunConfig(path, overrides);
   if (profileDir !== null) {
-    await initGpu({ timestamps: true });
-    await reportProfile(await profileTrainStep(given, { log: console.log }), profileDir);
+    const rt = await initGpu({ timestamps: true });
+    const config = given.autoBatch ? await autoBatch(given, rt) : given;
+    await reportProfile(await profileTrainStep(config, { log: console.log }), profileDir);
+    return 0;
+  }
+  if (preflight) {
+    const rt = await initGpu();
+    for (const line of describePreflight(given.autoBatch ? estimatedBatch(given, rt) : given, rt)) {
+      console.log(line);
+    }
     return 0;
   }
   const d = given.train.distributed;
   const comm = openCommunicator({ library: d.mpi_library, timeoutSeconds: d.timeout_s });
-  if (preflight) {
-    for (const line of describePreflight(given, await initGpu())) console.log(line);
-    return 0;
-  }
   if (comm.size === 1) {
     const rt = await initGpu();
-    const config = auto ? await autoBatch(given, rt) : given;
+    const config = given.autoBatch ? await autoBatch(given, rt) : given;
     return exitCode(await train(config, { tty, fresh }));
   }
-  if (auto) {
-    return comm.abort("ps3 train: train.batch_size=auto is for one process; give a number");
+  if (given.autoBatch) {
+    return comm.abort(
+      "ps3 train: train.batch_size: auto is for one process (each rank would fit its own); " +
+        "give a number",
+    );
   }
   const config = given;
   // A data-parallel rank: any error ends every rank at once, with this rank's message.
@@ -119,10 +127,25 @@ export async function run(allArgs: string[]): Promise<number> {
 /** The run config with the batch size `fitBatchSize` found (micro-batch times accum_steps). */
 async function autoBatch(config: RunConfig, rt: Runtime): Promise<RunConfig> {
   const fit = await fitBatchSize(config, rt, (s) => console.log(s));
-  const batch = fit.microBatch * config.train.accum_steps;
+  return withMicroBatch(config, fit.microBatch);
+}
+
+/** The run config at the micro-batch the estimate alone allows (the preflight's view). */
+function estimatedBatch(config: RunConfig, rt: Runtime): RunConfig {
+  const { estimated, limit } = estimateBatchFit(config, rt);
+  console.log(
+    `batch_size=auto: the estimate allows a micro-batch of ${estimated} in ${fmtBytes(limit)} ` +
+      "(a run confirms it with one step)",
+  );
+  return withMicroBatch(config, estimated);
+}
+
+/** The run config with a fitted micro-batch: batch size = micro-batch times accum_steps. */
+function withMicroBatch(config: RunConfig, microBatch: number): RunConfig {
+  const batch = microBatch * config.train.accum_steps;
   // The raw config (saved in checkpoints) records the batch size trained with.
   const raw = { ...config.raw, train: { ...config.raw.train as object, batch_size: batch } };
-  return { ...config, train: { ...config.train, batch_size: batch }, raw };
+  return { ...config, train: { ...config.train, batch_size: batch }, raw, autoBatch: false };
 }
 
 /** The exit code of a finished or stopped run. */

@@ -93,7 +93,9 @@ export interface DistributedConfigInput {
 /** Training section. */
 export interface TrainConfigInput {
   /** Samples per optimizer step on each rank (split into `accum_steps` micro-batches); the
-   * global batch is this times the number of ranks, as the reference's --batch-size. */
+   * global batch is this times the number of ranks, as the reference's --batch-size. In a
+   * file or an override, `auto` asks `ps3 train` to fit it to the device (one process;
+   * {@linkcode RunConfig.autoBatch}). */
   batch_size: number;
   /** Micro-batches per step (gradient accumulation; default 1). */
   accum_steps: number;
@@ -347,6 +349,11 @@ export interface RunConfig extends RunConfigInput {
   resolvedModel: ModelConfig;
   /** The input as given (with overrides applied), saved in checkpoints. */
   raw: Record<string, unknown>;
+  /**
+   * `train.batch_size` was `auto`: `train.batch_size` holds `train.accum_steps` (a placeholder)
+   * until `ps3 train` replaces it with the largest micro-batch that fits (times accum_steps).
+   */
+  autoBatch: boolean;
 }
 
 /**
@@ -382,7 +389,8 @@ export function applyOverrides(raw: Record<string, unknown>, overrides: readonly
  * @returns The resolved configuration.
  */
 export function resolveRunConfig(raw: unknown, source: string): RunConfig {
-  const r = RunConfigSchema.safeParse(raw);
+  const autoBatch = isAutoBatch(raw);
+  const r = RunConfigSchema.safeParse(autoBatch ? withPlaceholderBatch(raw) : raw);
   if (!r.success) throw new SyntaxError(`Invalid ${source}:\n${formatIssues(r.error)}`);
   const c = r.data;
   const model = resolveModelConfig((raw as { model: unknown }).model, `${source} (model)`);
@@ -400,7 +408,25 @@ export function resolveRunConfig(raw: unknown, source: string): RunConfig {
     need("tokenizer", "(or data.synthesize)");
     if (c.data.layout === "paired") need("text_boxes", "with the paired layout");
   }
-  return { ...c, resolvedModel: model, raw: raw as Record<string, unknown> };
+  return { ...c, resolvedModel: model, raw: raw as Record<string, unknown>, autoBatch };
+}
+
+/** Whether a raw config says `train.batch_size: auto`. */
+function isAutoBatch(raw: unknown): boolean {
+  const train = (raw as { train?: unknown } | null)?.train;
+  return typeof train === "object" && train !== null &&
+    (train as Record<string, unknown>).batch_size === "auto";
+}
+
+/**
+ * The raw config with `train.batch_size: auto` replaced by `train.accum_steps` (one sample per
+ * micro-batch) so the rest validates; {@linkcode RunConfig.autoBatch} says the number is a
+ * placeholder until `ps3 train` fits it.
+ */
+function withPlaceholderBatch(raw: unknown): unknown {
+  const r = raw as { train: Record<string, unknown> };
+  const accum = r.train.accum_steps ?? 1;
+  return { ...r, train: { ...r.train, batch_size: accum } };
 }
 
 /**

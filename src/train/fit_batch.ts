@@ -146,24 +146,26 @@ function largest(upper: number, fits: (b: number) => boolean): number {
   return lo;
 }
 
+/** The estimate's side of {@linkcode fitBatchSize}: the memory limit and the micro-batch. */
+export interface EstimatedFit {
+  /** The memory limit, bytes. */
+  limit: number;
+  /** The largest micro-batch the estimate allows under it (at least 1). */
+  estimated: number;
+}
+
 /**
- * Finds the largest micro-batch that fits the device: the estimate (state, activations) under
- * the memory limit (`train.memory_limit_gb`, or 80% of the host's memory on a CPU adapter),
- * at most an epoch's samples, once every op's smallest unit fits the binding limit; then one
- * real step confirms it (peak measured), backing off in proportion while it does not fit.
+ * The largest micro-batch the estimate (state, activations) fits under the memory limit
+ * (`train.memory_limit_gb`, or 80% of the host's memory on a CPU adapter), at most an epoch's
+ * samples, once every op's smallest unit fits the binding limit. Nothing is allocated.
  *
  * @param config The run configuration (its `batch_size` is ignored; `accum_steps` kept).
  * @param rt The runtime.
- * @param log Where the search is reported.
- * @returns The fit.
+ * @returns The limit and the micro-batch.
  * @throws {RangeError} Without a known memory limit, when an op's unit passes the binding
  *   limit, or when not even one sample fits.
  */
-export async function fitBatchSize(
-  config: RunConfig,
-  rt: Runtime,
-  log: (line: string) => void,
-): Promise<BatchFit> {
+export function estimateBatchFit(config: RunConfig, rt: Runtime): EstimatedFit {
   const limit = memoryLimit(config, rt);
   if (limit === null) {
     throw new RangeError(
@@ -183,6 +185,27 @@ export async function fitBatchSize(
         `${fmtBytes(runEstimate(config, 1).total)})`,
     );
   }
+  return { limit, estimated };
+}
+
+/**
+ * Finds the largest micro-batch that fits the device: {@linkcode estimateBatchFit}, then one
+ * real step confirms it (peak measured), backing off in proportion while it does not fit.
+ *
+ * @param config The run configuration (its `batch_size` is ignored; `accum_steps` kept).
+ * @param rt The runtime.
+ * @param log Where the search is reported.
+ * @returns The fit.
+ * @throws {RangeError} As {@linkcode estimateBatchFit}, and when a micro-batch of 1 does not
+ *   fit in the confirming step.
+ */
+export async function fitBatchSize(
+  config: RunConfig,
+  rt: Runtime,
+  log: (line: string) => void,
+): Promise<BatchFit> {
+  const { limit, estimated } = estimateBatchFit(config, rt);
+  const t = config.train;
   log(
     `batch_size=auto: the estimate allows a micro-batch of ${estimated} in ${fmtBytes(limit)} ` +
       `(${fmtBytes(runEstimate(config, estimated).total)} estimated); confirming with one step`,

@@ -67,6 +67,21 @@ Deno.test("applyOverrides() sets nested values parsed as YAML scalars", () => {
   );
 });
 
+Deno.test("resolveRunConfig() takes train.batch_size: auto as a placeholder to be fitted", () => {
+  const auto = resolveRunConfig({
+    ...base,
+    train: { ...(base.train as object), batch_size: "auto", accum_steps: 2 },
+  }, "t");
+  deepStrictEqual([auto.autoBatch, auto.train.batch_size, auto.train.accum_steps], [true, 2, 2]);
+  deepStrictEqual((auto.raw.train as { batch_size: unknown }).batch_size, "auto");
+  strictEqual(resolveRunConfig(structuredClone(base), "t").autoBatch, false);
+  throws(
+    () =>
+      resolveRunConfig({ ...base, train: { ...(base.train as object), batch_size: "big" } }, "t"),
+    /train\.batch_size/,
+  );
+});
+
 Deno.test("loadRunConfig() names a missing file", async () => {
   await rejects(loadRunConfig("nope.yaml"), /Cannot read run config "nope\.yaml"/);
 });

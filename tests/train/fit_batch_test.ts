@@ -9,6 +9,7 @@
 
 import { deepStrictEqual, ok } from "node:assert";
 import { join } from "node:path";
+import { stringify } from "npm:yaml@2.9.1";
 import { loadRunConfig } from "../../src/train/config.ts";
 import { runEstimate } from "../../src/train/preflight.ts";
 
@@ -60,4 +61,25 @@ Deno.test("train.batch_size=auto takes the largest micro-batch that fits, confir
   const summary = JSON.parse(await Deno.readTextFile(join(out, "summary.json")));
   deepStrictEqual(summary.dispatches.maxBindingBytes, 262144);
   deepStrictEqual(summary.steps, 1);
+});
+
+Deno.test("batch_size: auto in the file; --preflight shows the estimate's micro-batch", async () => {
+  const config = await loadRunConfig("tests/testdata/train_tiny.yaml");
+  const dir = await Deno.makeTempDir({ prefix: "ps3-fit-yaml-" });
+  const file = join(dir, "auto.yaml");
+  const raw = config.raw as { train: Record<string, unknown> };
+  await Deno.writeTextFile(
+    file,
+    stringify({ ...raw, train: { ...raw.train, batch_size: "auto", memory_limit_gb: LIMIT_GB } }),
+  );
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", "train", file, "--preflight"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const log = new TextDecoder().decode(r.stdout);
+  ok(r.success, `${log}\n${new TextDecoder().decode(r.stderr)}`);
+  const est = Number(log.match(/the estimate allows a micro-batch of (\d+)/)![1]);
+  ok(runEstimate(config, est).total <= limit && runEstimate(config, est + 1).total > limit);
+  ok(log.includes(`micro-batch ${est},`), log);
 });
