@@ -5,6 +5,12 @@
  * disposes what it creates therefore reuses the same buffers every step and its memory stays
  * flat. Sizes are rounded up to one of four steps per power of two (at most 25% slack).
  *
+ * Reuse is deterministic: of a size class's free buffers, `acquire` hands out the one created
+ * first. A step that acquires and releases in the same order as the previous one, from the same
+ * free buffers, therefore gets the same buffer for every tensor, and the runtime's bind groups
+ * (keyed by buffer) are found again. (A stack would not do: releasing in acquisition order
+ * reverses the stack, so each step would permute the buffers of the step before.)
+ *
  * @module
  */
 
@@ -48,7 +54,11 @@ export function bucketSize(bytes: number): number {
 export class BufferPool {
   readonly #device: GPUDevice;
   readonly #maxBytes: number;
+  /** Free buffers per bucket size, in descending creation order (the oldest last). */
   readonly #free = new Map<number, GPUBuffer[]>();
+  /** Creation order of every buffer the pool holds. */
+  readonly #order = new Map<GPUBuffer, number>();
+  #created = 0;
   #allocated = 0;
   #inUse = 0;
   #peak = 0;
@@ -66,7 +76,8 @@ export class BufferPool {
   }
 
   /**
-   * Returns a buffer of at least `bytes` bytes (contents undefined).
+   * Returns a buffer of at least `bytes` bytes (contents undefined): the free buffer of its
+   * bucket created first, or a new one.
    *
    * @param bytes Size needed.
    * @param label Debug label for a newly created buffer.
@@ -83,6 +94,7 @@ export class BufferPool {
     let buf = this.#free.get(size)?.pop();
     if (!buf) {
       buf = this.#device.createBuffer({ size, usage: TENSOR_USAGE, label });
+      this.#order.set(buf, this.#created++);
       this.#allocated += size;
     }
     this.#inUse += size;
@@ -99,7 +111,7 @@ export class BufferPool {
    */
   release(buf: GPUBuffer): void {
     const list = this.#free.get(buf.size);
-    if (list) list.push(buf);
+    if (list) list.splice(this.#freeSlot(list, this.#order.get(buf)!), 0, buf);
     else this.#free.set(buf.size, [buf]);
     this.#inUse -= buf.size;
     this.#live--;
@@ -110,10 +122,22 @@ export class BufferPool {
     for (const list of this.#free.values()) {
       for (const b of list) {
         this.#allocated -= b.size;
+        this.#order.delete(b);
         b.destroy();
       }
     }
     this.#free.clear();
+  }
+
+  /** Where a buffer of creation order `order` goes in a free list (descending order). */
+  #freeSlot(list: readonly GPUBuffer[], order: number): number {
+    let lo = 0, hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.#order.get(list[mid]!)! > order) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   /** Starts a new peak measurement at the current in-use bytes. */
