@@ -22,6 +22,8 @@ export interface PoolStats {
   inUseBytes: number;
   /** Highest `inUseBytes` since creation or the last {@linkcode BufferPool.resetPeak}. */
   peakInUseBytes: number;
+  /** Highest `allocatedBytes` since creation or the last {@linkcode BufferPool.resetPeak}. */
+  peakAllocatedBytes: number;
   /** Number of buffers handed out and not yet released. */
   liveBuffers: number;
 }
@@ -62,6 +64,7 @@ export class BufferPool {
   #allocated = 0;
   #inUse = 0;
   #peak = 0;
+  #peakAllocated = 0;
   #live = 0;
 
   /**
@@ -96,6 +99,7 @@ export class BufferPool {
       buf = this.#device.createBuffer({ size, usage: TENSOR_USAGE, label });
       this.#order.set(buf, this.#created++);
       this.#allocated += size;
+      if (this.#allocated > this.#peakAllocated) this.#peakAllocated = this.#allocated;
     }
     this.#inUse += size;
     this.#live++;
@@ -140,9 +144,10 @@ export class BufferPool {
     return lo;
   }
 
-  /** Starts a new peak measurement at the current in-use bytes. */
+  /** Starts new peak measurements at the current in-use and allocated bytes. */
   resetPeak(): void {
     this.#peak = this.#inUse;
+    this.#peakAllocated = this.#allocated;
   }
 
   /**
@@ -155,6 +160,7 @@ export class BufferPool {
       allocatedBytes: this.#allocated,
       inUseBytes: this.#inUse,
       peakInUseBytes: this.#peak,
+      peakAllocatedBytes: this.#peakAllocated,
       liveBuffers: this.#live,
     };
   }

@@ -74,3 +74,18 @@ Deno.test("a repeated step of ops binds the buffers of the step before (no new b
   x.dispose();
   w.dispose();
 });
+
+Deno.test("trimPool() in the middle of recording keeps the recorded work valid", async () => {
+  const x = tensor(Float32Array.from({ length: 256 }, (_, i) => i), [256]);
+  const y = tidy(() => {
+    const a = add(x, x); // 2i, freed when the inner scope ends
+    return tidy(() => mul(a, x)); // 2i^2, recorded before a's buffer is destroyed
+  });
+  rt.trimPool();
+  const z = add(y, x); // recorded after the trim: 2i^2 + i
+  const [host] = await rt.read([z]);
+  const got = new Float32Array(host!);
+  assert(got.every((v, i) => v === 2 * i * i + i), "wrong values after the trim");
+  assertEquals(rt.memory().allocatedBytes, rt.memory().inUseBytes);
+  for (const t of [x, y, z]) t.dispose();
+});
