@@ -177,7 +177,7 @@ export interface Ps3InferenceFigures {
   params: number;
   /** Process peak resident memory (bytes), or null where unknown. */
   processPeak: number | null;
-  /** Device pool: peak in use and held after the run (bytes). */
+  /** Device pool: peak in use during the run (bytes). */
   devicePeak: number;
   /** Device pool held after the run (bytes). */
   devicePool: number;
@@ -293,7 +293,8 @@ export function inferenceRows(
       note: `PyTorch ${torch.torch} (${torch.threads} threads${policy}) ${t.ms.toFixed(0)} ms: ` +
         `ps3 takes ${(ps3.ms / t.ms).toFixed(2)}x as long; process peak ps3 ` +
         `${gb(ps3.processPeak)} vs PyTorch ${gb(t.peak_rss_bytes)}; device pool peak ` +
-        `${gb(ps3.devicePeak)}, held after ${gb(ps3.devicePool)}${load}; ${tokens}; ${params}`,
+        `${gb(ps3.devicePeak)}, held after ${gb(ps3.devicePool)}${load}; ${tokens}; ${params}; ` +
+        "ps3: one encoding in a fresh process (pipeline compilation included)",
     },
     {
       name: `side: PyTorch ${what}`,

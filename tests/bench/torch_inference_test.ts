@@ -108,7 +108,8 @@ Deno.test("inferenceRows() states the ratio, both peaks and both parameter count
     rows[0]!.note,
     "PyTorch 2.13.0+cpu (2 threads, OMP_WAIT_POLICY=PASSIVE) 31300 ms: ps3 takes 10.00x as " +
       "long; process peak ps3 3.7 GiB vs PyTorch 5.9 GiB; device pool peak 663.0 MiB, held " +
-      "after 700.0 MiB; loading 13.1 s; 3289 tokens; 485919168 parameters on both sides",
+      "after 700.0 MiB; loading 13.1 s; 3289 tokens; 485919168 parameters on both sides; " +
+      "ps3: one encoding in a fresh process (pipeline compilation included)",
   );
   const off = inferenceRows("x", { ...PS3, params: 1, tokens: 5 }, TORCH)[0]!.note!;
   assert(off.includes("tokens ps3 5 vs PyTorch 3289 (shapes differ!)"), off);
