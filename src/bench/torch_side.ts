@@ -54,6 +54,25 @@ export interface TorchBenchJson {
   matmul?: { m: number; n: number; k: number; ms: number; gflops: number }[] | undefined;
   /** One entry per process count. */
   data?: { processes: number; ms_per_image: number; images_per_s: number }[] | undefined;
+  /** PS3 vision inference (`--inference`; see `torch_inference.ts`). */
+  inference?: {
+    /** Model name. */
+    name: string;
+    /** Parameters of the torch model. */
+    params: number;
+    /** Input [h, w]. */
+    input: [number, number];
+    /** Rows of the last hidden state. */
+    tokens: number;
+    /** Milliseconds building the model (random init). */
+    build_ms: number;
+    /** Milliseconds of the inference (median of `runs` after a warm-up). */
+    ms: number;
+    /** Timed runs. */
+    runs: number;
+    /** The process's peak resident memory (bytes). */
+    peak_rss_bytes: number;
+  } | undefined;
 }
 
 /** ps3's figures for the same work. */
@@ -146,7 +165,7 @@ export async function benchTorchSide(options: TorchSideOptions = {}): Promise<To
   for (const [m, n, k] of SIDE_MATMULS) {
     matmulMs.push(await timeMatmul({ m, n, k, transA: false, transB: false }, runs));
   }
-  const torch = await runScript(python, ["--runs", String(runs), "--skip", "data"]);
+  const torch = await runTorchBench(python, ["--runs", String(runs), "--skip", "data"]);
   // The data rows alternate ps3 and Pillow `runs` times (medians kept), so that the swings of
   // a shared machine's load fall on both.
   const ps3Data: number[][] = [];
@@ -154,7 +173,7 @@ export async function benchTorchSide(options: TorchSideOptions = {}): Promise<To
   for (let r = 0; r < runs; r++) {
     const rows = await benchData({ image, imageSize: 1512, images, workers: [1, 2] });
     ps3Data.push(rows.map((row) => row.ms));
-    const py = await runScript(python, [
+    const py = await runTorchBench(python, [
       "--skip",
       "step,matmul",
       "--image",
@@ -176,8 +195,15 @@ export async function benchTorchSide(options: TorchSideOptions = {}): Promise<To
   return { rows: sideBySideRows(ps3, torch) };
 }
 
-/** Runs `torch_bench.py` with 2 threads and returns its JSON. */
-async function runScript(python: string, args: string[]): Promise<TorchBenchJson> {
+/**
+ * Runs `torch_bench.py` with 2 threads and returns its JSON.
+ *
+ * @param python The interpreter.
+ * @param args The script's arguments besides `--threads`.
+ * @returns The JSON it printed.
+ * @throws {Error} When the script fails, with the end of its stderr.
+ */
+export async function runTorchBench(python: string, args: string[]): Promise<TorchBenchJson> {
   const out = await new Deno.Command(python, {
     args: [TORCH_BENCH_SCRIPT, "--threads", "2", ...args],
     // Spinning OpenMP threads make torch many times slower on a busy machine (the script's

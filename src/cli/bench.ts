@@ -18,6 +18,7 @@ import { benchSteps, STEP_CONFIG_NAMES, stepConfigs, stepRows } from "../bench/s
 import { deviceCheck } from "../bench/device_check.ts";
 import { benchData } from "../bench/data.ts";
 import { benchTorchSide } from "../bench/torch_side.ts";
+import { benchInferenceSide } from "../bench/torch_inference.ts";
 import { type BenchRow, formatMarkdown, formatTable } from "../bench/timing.ts";
 import { benchAllreduce, benchDataParallelStep } from "../bench/allreduce.ts";
 import { openCommunicator } from "../dist/communicator.ts";
@@ -45,6 +46,13 @@ const USAGE = `Usage: ps3 bench [options]
   --no-step-parts       time whole steps only
   --no-torch            skip the side-by-side with PyTorch / Pillow (tests/tools/torch_bench.py;
                         skipped by itself without python3 + torch, or when CI is set)
+  --inference-1.5k      also PS3-1.5K vision inference side by side with PyTorch: \`ps3 encode\`
+                        of one 1512^2 image (1 round; a child process on a random-init folder
+                        written to a temporary folder; minutes on a CPU adapter) against the
+                        same model in plain torch (tests/tools/torch_bench.py --inference):
+                        times, ratio, peak memories, parameter counts
+  --inference-model DIR with --inference-1.5k: encode with this Hugging Face folder instead
+                        (its config decides the shapes on both sides)
   --device-check        check every kernel against the float64 references first
   --allreduce           data-parallel benchmarks only, under mpirun (mpirun -n 2 ps3 bench
                         --allreduce): the gradient all-reduce of 64 MiB buckets against
@@ -80,6 +88,8 @@ export async function run(allArgs: string[]): Promise<number> {
       "step-parts": { type: "boolean" },
       "no-step-parts": { type: "boolean" },
       "no-torch": { type: "boolean" },
+      "inference-1.5k": { type: "boolean" },
+      "inference-model": { type: "string" },
       "device-check": { type: "boolean" },
       allreduce: { type: "boolean" },
       "allreduce-mb": { type: "string" },
@@ -162,6 +172,15 @@ export async function run(allArgs: string[]): Promise<number> {
   if (!values["no-torch"]) {
     log("\nside by side with PyTorch / Pillow ...");
     const side = await benchTorchSide({ quick, runs, image: values["data-image"] });
+    if (side.skipped) log(`skipped: ${side.skipped}`);
+    else {
+      rows.push(...side.rows);
+      log(formatTable(side.rows));
+    }
+  }
+  if (values["inference-1.5k"]) {
+    log("\nPS3-1.5K inference side by side with PyTorch ...");
+    const side = await benchInferenceSide({ checkpoint: values["inference-model"], log });
     if (side.skipped) log(`skipped: ${side.skipped}`);
     else {
       rows.push(...side.rows);

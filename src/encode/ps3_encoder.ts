@@ -223,8 +223,6 @@ export class Ps3Encoder {
   readonly tokenizer: Tokenizer | null;
   /** Where the model came from (for the summary). */
   readonly source: string;
-  /** The model input size of the last encoding, "HxW". */
-  #lastInput: string | null = null;
 
   /**
    * Wraps a model already in memory.
@@ -360,8 +358,8 @@ export class Ps3Encoder {
   /**
    * Encodes one image: decode (EXIF applied), preprocess as the PS3 processor, run the
    * model, read back the features and selection, and draw the pictures. Each block's
-   * intermediates are freed as it is recorded; an input size other than the previous
-   * encoding's first returns the pool's free buffers to the device. `summary.memory` has the
+   * intermediates are freed as it is recorded; the pool's free buffers go back to the device
+   * before the encoding and between its passes. `summary.memory` has the
    * device peak of the run and the process peak.
    *
    * @param input Encoded bytes (JPEG, PNG, WebP) or a decoded RGB image.
@@ -395,11 +393,10 @@ export class Ps3Encoder {
     const inputSize = modelInputSize(image, { imageSize: pre.imageSize, mode });
     const x = preprocessImage(image, { size: inputSize, mean: pre.mean, std: pre.std });
     const preprocessMs = lap();
-    // The pool keeps the buffers an encoding freed for the next one; those of another input
-    // size would not be reused, so they go back to the device (memory stays one size's).
-    const inputKey = `${inputSize[0]}x${inputSize[1]}`;
-    if (this.#lastInput !== null && this.#lastInput !== inputKey) gpu().pool.trim();
-    this.#lastInput = inputKey;
+    // The free buffers of the last encoding's high-res pass would stay cached beside this
+    // one's low-res pass (other sizes): they go back to the device first, and `encodeImage`
+    // trims again between its passes, so the pool holds one pass's buffers at a time.
+    gpu().trimPool();
 
     let promptVec: Float32Array | null = null;
     if (typeof options.prompt === "string") promptVec = await this.promptVector(options.prompt);

@@ -5,6 +5,12 @@
  * disposes what it creates therefore reuses the same buffers every step and its memory stays
  * flat. Sizes are rounded up to one of four steps per power of two (at most 25% slack).
  *
+ * Reuse is deterministic: of a size class's free buffers, `acquire` hands out the one created
+ * first. A step that acquires and releases in the same order as the previous one, from the same
+ * free buffers, therefore gets the same buffer for every tensor, and the runtime's bind groups
+ * (keyed by buffer) are found again. (A stack would not do: releasing in acquisition order
+ * reverses the stack, so each step would permute the buffers of the step before.)
+ *
  * @module
  */
 
@@ -16,6 +22,8 @@ export interface PoolStats {
   inUseBytes: number;
   /** Highest `inUseBytes` since creation or the last {@linkcode BufferPool.resetPeak}. */
   peakInUseBytes: number;
+  /** Highest `allocatedBytes` since creation or the last {@linkcode BufferPool.resetPeak}. */
+  peakAllocatedBytes: number;
   /** Number of buffers handed out and not yet released. */
   liveBuffers: number;
 }
@@ -48,10 +56,15 @@ export function bucketSize(bytes: number): number {
 export class BufferPool {
   readonly #device: GPUDevice;
   readonly #maxBytes: number;
+  /** Free buffers per bucket size, in descending creation order (the oldest last). */
   readonly #free = new Map<number, GPUBuffer[]>();
+  /** Creation order of every buffer the pool holds. */
+  readonly #order = new Map<GPUBuffer, number>();
+  #created = 0;
   #allocated = 0;
   #inUse = 0;
   #peak = 0;
+  #peakAllocated = 0;
   #live = 0;
 
   /**
@@ -66,7 +79,8 @@ export class BufferPool {
   }
 
   /**
-   * Returns a buffer of at least `bytes` bytes (contents undefined).
+   * Returns a buffer of at least `bytes` bytes (contents undefined): the free buffer of its
+   * bucket created first, or a new one.
    *
    * @param bytes Size needed.
    * @param label Debug label for a newly created buffer.
@@ -83,7 +97,9 @@ export class BufferPool {
     let buf = this.#free.get(size)?.pop();
     if (!buf) {
       buf = this.#device.createBuffer({ size, usage: TENSOR_USAGE, label });
+      this.#order.set(buf, this.#created++);
       this.#allocated += size;
+      if (this.#allocated > this.#peakAllocated) this.#peakAllocated = this.#allocated;
     }
     this.#inUse += size;
     this.#live++;
@@ -99,7 +115,7 @@ export class BufferPool {
    */
   release(buf: GPUBuffer): void {
     const list = this.#free.get(buf.size);
-    if (list) list.push(buf);
+    if (list) list.splice(this.#freeSlot(list, this.#order.get(buf)!), 0, buf);
     else this.#free.set(buf.size, [buf]);
     this.#inUse -= buf.size;
     this.#live--;
@@ -110,15 +126,28 @@ export class BufferPool {
     for (const list of this.#free.values()) {
       for (const b of list) {
         this.#allocated -= b.size;
+        this.#order.delete(b);
         b.destroy();
       }
     }
     this.#free.clear();
   }
 
-  /** Starts a new peak measurement at the current in-use bytes. */
+  /** Where a buffer of creation order `order` goes in a free list (descending order). */
+  #freeSlot(list: readonly GPUBuffer[], order: number): number {
+    let lo = 0, hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.#order.get(list[mid]!)! > order) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Starts new peak measurements at the current in-use and allocated bytes. */
   resetPeak(): void {
     this.#peak = this.#inUse;
+    this.#peakAllocated = this.#allocated;
   }
 
   /**
@@ -131,6 +160,7 @@ export class BufferPool {
       allocatedBytes: this.#allocated,
       inUseBytes: this.#inUse,
       peakInUseBytes: this.#peak,
+      peakAllocatedBytes: this.#peakAllocated,
       liveBuffers: this.#live,
     };
   }

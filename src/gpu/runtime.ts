@@ -332,6 +332,16 @@ export class Runtime {
   }
 
   /**
+   * Returns the pool's free buffers to the device, in the middle of recording too: the work
+   * recorded so far is submitted first (a buffer destroyed under an unsubmitted command would
+   * invalidate it; submitted work still runs on it).
+   */
+  trimPool(): void {
+    this.flush();
+    this.pool.trim();
+  }
+
+  /**
    * Reads windows back to the host after all recorded work has run: one wait for all.
    *
    * @param windows The windows to read.

@@ -11,6 +11,7 @@
 
 import type { Tensor } from "../autograd/tensor.ts";
 import { tidy } from "../autograd/scope.ts";
+import { gpu } from "../gpu/runtime.ts";
 import type { KvCache } from "../nn/vit_block.ts";
 import { add, affine, broadcastTo, mul } from "../ops/elementwise.ts";
 import { zeros } from "../ops/creation.ts";
@@ -118,7 +119,9 @@ export function planRounds(
  * Encodes images for inference (no gradients are needed; call inside `noGrad`). Each block
  * and each stage runs in its own `tidy` scope, so its intermediate tensors go back to the
  * pool as soon as it has been recorded: the peak is one block's working set on top of the
- * low-res cache, not the activations of the whole network.
+ * low-res cache, not the activations of the whole network. The pool's free buffers go back to
+ * the device between the low-res and selection stages and the high-res pass, whose sizes
+ * differ, so the pool holds one pass's buffers, not both.
  *
  * @param vision The vision encoder.
  * @param images [B, 3, H, W], normalised, any size and aspect ratio.
@@ -142,6 +145,9 @@ export function encodeImage(
       broadcastTo(reshape(vision.priorPrompt.value, [1, c]), [batch, c]);
     return vision.selectionProbs(feats, conv, q, sizes);
   });
+  // The high-res pass allocates sizes of its own (M selected tokens, not N0): the free buffers
+  // of the low-res pass, the selection MLP and the ConvNet would stay cached beside them.
+  gpu().trimPool();
   const plan = planRounds(
     vision.config.budgets,
     grids.map(([a, b]) => a * b),

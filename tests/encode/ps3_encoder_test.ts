@@ -489,7 +489,7 @@ Deno.test("encode() frees each block's intermediates: six more blocks add only t
   assert(p8 - p2 <= 6 * kept, `peak grew by ${p8 - p2} bytes for 6 blocks (bound ${6 * kept})`);
 });
 
-Deno.test("encode() keeps one input size's buffers: a new size first gives the free ones back", async () => {
+Deno.test("encode() holds one pass's buffers: what stays cached depends only on the last input size", async () => {
   const rt = gpu();
   const grey = (width: number, height: number): RgbImage => ({
     width,

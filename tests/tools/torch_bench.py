@@ -24,6 +24,23 @@ What it runs (all timings are medians of `--runs` timed repetitions after a warm
   Two variants are timed: forward + backward ("fwd_bwd", what ps3's step row measures) and
   forward + backward + AdamW step ("fwd_bwd_adamw"). No gradient checkpointing.
 - "matmul": torch.matmul of float32 matrices at the model's shapes, GFLOP/s.
+- "inference" (only with `--inference DIMS`): PS3 vision inference in plain torch (this file;
+  not the NVlabs/PS3 package) on one square image of the largest scale, one round of
+  look-close, with the shapes of `ps3 encode`: DIMS is the JSON `src/bench/torch_inference.ts`
+  writes from a ps3 config (trunk width, depth, heads, MLP, patch, position grid, scales,
+  selection layers, tokens per high-res scale, ConvNet). Random init (torch's defaults), the
+  same parameters as ps3's vision tower (the JSON has the count). The low-res pass (scale 0,
+  bicubic resize, patch embedding + position table, every block keeping its keys and values),
+  the selection features (the selection layers' outputs concatenated, MLP with LayerNorm,
+  channel 0, L2-normalised), the ShallowConvNet on the image at its input size, the bottom-up
+  probabilities (prior prompt; trunk cosine averaged with the max-pooled ConvNet cosine,
+  sigmoid(clamp(5 * logit)), nearest-resized to each high-res grid), top-k per scale (sorted
+  to raster order), the selected patches of each bicubic-resized scale embedded with the
+  shared patch weights plus the antialiased-bicubic position table and the scale's residual,
+  then every block over them attending to [its low-res keys/values, its own], and the last
+  hidden state (low-res tokens then high-res, before the final norm, as `ps3 encode` returns
+  it). Timed after a warm-up under `torch.inference_mode()`; peak RSS of the process
+  (ru_maxrss: torch, the model and the inference).
 - "data": Pillow decode + RandomResizedCrop-style crop (90% of the area) + bicubic resize to
   1512x1512 + to float32 CHW normalised ((x / 255 - 0.5) / 0.5), images/s, in 1 and 2
   processes (multiprocessing, each process its own share of the images).
@@ -34,7 +51,7 @@ step at a load average of 12 on 2 cores); `OMP_WAIT_POLICY=PASSIVE` avoids that,
 bench sets it unless the caller did. The JSON records the policy and the load average.
 
 Usage: python3 tests/tools/torch_bench.py [--threads 2] [--runs 3] [--image dock.jpg]
-       [--skip step,matmul,data] [--quick]
+       [--skip step,matmul,data] [--quick] [--inference DIMS.json [--inference-runs 1]]
 """
 
 import argparse
@@ -274,6 +291,179 @@ def bench_step(torch, runs, batch):
 
 
 # ---------------------------------------------------------------------------------------------
+# PS3 vision inference (the shapes of `ps3 encode`, one round)
+
+
+def build_vision(torch, d):
+    """The PS3 vision tower of the dims `d` (see the module doc); parameters as ps3's
+    `vision_model.*`, including the ones inference does not run (final norm, MAP head)."""
+    nn = torch.nn
+    F = torch.nn.functional
+    C, P, G = d["width"], d["patch"], d["pos_grid"]
+    act = "tanh" if d["act"] == "gelu_tanh" else "none"
+    pool_act = "tanh" if d["pool_act"] == "gelu_tanh" else "none"
+    scales, conv_d = d["scales"], d["conv"]
+    ks = len(scales) - 1
+
+    class Mlp(nn.Module):
+        def __init__(self, c, h, out, approximate="none", norm_eps=None):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(c, h), nn.Linear(h, out)
+            self.norm = nn.LayerNorm(h, eps=norm_eps) if norm_eps else nn.Identity()
+            self.approximate = approximate
+
+        def forward(self, x):
+            return self.fc2(self.norm(F.gelu(self.fc1(x), approximate=self.approximate)))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.heads = d["heads"]
+            self.norm1, self.norm2 = nn.LayerNorm(C, eps=d["eps"]), nn.LayerNorm(C, eps=d["eps"])
+            self.qkv, self.proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+            self.mlp = Mlp(C, d["mlp"], C, act)
+
+        def forward(self, x, cache=None):
+            b, n, _ = x.shape
+            q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
+            kk, vv = (k, v) if cache is None else (torch.cat([cache[0], k], 1), torch.cat([cache[1], v], 1))
+            heads = lambda t: t.view(b, t.shape[1], self.heads, C // self.heads).transpose(1, 2)
+            a = F.scaled_dot_product_attention(heads(q), heads(kk), heads(vv))
+            x = x + self.proj(a.transpose(1, 2).reshape(b, n, C))
+            return x + self.mlp(self.norm2(x)), (k, v)
+
+    class MapHead(nn.Module):  # counted, not run: `ps3 encode` returns hidden states
+        def __init__(self):
+            super().__init__()
+            self.latent = nn.Parameter(torch.zeros(1, 1, C))
+            self.q, self.kv, self.proj = nn.Linear(C, C), nn.Linear(C, 2 * C), nn.Linear(C, C)
+            self.norm, self.mlp = nn.LayerNorm(C, eps=d["eps"]), Mlp(C, d["mlp"], C, pool_act)
+
+    class ConvNext(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.dw = nn.Conv2d(c, c, 7, padding=3, groups=c)
+            self.norm, self.mlp = nn.LayerNorm(c, eps=1e-6), Mlp(c, 4 * c, c)
+            self.gamma = nn.Parameter(torch.full((c,), 1e-6))
+
+        def forward(self, x):  # [B, H, W, C]
+            h = self.dw(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+            return x + self.mlp(self.norm(h)) * self.gamma
+
+    class ShallowConvNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            h, k = conv_d["hidden"], conv_d["kernel"]
+            self.stem = nn.Conv2d(3, h, k, stride=k)
+            self.norm = nn.LayerNorm(h, eps=1e-6)
+            self.blocks = nn.Sequential(*(ConvNext(h) for _ in range(conv_d["depth"])))
+            self.out = nn.Conv2d(h, conv_d["out"], 1)
+
+        def forward(self, x):
+            x = self.blocks(self.norm(self.stem(x).permute(0, 2, 3, 1)))
+            return self.out(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+    def resize(x, s):
+        return x if x.shape[-1] == s else F.interpolate(x, size=(s, s), mode="bicubic", align_corners=False)
+
+    def patchify(x):  # [B, 3, H, W] -> [B, (H/P)(W/P), 3PP]
+        b, c, h, w = x.shape
+        x = x.view(b, c, h // P, P, w // P, P).permute(0, 2, 4, 1, 3, 5)
+        return x.reshape(b, (h // P) * (w // P), c * P * P)
+
+    def rows(t, idx):  # t [B or 1, N, C], idx [B, k] -> [B, k, C]
+        return torch.gather(t.expand(idx.shape[0], -1, -1), 1, idx[..., None].expand(-1, -1, t.shape[-1]))
+
+    class Ps3Vision(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.prior_prompt = nn.Parameter(torch.randn(C))
+            self.pos_embed = nn.Parameter(torch.randn(1, G * G, C) * 0.02)
+            self.patch = nn.Linear(3 * P * P, C)  # the patch conv as a matrix, as ps3 runs it
+            self.blocks = nn.ModuleList(Block() for _ in range(d["depth"]))
+            self.norm = nn.LayerNorm(C, eps=d["eps"])  # counted, not run
+            self.attn_pool = MapHead()
+            nl = len(d["select_layers"])
+            self.sel = Mlp(nl * C, nl * C, ks * C, norm_eps=1e-5)
+            self.pos_res = nn.ParameterList(
+                nn.Parameter(torch.zeros(1, (s // P) ** 2, C)) for s in scales[1:]
+            ) if d["separate_pos_emb"] else None
+            self.conv = ShallowConvNet() if conv_d else None
+            self.prompt_hr = nn.Linear(C, conv_d["out"] * ks) if conv_d else None
+
+        def pos_table(self, g):
+            if g == G:
+                return self.pos_embed
+            t = self.pos_embed.transpose(1, 2).reshape(1, C, G, G)
+            t = F.interpolate(t, size=(g, g), mode="bicubic", antialias=True, align_corners=False)
+            return t.flatten(2).transpose(1, 2)
+
+        def forward(self, img):
+            b, g0 = img.shape[0], scales[0] // P
+            x = self.patch(patchify(resize(img, scales[0]))) + self.pos_table(g0)
+            hidden, cache = [], []
+            for blk in self.blocks:
+                x, kv = blk(x)
+                hidden.append(x)
+                cache.append(kv)
+            feats = F.normalize(self.sel(torch.cat([hidden[l] for l in d["select_layers"]], -1))[..., :C], dim=-1)
+            q = self.prior_prompt[None].expand(b, C)
+            logits = (feats * F.normalize(q, dim=-1)[:, None]).sum(-1)  # [B, N0]
+            if self.conv is not None:
+                conv = F.normalize(self.conv(resize(img, conv_d["input"])), dim=-1)
+                hp = F.normalize(self.prompt_hr(q)[:, : conv_d["out"]], dim=-1)
+                hl = (conv * hp[:, None, None]).sum(-1)  # [B, Hc, Wc]
+                pooled = F.adaptive_max_pool2d(hl[:, None], (g0, g0)).flatten(1)
+                logits = (logits + pooled) * 0.5
+            prob = torch.sigmoid(torch.clamp(logits * 5, -10, 10)).view(b, 1, g0, g0)
+            toks = []
+            for i, (s, k) in enumerate(zip(scales[1:], d["counts"])):
+                g = s // P
+                p = F.interpolate(prob, size=(g, g), mode="nearest").flatten(1)
+                idx = p.topk(k, dim=1).indices.sort(dim=1).values
+                t = self.patch(rows(patchify(resize(img, s)), idx)) + rows(self.pos_table(g), idx)
+                toks.append(t + rows(self.pos_res[i], idx) if self.pos_res is not None else t)
+            h = torch.cat(toks, 1)
+            for blk, kv in zip(self.blocks, cache):
+                h = blk(h, kv)[0]
+            return torch.cat([x, h], 1)
+
+    return Ps3Vision
+
+
+def peak_rss_bytes():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+
+
+def bench_inference(torch, dims, runs):
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    model = build_vision(torch, dims)().eval()
+    build_ms = (time.perf_counter() - t0) * 1000
+    s = dims["scales"][-1]
+    img = torch.randn(1, 3, s, s)
+    out = {}
+
+    def infer():
+        with torch.inference_mode():
+            out["y"] = model(img)
+
+    ms = median_ms(infer, runs, warm=1)
+    return {
+        "name": dims.get("name", ""),
+        "params": sum(p.numel() for p in model.parameters()),
+        "input": [s, s],
+        "tokens": out["y"].shape[1],
+        "build_ms": build_ms,
+        "ms": ms,
+        "runs": runs,
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # Matmuls
 
 MATMUL_SHAPES = [(1024, 1024, 1024), (729, 3456, 1152), (2560, 4304, 1152)]
@@ -346,6 +536,8 @@ def main():
     ap.add_argument("--images", type=int, default=12)
     ap.add_argument("--skip", default="")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--inference", help="JSON file (or inline JSON) of the PS3 vision dims to time")
+    ap.add_argument("--inference-runs", type=int, default=1)
     a = ap.parse_args()
     import PIL
 
@@ -353,7 +545,7 @@ def main():
     if a.quick:
         a.runs, a.images, a.size = 1, 4, 512
     torch = None
-    if not {"step", "matmul"} <= skip:  # the data rows need no torch (a faster start)
+    if not {"step", "matmul"} <= skip or a.inference:  # the data rows need no torch (a faster start)
         import torch
 
         torch.set_num_threads(a.threads)
@@ -364,6 +556,9 @@ def main():
         res["step"] = bench_step(torch, a.runs, a.batch)
     if "matmul" not in skip:
         res["matmul"] = bench_matmul(torch, a.runs)
+    if a.inference:
+        text = a.inference if a.inference.lstrip().startswith("{") else open(a.inference).read()
+        res["inference"] = bench_inference(torch, json.loads(text), a.inference_runs)
     if "data" not in skip:
         res["data"] = bench_data(a.image, a.size, a.images, [1, 2])
     json.dump(res, sys.stdout)
