@@ -18,6 +18,9 @@ export interface PoolStats {
   peakInUseBytes: number;
   /** Number of buffers handed out and not yet released. */
   liveBuffers: number;
+  /** Largest size asked of {@linkcode BufferPool.acquire} (before bucket rounding) since
+   * creation or the last {@linkcode BufferPool.resetPeak}. */
+  largestRequestBytes: number;
 }
 
 /** Usage flags of every pooled tensor buffer. */
@@ -53,6 +56,7 @@ export class BufferPool {
   #inUse = 0;
   #peak = 0;
   #live = 0;
+  #largest = 0;
 
   /**
    * Creates an empty pool.
@@ -65,21 +69,28 @@ export class BufferPool {
     this.#maxBytes = maxBytes;
   }
 
+  /** Largest buffer the pool hands out: the device's limit rounded down to 256 bytes. */
+  get maxBytes(): number {
+    return Math.floor(this.#maxBytes / 256) * 256;
+  }
+
   /**
    * Returns a buffer of at least `bytes` bytes (contents undefined).
    *
    * @param bytes Size needed.
    * @param label Debug label for a newly created buffer.
-   * @returns A buffer whose `size` is the bucket size.
+   * @returns A buffer whose `size` is the bucket size (capped at {@linkcode BufferPool.maxBytes}:
+   *   a request near the device's limit gets a buffer of exactly the limit).
    */
   acquire(bytes: number, label = "tensor"): GPUBuffer {
-    const size = bucketSize(bytes);
-    if (size > this.#maxBytes) {
+    if (bytes > this.maxBytes) {
       throw new RangeError(
         `Cannot allocate a buffer of ${fmtBytes(bytes)}: the device allows at most ` +
           fmtBytes(this.#maxBytes),
       );
     }
+    const size = Math.min(bucketSize(bytes), this.maxBytes);
+    if (bytes > this.#largest) this.#largest = bytes;
     let buf = this.#free.get(size)?.pop();
     if (!buf) {
       buf = this.#device.createBuffer({ size, usage: TENSOR_USAGE, label });
@@ -116,9 +127,10 @@ export class BufferPool {
     this.#free.clear();
   }
 
-  /** Starts a new peak measurement at the current in-use bytes. */
+  /** Starts a new peak measurement at the current in-use bytes (and of the largest request). */
   resetPeak(): void {
     this.#peak = this.#inUse;
+    this.#largest = 0;
   }
 
   /**
@@ -132,6 +144,7 @@ export class BufferPool {
       inUseBytes: this.#inUse,
       peakInUseBytes: this.#peak,
       liveBuffers: this.#live,
+      largestRequestBytes: this.#largest,
     };
   }
 }

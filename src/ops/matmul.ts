@@ -1024,10 +1024,10 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const inputs = [a, b, ...extra];
   const dtype: FloatDType = opts.dtype ??
     (a.dtype === "f16" || b.dtype === "f16" ? "f16" : "f32");
-  const out = empty(outShape, dtype);
+  const out = empty(outShape, dtype, "matmul()'s output");
   // The activation's input, kept for the backward when the op is recorded (record's rule).
   const z = activation && isGradEnabled() && inputs.some((t) => t.requiresGrad)
-    ? empty(outShape, dtype)
+    ? empty(outShape, dtype, "matmul()'s pre-activation")
     : undefined;
   if (z) z.name = "matmul.preActivation";
   // A shared right operand with an untransposed left one is one big matmul over all rows.
