@@ -47,6 +47,17 @@ export function bucketSize(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
+/**
+ * The largest buffer a pool hands out on a device: its `maxBufferSize` rounded down to 256
+ * bytes (a request above a bucket's top but under this gets a buffer of exactly this size).
+ *
+ * @param maxBufferBytes The device's largest buffer.
+ * @returns Bytes.
+ */
+export function poolMaxBytes(maxBufferBytes: number): number {
+  return Math.floor(maxBufferBytes / 256) * 256;
+}
+
 /** Hands out GPU buffers of bucketed sizes and takes them back for reuse. */
 export class BufferPool {
   readonly #device: GPUDevice;
@@ -69,9 +80,9 @@ export class BufferPool {
     this.#maxBytes = maxBytes;
   }
 
-  /** Largest buffer the pool hands out: the device's limit rounded down to 256 bytes. */
+  /** Largest buffer the pool hands out ({@linkcode poolMaxBytes} of the device's limit). */
   get maxBytes(): number {
-    return Math.floor(this.#maxBytes / 256) * 256;
+    return poolMaxBytes(this.#maxBytes);
   }
 
   /**

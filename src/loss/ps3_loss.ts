@@ -15,6 +15,7 @@ import { add, affine, sub } from "../ops/elementwise.ts";
 import { detach } from "../ops/creation.ts";
 import { concat, slice } from "../ops/layout.ts";
 import { boxLoss, boxTargets } from "./box.ts";
+import { noGrad } from "../autograd/tape.ts";
 import { siglipLoss } from "./siglip.ts";
 
 /** What the loss reads of the model's training forward. */
@@ -37,8 +38,9 @@ export interface Ps3LossInput {
 
 /** The supervision of a batch. */
 export interface Ps3LossTargets {
-  /** Box maps [B, H, W] (1 inside a chosen box). */
-  gtMaps: Tensor;
+  /** Box maps [B, H, W] (1 inside a chosen box), or those of the batch's consecutive sample
+   * groups (see `src/train/groups.ts`; their targets are concatenated). */
+  gtMaps: Tensor | readonly Tensor[];
   /** Global-caption flags per sample on the host (global captions have no box loss). */
   isGlobalHost: ArrayLike<number>;
 }
@@ -173,6 +175,17 @@ function globalContrastive(out: Ps3LossInput, g: GlobalContext): Tensor {
   return add(value, sub(theirs, detach(theirs)));
 }
 
+/** Box targets of a batch, or of its sample groups concatenated scale by scale. */
+function groupTargets(
+  gtMaps: Tensor | readonly Tensor[],
+  grids: readonly (readonly [number, number])[],
+): Tensor[] {
+  if (!Array.isArray(gtMaps)) return boxTargets(gtMaps as Tensor, grids);
+  const parts = (gtMaps as readonly Tensor[]).map((g) => boxTargets(g, grids));
+  if (parts.length === 1) return parts[0]!;
+  return grids.map((_, i) => noGrad(() => concat(parts.map((p) => p[i]!), 0)));
+}
+
 /**
  * PS3's loss terms of one (micro-)batch.
  *
@@ -201,7 +214,7 @@ export function ps3Loss(
   const contrastive = options.global
     ? globalContrastive(out, options.global)
     : contrastiveTerm(out, options.accum);
-  const boxTarget = boxTargets(targets.gtMaps, out.highresGrids);
+  const boxTarget = groupTargets(targets.gtMaps, out.highresGrids);
   const box = (probs: readonly Tensor[]) =>
     boxLoss(probs, boxTarget, {
       isGlobal: targets.isGlobalHost,

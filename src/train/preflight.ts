@@ -1,7 +1,8 @@
 /**
  * Checks made before a run allocates anything: every file the run config names exists (shard
- * lists expanded, tokenizer, initial weights), the memory the run needs fits, and every op's
- * smallest unit fits the storage binding limit. A run of a real config on a fresh machine
+ * lists expanded, tokenizer, initial weights), the memory the run needs fits, every op's
+ * smallest unit fits the storage binding limit, and the micro-batch splits into sample groups
+ * whose tensors fit the largest buffer (`./groups.ts`). A run of a real config on a fresh machine
  * then fails at once with every missing input named by its config key, not with a bare "No
  * such file" after minutes of allocation.
  *
@@ -22,6 +23,7 @@ import { attentionSampleBytes } from "../ops/attention.ts";
 import { matmulOperandFloats } from "../ops/matmul.ts";
 import { gatherPatchesPlaneSlab, patchifySlab } from "../ops/patch.ts";
 import { slabUnitBytes } from "../ops/slab_chunks.ts";
+import { type GroupPlan, planGroups } from "./groups.ts";
 
 /** Where a run's data is (the config's paths, or those of the synthetic set it wrote). */
 export interface RunDataPaths {
@@ -304,6 +306,46 @@ export function checkRunBindings(config: RunConfig, rt: Runtime): void {
 }
 
 /**
+ * The sample groups a run's micro-batch runs in so that every tensor fits the device's
+ * largest buffer (`planGroups`, the rule the step uses), checked before anything is
+ * allocated.
+ *
+ * @param config The run configuration (model, micro-batch, precision).
+ * @param rt The runtime (its `maxBufferBytes`).
+ * @param precision Activation storage (default the run's).
+ * @returns The plan.
+ * @throws {RangeError} Naming the tensors, shapes and the limit when one cannot fit at any
+ *   group size.
+ */
+export function runGroups(
+  config: RunConfig,
+  rt: Runtime,
+  precision: "f32" | "f16" = config.train.precision,
+): GroupPlan {
+  const t = config.train;
+  return planGroups(config.resolvedModel, t.batch_size / t.accum_steps, {
+    precision,
+    maxBufferBytes: rt.info.maxBufferBytes,
+  });
+}
+
+/**
+ * One line describing a plan: the groups and the largest tensor per group against the limit.
+ *
+ * @param plan The plan.
+ * @param microBatch Samples per micro-batch.
+ * @returns The line.
+ */
+export function describeGroups(plan: GroupPlan, microBatch: number): string {
+  const x = plan.largest.tensor;
+  const type = x.elementBytes === 2 ? "f16" : "f32";
+  return `micro-batch of ${microBatch} in ${plan.groups} group(s) of ${plan.groupSize}: ` +
+    `largest tensor per group ${x.what} [${[plan.groupSize, ...x.shape].join(", ")}] ${type} ` +
+    `${fmtBytes(plan.largest.bytes)}, largest of the step ${fmtBytes(plan.largestBytes)}, ` +
+    `device's largest buffer ${fmtBytes(plan.limit)}`;
+}
+
+/**
  * The preflight's figures of a run, for `ps3 train <config> --preflight` (nothing allocated,
  * inputs not checked): the estimate by part at the run's micro-batch and precision against
  * the memory limit, and the ops' smallest units against the binding limit.
@@ -329,6 +371,16 @@ export function describePreflight(config: RunConfig, rt: Runtime): string[] {
     `  memory limit: ${limit === null ? "none known (set train.memory_limit_gb)" : gib(limit)} -> ${
       limit === null ? "not checked" : est.total <= limit ? "fits" : "does NOT fit"
     }`,
+    ...(["f32", "f16"] as const).map((p) => {
+      const line = (() => {
+        try {
+          return describeGroups(runGroups(config, rt, p), micro);
+        } catch (e) {
+          return `does NOT fit: ${(e as Error).message}`;
+        }
+      })();
+      return `  buffers (${p}${p === t.precision ? ", this run" : ""}): ${line}`;
+    }),
     `  binding limit ${fmtBytes(maxBindingBytes)}; smallest units of the ops:`,
     ...units.map((u) =>
       `    ${u.bytes <= maxBindingBytes ? "ok  " : "OVER"} ${u.op}: [${u.shape.join(", ")}] ` +
