@@ -175,8 +175,15 @@ function globalContrastive(out: Ps3LossInput, g: GlobalContext): Tensor {
   return add(value, sub(theirs, detach(theirs)));
 }
 
-/** Box targets of a batch, or of its sample groups concatenated scale by scale. */
-function groupTargets(
+/**
+ * Box targets of a batch (`boxTargets`), or of its consecutive sample groups concatenated
+ * scale by scale.
+ *
+ * @param gtMaps Box maps [B, H, W], or one per group.
+ * @param grids Feature grids of the high-res scales.
+ * @returns [B, gh * gw] of 0/1 per scale.
+ */
+export function batchBoxTargets(
   gtMaps: Tensor | readonly Tensor[],
   grids: readonly (readonly [number, number])[],
 ): Tensor[] {
@@ -214,7 +221,7 @@ export function ps3Loss(
   const contrastive = options.global
     ? globalContrastive(out, options.global)
     : contrastiveTerm(out, options.accum);
-  const boxTarget = groupTargets(targets.gtMaps, out.highresGrids);
+  const boxTarget = batchBoxTargets(targets.gtMaps, out.highresGrids);
   const box = (probs: readonly Tensor[]) =>
     boxLoss(probs, boxTarget, {
       isGlobal: targets.isGlobalHost,

@@ -339,10 +339,11 @@ export function runGroups(
 export function describeGroups(plan: GroupPlan, microBatch: number): string {
   const x = plan.largest.tensor;
   const type = x.elementBytes === 2 ? "f16" : "f32";
+  const size = (n: number) => `${fmtBytes(n)} (${n} bytes)`;
   return `micro-batch of ${microBatch} in ${plan.groups} group(s) of ${plan.groupSize}: ` +
     `largest tensor per group ${x.what} [${[plan.groupSize, ...x.shape].join(", ")}] ${type} ` +
-    `${fmtBytes(plan.largest.bytes)}, largest of the step ${fmtBytes(plan.largestBytes)}, ` +
-    `device's largest buffer ${fmtBytes(plan.limit)}`;
+    `${size(plan.largest.bytes)}, largest of the step ${size(plan.largestBytes)}, ` +
+    `device's largest buffer ${size(plan.limit)}`;
 }
 
 /**

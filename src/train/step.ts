@@ -70,12 +70,18 @@ type Range = { start: number; end: number };
 /**
  * The training forward of samples [start, end) of a host batch, uploaded and run in sample
  * groups of `options.groupSize` (see `./groups.ts`), and the targets of its loss.
+ *
+ * @param model The model.
+ * @param batch The host batch.
+ * @param range The samples.
+ * @param options The switches and the group size.
+ * @returns The whole range's outputs (groups concatenated) and loss targets.
  */
-function groupedForward(
+export function groupedForward(
   model: Ps3Clip,
   batch: Batch,
   range: Range,
-  options: ForwardBackwardOptions,
+  options: Pick<ForwardBackwardOptions, "train" | "groupSize">,
 ): { out: TrainOutput; targets: Ps3LossTargets } {
   const groups = groupRanges(range, options.groupSize ?? range.end - range.start)
     .map((r) => uploadBatch(batch, r));
