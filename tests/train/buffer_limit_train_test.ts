@@ -238,3 +238,25 @@ Deno.test("a real step's largest buffer is the plan's (the plan counts the step'
     }
   }
 });
+
+Deno.test("train.batch_size=auto under the buffer limit confirms and trains in sample groups", async () => {
+  const out = await Deno.makeTempDir({ prefix: "ps3-buffer-auto-" });
+  const r = await run(String(LIMIT), out, [
+    "--train.batch_size=auto",
+    "--train.memory_limit_gb=0.03",
+    "--train.steps=1",
+  ]);
+  const log = new TextDecoder().decode(r.stdout);
+  ok(r.success, `${log}\n${new TextDecoder().decode(r.stderr)}`);
+  const done = log.match(/batch_size=auto: micro-batch (\d+) \(batch_size \d+\): one step peaked/);
+  ok(done, log);
+  const chosen = Number(done![1]);
+  // Groups of 2 (one image is 196608 bytes of the 400000): the search reports them.
+  ok(
+    log.includes(
+      `batch_size=auto: micro-batch of ${chosen} in ${Math.ceil(chosen / 2)} group(s) of 2:`,
+    ),
+    log,
+  );
+  ok(log.includes(`training 1 steps of ${chosen} samples`), log);
+});
