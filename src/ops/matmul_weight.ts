@@ -65,6 +65,18 @@ export interface WeightSplit {
   block: number;
 }
 
+/**
+ * Floats of a weight's smallest unit under its splits: four of its rows of `k` floats (an
+ * input gradient's K range; the forward binds one row, the weight gradient one row of the
+ * result). The preflight checks it against the binding limit.
+ *
+ * @param k Floats per row of the weight (its input width).
+ * @returns Floats.
+ */
+export function weightUnitFloats(k: number): number {
+  return 4 * k;
+}
+
 /** Floats one binding holds under a limit (whole 16-byte vectors), as `matmulBindingFloats`. */
 function bindingFloats(maxBindingBytes: number): number {
   return Math.floor(maxBindingBytes / 16) * 4;
@@ -113,8 +125,8 @@ export function weightSplit(
     if (block < 1) fail(`one row of the weight (${k} floats) does not fit`);
     return { along: "n", block };
   }
+  if (weightUnitFloats(n) > cap) fail(`four rows of the weight (${n} floats each) do not fit`);
   const block = Math.floor(Math.floor(cap / n) / 4) * 4;
-  if (block < 4) fail(`four rows of the weight (${n} floats each) do not fit`);
   return { along: "k", block };
 }
 

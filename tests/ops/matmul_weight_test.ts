@@ -15,6 +15,7 @@
 
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert";
 import { initGpu } from "../../src/gpu/runtime.ts";
+import type { Tensor } from "../../src/autograd/tensor.ts";
 
 const LIMIT = 65536;
 // The limit must be set before anything else creates the runtime: the harness is imported
@@ -54,9 +55,10 @@ function fdEntry(
   return (p - q) / (2 * h);
 }
 
-/** Values of a tensor list on the host. */
-async function host(ts: { dispose(): void }[]): Promise<Float32Array[]> {
-  const out = (await rt.read(ts as never)).map((b) => new Float32Array(b));
+/** Values of a tensor list on the host (f16 widened), the tensors disposed. */
+async function host(ts: Tensor[]): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (const t of ts) out.push(Float32Array.from(await t.read()));
   for (const t of ts) t.dispose();
   return out;
 }
@@ -135,4 +137,43 @@ Deno.test("a weight whose four rows pass the limit fails before any dispatch", (
     /^RangeError: matmul: cannot split the weight of \[1 x 1 x 8\] @ \[8 x 5000\] to fit the device's storage binding limit of 65536 bytes: four rows of the weight \(5000 floats each\) do not fit$/,
   );
   assertEquals(rt.counters.dispatches, before);
+});
+
+Deno.test("f16 activations through the weight split: the column blocks bit for bit, gradients against float64", async () => {
+  const { tensorF16 } = await import("../../src/ops/cast.ts");
+  const { roundF16Array } = await import("../../src/reference/cast.ts");
+  const xh = { shape: x.shape, data: roundF16Array(x.data) };
+  const dyh = roundF16Array(dy.data);
+  const [y, gx, gw, blocks] = await host(tidy(() => {
+    const tx = tensorF16(xh.data, x.shape), tw = tensor(w.data, w.shape);
+    const tb = tensor(bias.data, bias.shape);
+    for (const t of [tx, tw]) t.requiresGrad = true;
+    const out = matmul(tx, tw, { transB: true, bias: tb, dtype: "f16" });
+    backward(sum(mul(out, tensorF16(dyh, dy.shape))));
+    const parts = [0, 80].map((n0) =>
+      matmul(tx, slice(tw, { axis: 0, start: n0, end: n0 + 80 }), {
+        transB: true,
+        bias: slice(tb, { axis: 0, start: n0, end: n0 + 80 }),
+        dtype: "f16",
+      })
+    );
+    return [out, tx.grad!, tw.grad!, concat(parts, -1)];
+  }));
+  assertEquals(y, blocks, "the split equals the column blocks bit for bit");
+  const xr = xh as typeof x, dyr = { shape: dy.shape, data: dyh } as typeof x;
+  // Forward and input gradient stored in f16 (2^-11 relative rounding plus the f32 sums);
+  // the weight gradient f32 from f16 operands.
+  assertClose(y!, matmulRef(xr, w, { transB: true, bias }).data, {
+    atol: 1e-3,
+    rtol: 2e-3,
+    label: "forward",
+  });
+  assertClose(gx!, matmulRef(dyr, w).data, { atol: 1e-3, rtol: 2e-3, label: "dx" });
+  const x2 = { shape: [B * M, K], data: xr.data } as typeof x;
+  const dy2 = { shape: [B * M, N], data: dyr.data } as typeof x;
+  assertClose(gw!, matmulRef(dy2, x2, { transA: true }).data, {
+    atol: 1e-4,
+    rtol: 1e-4,
+    label: "dW",
+  });
 });
