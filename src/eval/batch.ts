@@ -27,9 +27,14 @@ export function uploadBatch(
   const t = tok;
   const isGlobal = b.isGlobal.subarray(start, end);
   return {
-    images: tensor(b.images.subarray(start * img, end * img), [m, 3, s, s]),
+    images: tensor(b.images.subarray(start * img, end * img), [m, 3, s, s], "f32", "the images"),
     tokens: tensor(b.tokens.subarray(start * tok, end * tok), [m, t], "i32"),
-    gtMaps: tensor(Float32Array.from(b.boxMaps.subarray(start * map, end * map)), [m, s, s]),
+    gtMaps: tensor(
+      Float32Array.from(b.boxMaps.subarray(start * map, end * map)),
+      [m, s, s],
+      "f32",
+      "the box maps",
+    ),
     isGlobal: tensor(Float32Array.from(isGlobal), [m, 1]),
     isGlobalHost: Uint8Array.from(isGlobal),
   };

@@ -26,6 +26,9 @@ export interface PoolStats {
   peakAllocatedBytes: number;
   /** Number of buffers handed out and not yet released. */
   liveBuffers: number;
+  /** Largest size asked of {@linkcode BufferPool.acquire} (before bucket rounding) since
+   * creation or the last {@linkcode BufferPool.resetPeak}. */
+  largestRequestBytes: number;
 }
 
 /** Usage flags of every pooled tensor buffer. */
@@ -52,6 +55,17 @@ export function bucketSize(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
+/**
+ * The largest buffer a pool hands out on a device: its `maxBufferSize` rounded down to 256
+ * bytes (a request above a bucket's top but under this gets a buffer of exactly this size).
+ *
+ * @param maxBufferBytes The device's largest buffer.
+ * @returns Bytes.
+ */
+export function poolMaxBytes(maxBufferBytes: number): number {
+  return Math.floor(maxBufferBytes / 256) * 256;
+}
+
 /** Hands out GPU buffers of bucketed sizes and takes them back for reuse. */
 export class BufferPool {
   readonly #device: GPUDevice;
@@ -66,6 +80,7 @@ export class BufferPool {
   #peak = 0;
   #peakAllocated = 0;
   #live = 0;
+  #largest = 0;
 
   /**
    * Creates an empty pool.
@@ -78,22 +93,29 @@ export class BufferPool {
     this.#maxBytes = maxBytes;
   }
 
+  /** Largest buffer the pool hands out ({@linkcode poolMaxBytes} of the device's limit). */
+  get maxBytes(): number {
+    return poolMaxBytes(this.#maxBytes);
+  }
+
   /**
    * Returns a buffer of at least `bytes` bytes (contents undefined): the free buffer of its
    * bucket created first, or a new one.
    *
    * @param bytes Size needed.
    * @param label Debug label for a newly created buffer.
-   * @returns A buffer whose `size` is the bucket size.
+   * @returns A buffer whose `size` is the bucket size (capped at {@linkcode BufferPool.maxBytes}:
+   *   a request near the device's limit gets a buffer of exactly the limit).
    */
   acquire(bytes: number, label = "tensor"): GPUBuffer {
-    const size = bucketSize(bytes);
-    if (size > this.#maxBytes) {
+    if (bytes > this.maxBytes) {
       throw new RangeError(
         `Cannot allocate a buffer of ${fmtBytes(bytes)}: the device allows at most ` +
           fmtBytes(this.#maxBytes),
       );
     }
+    const size = Math.min(bucketSize(bytes), this.maxBytes);
+    if (bytes > this.#largest) this.#largest = bytes;
     let buf = this.#free.get(size)?.pop();
     if (!buf) {
       buf = this.#device.createBuffer({ size, usage: TENSOR_USAGE, label });
@@ -144,10 +166,11 @@ export class BufferPool {
     return lo;
   }
 
-  /** Starts new peak measurements at the current in-use and allocated bytes. */
+  /** Starts new peak measurements: in-use and allocated bytes from now, the largest request. */
   resetPeak(): void {
     this.#peak = this.#inUse;
     this.#peakAllocated = this.#allocated;
+    this.#largest = 0;
   }
 
   /**
@@ -162,6 +185,7 @@ export class BufferPool {
       peakInUseBytes: this.#peak,
       peakAllocatedBytes: this.#peakAllocated,
       liveBuffers: this.#live,
+      largestRequestBytes: this.#largest,
     };
   }
 }

@@ -62,8 +62,9 @@ export interface AcquireOptions {
   maxBindingBytes?: number;
   /**
    * Pretend the adapter's buffers are at most this many bytes (or `PS3_MAX_BUFFER_BYTES`);
-   * same rules as `maxBindingBytes`. Tensors are one buffer each, so a lower figure makes
-   * allocations above it fail with the pool's error.
+   * same rules as `maxBindingBytes`. Tensors are one buffer each: a tensor above the figure
+   * is refused by `empty()` with its shape and bytes, and training splits its micro-batch
+   * into sample groups whose tensors fit (`src/train/groups.ts`).
    */
   maxBufferBytes?: number;
 }

@@ -15,6 +15,7 @@ import { add, affine, sub } from "../ops/elementwise.ts";
 import { detach } from "../ops/creation.ts";
 import { concat, slice } from "../ops/layout.ts";
 import { boxLoss, boxTargets } from "./box.ts";
+import { noGrad } from "../autograd/tape.ts";
 import { siglipLoss } from "./siglip.ts";
 
 /** What the loss reads of the model's training forward. */
@@ -37,8 +38,9 @@ export interface Ps3LossInput {
 
 /** The supervision of a batch. */
 export interface Ps3LossTargets {
-  /** Box maps [B, H, W] (1 inside a chosen box). */
-  gtMaps: Tensor;
+  /** Box maps [B, H, W] (1 inside a chosen box), or those of the batch's consecutive sample
+   * groups (see `src/train/groups.ts`; their targets are concatenated). */
+  gtMaps: Tensor | readonly Tensor[];
   /** Global-caption flags per sample on the host (global captions have no box loss). */
   isGlobalHost: ArrayLike<number>;
 }
@@ -174,6 +176,24 @@ function globalContrastive(out: Ps3LossInput, g: GlobalContext): Tensor {
 }
 
 /**
+ * Box targets of a batch (`boxTargets`), or of its consecutive sample groups concatenated
+ * scale by scale.
+ *
+ * @param gtMaps Box maps [B, H, W], or one per group.
+ * @param grids Feature grids of the high-res scales.
+ * @returns [B, gh * gw] of 0/1 per scale.
+ */
+export function batchBoxTargets(
+  gtMaps: Tensor | readonly Tensor[],
+  grids: readonly (readonly [number, number])[],
+): Tensor[] {
+  if (!Array.isArray(gtMaps)) return boxTargets(gtMaps as Tensor, grids);
+  const parts = (gtMaps as readonly Tensor[]).map((g) => boxTargets(g, grids));
+  if (parts.length === 1) return parts[0]!;
+  return grids.map((_, i) => noGrad(() => concat(parts.map((p) => p[i]!), 0)));
+}
+
+/**
  * PS3's loss terms of one (micro-)batch.
  *
  * @param out The model's training outputs.
@@ -201,7 +221,7 @@ export function ps3Loss(
   const contrastive = options.global
     ? globalContrastive(out, options.global)
     : contrastiveTerm(out, options.accum);
-  const boxTarget = boxTargets(targets.gtMaps, out.highresGrids);
+  const boxTarget = batchBoxTargets(targets.gtMaps, out.highresGrids);
   const box = (probs: readonly Tensor[]) =>
     boxLoss(probs, boxTarget, {
       isGlobal: targets.isGlobalHost,

@@ -10,6 +10,7 @@
 import type { Tensor } from "../autograd/tensor.ts";
 import { noGrad } from "../autograd/tape.ts";
 import { normalize } from "../ops/norm.ts";
+import { concat } from "../ops/layout.ts";
 import { constant } from "../nn/init.ts";
 import { Mlp } from "../nn/mlp.ts";
 import {
@@ -219,6 +220,22 @@ export class Ps3Clip {
     };
   }
 
+  /**
+   * The training forward of a micro-batch split into sample groups (see
+   * `src/train/groups.ts`): {@linkcode Ps3Clip.forwardTrain} per group, the per-sample
+   * outputs concatenated in sample order, so that the losses see the whole micro-batch. Every
+   * op of the forward works per sample, so the concatenated outputs are those of the unsplit
+   * batch, bit for bit; one group is the unsplit forward itself.
+   *
+   * @param groups Consecutive groups of the micro-batch, each a GPU batch.
+   * @param opts The reference's switches.
+   * @returns The whole micro-batch's outputs.
+   */
+  forwardTrainGroups(groups: readonly TrainBatch[], opts: TrainOptions): TrainOutput {
+    const outs = groups.map((g) => this.forwardTrain(g, opts));
+    return outs.length === 1 ? outs[0]! : concatOutputs(outs);
+  }
+
   /** Gathers the vision encoder's training input from the batch, switches and prompt. */
   #visionInput(
     batch: TrainBatch,
@@ -237,4 +254,47 @@ export class Ps3Clip {
       selected,
     };
   }
+}
+
+/** Rows of several groups' tensors joined along the batch axis. */
+function rows(ts: readonly Tensor[]): Tensor {
+  return concat(ts, 0);
+}
+
+/** Per-scale tensors of several groups joined along the batch axis, scale by scale. */
+function rowsPerScale(parts: readonly (readonly Tensor[])[]): Tensor[] {
+  return parts[0]!.map((_, i) => rows(parts.map((p) => p[i]!)));
+}
+
+/**
+ * The training outputs of consecutive sample groups as one micro-batch's: every per-sample
+ * output concatenated along the batch axis (logit scale and bias, the parameters, and the
+ * grids are the same in every group).
+ *
+ * @param outs The groups' outputs, in sample order.
+ * @returns The joined outputs.
+ */
+function concatOutputs(outs: readonly TrainOutput[]): TrainOutput {
+  const first = outs[0]!;
+  const posterior = first.posteriorProbs ? rowsPerScale(outs.map((o) => o.posteriorProbs!)) : null;
+  const priorProbs = rowsPerScale(outs.map((o) => o.priorProbs));
+  const vision = outs.map((o) => o.vision);
+  return {
+    imageFeatures: rows(outs.map((o) => o.imageFeatures)),
+    textFeatures: rows(outs.map((o) => o.textFeatures)),
+    logitScale: first.logitScale,
+    logitBias: first.logitBias,
+    priorProbs,
+    posteriorProbs: posterior,
+    highresGrids: first.highresGrids,
+    vision: {
+      pooled: rows(vision.map((x) => x.pooled)),
+      lowResPooled: rows(vision.map((x) => x.lowResPooled)),
+      priorProbs,
+      posteriorProbs: posterior,
+      selectProbs: rowsPerScale(vision.map((x) => x.selectProbs)),
+      selected: rowsPerScale(vision.map((x) => x.selected)),
+      featureSizes: first.vision.featureSizes,
+    },
+  };
 }

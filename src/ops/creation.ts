@@ -8,6 +8,7 @@
 import { add_into as addIntoSrc, fill as fillSrc } from "../../wgsl/sources.ts";
 import { defineKernel, grid, type Kernel } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
+import { fmtBytes } from "../gpu/buffer_pool.ts";
 import { installTapeOps, record } from "../autograd/tape.ts";
 import { type DType, DTYPE_BYTES, fmtShape, numel, Storage, Tensor } from "../autograd/tensor.ts";
 import { Rng } from "../util/rng.ts";
@@ -44,11 +45,24 @@ const addIntoKernels = Object.fromEntries(
  *
  * @param shape Dimensions.
  * @param dtype Element type (default f32).
+ * @param what What the tensor is, for the error when it cannot exist (an op's output, the
+ *   image batch); default "a tensor".
  * @returns The tensor.
+ * @throws {RangeError} Before anything is allocated or recorded, when the tensor is larger
+ *   than the device's largest buffer (a tensor is one buffer): naming it, its shape, bytes and
+ *   the limit.
  */
-export function empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
+export function empty(shape: readonly number[], dtype: DType = "f32", what?: string): Tensor {
   const bytes = Math.max(numel(shape) * DTYPE_BYTES[dtype], 4);
-  const storage = new Storage(gpu().pool.acquire(bytes), true);
+  const pool = gpu().pool;
+  if (bytes > pool.maxBytes) {
+    throw new RangeError(
+      `Cannot allocate ${what ?? "a tensor"} of ${fmtShape(shape)} ${dtype}: ${bytes} bytes ` +
+        `(${fmtBytes(bytes)}), more than the device's largest buffer of ${pool.maxBytes} bytes ` +
+        `(${fmtBytes(pool.maxBytes)}, maxBufferSize); a tensor is one buffer`,
+    );
+  }
+  const storage = new Storage(pool.acquire(bytes), true);
   return new Tensor(storage, shape, dtype);
 }
 
@@ -131,6 +145,7 @@ export function ones(shape: readonly number[]): Tensor {
  * @param data Values in row-major order.
  * @param shape Dimensions (default 1-d).
  * @param dtype Element type; inferred from the array type when omitted.
+ * @param what What the tensor is, for the error of {@linkcode empty}.
  * @returns The tensor.
  * @example
  * ```ts
@@ -141,6 +156,7 @@ export function tensor(
   data: ArrayLike<number>,
   shape: readonly number[] = [data.length],
   dtype?: DType,
+  what?: string,
 ): Tensor {
   const dt: DType = dtype ??
     (data instanceof Int32Array ? "i32" : data instanceof Uint32Array ? "u32" : "f32");
@@ -149,7 +165,7 @@ export function tensor(
       `Cannot make a tensor of shape ${fmtShape(shape)} from ${data.length} values`,
     );
   }
-  const t = empty(shape, dt);
+  const t = empty(shape, dt, what);
   const host = dt === "f32"
     ? Float32Array.from(data)
     : dt === "i32"

@@ -199,7 +199,8 @@ function normAxis(op: string, axis: number, rank: number): number {
 }
 
 /**
- * Copies `src` (whole) into the block of `dst` that starts at `start` along `axis`.
+ * Copies `src` (whole) into the block of `dst` that starts at `start` along `axis` (no
+ * autograd; split past the binding limit like every layout copy).
  *
  * @param op Op name, for messages.
  * @param src Source, shaped like dst except along axis.
@@ -207,7 +208,13 @@ function normAxis(op: string, axis: number, rank: number): number {
  * @param axis Axis.
  * @param start First index along axis.
  */
-function copyIntoBlock(op: string, src: Tensor, dst: Tensor, axis: number, start: number): void {
+export function copyIntoBlock(
+  op: string,
+  src: Tensor,
+  dst: Tensor,
+  axis: number,
+  start: number,
+): void {
   const ds = contiguousStrides(dst.shape);
   stridedCopy(op, src, dst, {
     dims: src.shape,
@@ -219,7 +226,8 @@ function copyIntoBlock(op: string, src: Tensor, dst: Tensor, axis: number, start
 }
 
 /**
- * Copies the block of `src` from `start` to `start + len` along `axis` into a new tensor.
+ * Copies the block of `src` from `start` to `start + len` along `axis` into a new tensor (no
+ * autograd; split past the binding limit like every layout copy).
  *
  * @param op Op name, for messages.
  * @param src Source.
@@ -228,7 +236,13 @@ function copyIntoBlock(op: string, src: Tensor, dst: Tensor, axis: number, start
  * @param len Block length.
  * @returns The block.
  */
-function copyBlock(op: string, src: Tensor, axis: number, start: number, len: number): Tensor {
+export function copyBlock(
+  op: string,
+  src: Tensor,
+  axis: number,
+  start: number,
+  len: number,
+): Tensor {
   const shape = [...src.shape];
   shape[axis] = len;
   const y = empty(shape, src.dtype);

@@ -39,6 +39,7 @@ import { empty } from "./creation.ts";
 import { broadcastTo, sumTo, unaryBackward, type UnaryOp, unaryWgsl } from "./elementwise.ts";
 import { cast } from "./cast.ts";
 import { enableF16, type FloatDType } from "./storage_type.ts";
+import { runWeightSplit, weightSplit } from "./matmul_weight.ts";
 
 /** Options of {@linkcode matmul}. */
 export interface MatmulOptions {
@@ -586,7 +587,8 @@ export interface MatmulIntoOptions {
  * device's storage binding limit are split into parts that fit (batch entries, then rows of A
  * and C, then ranges of K for a transposed A), planned before anything is dispatched; a part
  * whose start is not aligned for a binding goes through a copy. Batch and row splits give the
- * same bits as one dispatch.
+ * same bits as one dispatch. A weight (a shared B, or a weight gradient's result) past the
+ * limit is split along its rows first (`matmul_weight.ts`).
  *
  * @param a Left operand, stored [batch, M, K] (or [batch, K, M] with transA).
  * @param b Right operand, stored [batchB, K, N] (or [batchB, N, K]); batchB 1 = shared.
@@ -603,6 +605,11 @@ export function matmulInto(
   opts: MatmulIntoOptions = {},
 ): void {
   if (dims.batch * dims.m * dims.n === 0) return;
+  const weight = weightSplit(dims, opts, gpu().info.maxBindingBytes);
+  if (weight) {
+    runWeightSplit(weight, { a, b, out }, dims, opts, matmulInto);
+    return;
+  }
   const ts = [a, b, out, opts.residual, opts.preActivation];
   const leaves = planMatmul(dims, opts, ts.some((t) => t?.dtype === "f16") ? 2 : 4);
   if (leaves.length === 1 && leaves[0]!.whole) {
@@ -1024,10 +1031,10 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const inputs = [a, b, ...extra];
   const dtype: FloatDType = opts.dtype ??
     (a.dtype === "f16" || b.dtype === "f16" ? "f16" : "f32");
-  const out = empty(outShape, dtype);
+  const out = empty(outShape, dtype, "matmul()'s output");
   // The activation's input, kept for the backward when the op is recorded (record's rule).
   const z = activation && isGradEnabled() && inputs.some((t) => t.requiresGrad)
-    ? empty(outShape, dtype)
+    ? empty(outShape, dtype, "matmul()'s pre-activation")
     : undefined;
   if (z) z.name = "matmul.preActivation";
   // A shared right operand with an untransposed left one is one big matmul over all rows.

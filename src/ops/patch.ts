@@ -143,7 +143,7 @@ export function gatherPatchesPlaneSlab(h: number, w: number): number {
 export function patchify(img: Tensor, p: number): Tensor {
   const { b, cin, h, w, F, params } = geometry("patchify", img, p);
   const P = params.P;
-  const y = empty([b, P, F]);
+  const y = empty([b, P, F], "f32", "patchify()'s patches");
   const rt = gpu();
   const slabs = y.size === 0 ? 0 : b;
   for (
@@ -223,7 +223,7 @@ export function gatherPatches(img: Tensor, options: GatherPatchesOptions): Tenso
   }
   const K = index.shape[1]!;
   const rt = gpu();
-  const y = empty([b, K, F]);
+  const y = empty([b, K, F], "f32", "gatherPatches()'s patches");
   const plane = gatherPatchesPlaneSlab(h, w);
   for (
     const sc of slabChunks("patch_gather", y.size === 0 ? 0 : b, [

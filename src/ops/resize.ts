@@ -258,7 +258,7 @@ function pass(x: Tensor, axis: 1 | 2, table: GpuTable): Tensor {
   const outer = axis === 1 ? n : n * h;
   const inner = axis === 1 ? w * c : c;
   const shape = axis === 1 ? [n, table.dst, w, c] : [n, h, table.dst, c];
-  const y = empty(shape);
+  const y = empty(shape, "f32", "a resize pass's output");
   if (y.size === 0) return y;
   const rt = gpu();
   rt.assertLoopTrips("resize_gather", table.taps);

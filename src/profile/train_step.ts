@@ -12,6 +12,7 @@ import { gpu } from "../gpu/runtime.ts";
 import type { RunConfig } from "../train/config.ts";
 import { dataPaths, loaderOptions } from "../train/run_data.ts";
 import { createRunState, type RunState } from "../train/run_state.ts";
+import { runGroups } from "../train/preflight.ts";
 import { forwardBackward, type ForwardBackwardOptions, optimizerStep } from "../train/step.ts";
 import { learningRate } from "../optim/schedule.ts";
 import { DataLoader } from "../data/pipeline/loader.ts";
@@ -46,6 +47,8 @@ export async function profileTrainStep(
   const log = options.log ?? (() => {});
   const warmup = options.warmup ?? 2;
   const paths = await dataPaths(config, log);
+  // The trainer's sample groups (every tensor under the largest buffer), checked first.
+  const { groupSize } = runGroups(config, rt);
   const state = createRunState(config, rt);
   const t = config.train;
   const fb: ForwardBackwardOptions = {
@@ -57,6 +60,7 @@ export async function profileTrainStep(
     },
     weights: { prior: config.loss.prior_box_weight, posterior: config.loss.posterior_box_weight },
     micro: t.accum_steps,
+    groupSize,
   };
   await using loader = await DataLoader.create(loaderOptions(config, paths, true));
   const total = t.steps ?? warmup + 1;

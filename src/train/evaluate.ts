@@ -10,11 +10,11 @@ import { tidy } from "../autograd/scope.ts";
 import { noGrad } from "../autograd/tape.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { matmul } from "../ops/matmul.ts";
-import { boxTargets } from "../loss/box.ts";
-import { ps3Loss } from "../loss/ps3_loss.ts";
+import { batchBoxTargets, ps3Loss } from "../loss/ps3_loss.ts";
 import { type Batch, DataLoader } from "../data/pipeline/loader.ts";
 import type { Ps3Clip, TrainOptions } from "../model/ps3_clip.ts";
-import { uploadBatch } from "../eval/batch.ts";
+import { groupedForward } from "./step.ts";
+import { planGroups } from "./groups.ts";
 import type { RunConfig } from "./config.ts";
 import type { RunDataPaths } from "./preflight.ts";
 import { loaderOptions } from "./run_data.ts";
@@ -45,12 +45,14 @@ export interface EvalMetrics {
  * @param model The model.
  * @param batches Host batches (e.g. from a sequential loader over the held-out shards).
  * @param opts Training switches (the evaluation uses the same forward, without gradients).
+ * @param groupSize Samples per group of the forward (`./groups.ts`; default a batch in one).
  * @returns Mean metrics.
  */
 export async function evaluate(
   model: Ps3Clip,
   batches: readonly Batch[],
   opts: TrainOptions,
+  groupSize?: number,
 ): Promise<EvalMetrics> {
   const sums = {
     contrastive: 0,
@@ -68,11 +70,14 @@ export async function evaluate(
     const b = batch.keys.length;
     const ts = tidy(() =>
       noGrad(() => {
-        const tb = uploadBatch(batch);
-        const out = model.forwardTrain(tb, opts);
+        const range = { start: 0, end: b };
+        const { out, targets: tb } = groupedForward(model, batch, range, {
+          train: opts,
+          groupSize,
+        });
         const loss = ps3Loss(out, tb, { weights: { prior: 1, posterior: 1 } });
         const probs = out.posteriorProbs ?? out.priorProbs;
-        const targets = boxTargets(tb.gtMaps, out.highresGrids);
+        const targets = batchBoxTargets(tb.gtMaps, out.highresGrids);
         const sim = matmul(out.textFeatures, out.imageFeatures, { transB: true });
         return [loss.contrastive, loss.priorBox, loss.posteriorBox, sim, ...probs, ...targets];
       })
@@ -148,7 +153,12 @@ export async function evaluateHeldOut(
   } finally {
     await loader[Symbol.asyncDispose]();
   }
-  return await evaluate(model, batches, opts);
+  // The held-out batches have the training batch's size: the same sample groups.
+  const plan = planGroups(config.resolvedModel, config.train.batch_size, {
+    precision: config.train.precision,
+    maxBufferBytes: gpu().info.maxBufferBytes,
+  });
+  return await evaluate(model, batches, opts, plan.groupSize);
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * `train.batch_size=auto`: the largest micro-batch that fits the device, chosen from the
  * memory estimate (nothing allocated; the ops' binding units checked, though none of them
- * depends on the batch), then confirmed by one real
+ * depends on the batch; every tensor under the largest buffer in the sample groups of
+ * `./groups.ts`, which the confirming step runs in), then confirmed by one real
  * training step (the trainer's forward, losses and backward on a random batch of the run's
  * shapes, with the run's model, precision and recomputation): a step that runs out of memory,
  * or whose measured peak passes the limit, backs off to a smaller micro-batch.
@@ -18,7 +19,8 @@ import type { ModelConfig } from "../model/config.ts";
 import type { RunConfig } from "./config.ts";
 import { createRunState } from "./run_state.ts";
 import { forwardBackward } from "./step.ts";
-import { checkRunBindings, memoryLimit, runEstimate } from "./preflight.ts";
+import { checkRunBindings, describeGroups, memoryLimit, runEstimate } from "./preflight.ts";
+import { planGroups } from "./groups.ts";
 
 /**
  * A random host batch of a model's shapes: normal images at the largest scale, random
@@ -78,6 +80,10 @@ export async function measureStep(
   const state = createRunState(config, rt);
   const model = state.model;
   const batch = randomHostBatch(config.resolvedModel, microBatch, t.seed + 1);
+  const { groupSize } = planGroups(config.resolvedModel, microBatch, {
+    precision: t.precision,
+    maxBufferBytes: rt.info.maxBufferBytes,
+  });
   await rt.sync();
   rt.pool.resetPeak();
   const base = rt.memory().inUseBytes;
@@ -95,6 +101,7 @@ export async function measureStep(
         weights: { prior: 1, posterior: 1 },
         micro: 1,
         lossScale: state.scaler ? 1024 : 1,
+        groupSize,
       });
       for (const x of Object.values(loss)) x.dispose();
     });
@@ -178,8 +185,29 @@ export function estimateBatchFit(config: RunConfig, rt: Runtime): EstimatedFit {
   // The binding units do not depend on the batch (the ops split it): checked once, a unit
   // over the limit fails every batch size.
   checkRunBindings(config, rt);
-  const estimated = largest(upper, (b) => runEstimate(config, b).total <= limit);
+  // Every tensor of the step must also fit the largest buffer at some group size: a sample's
+  // share always does once one sample fits; the whole micro-batch's tensors bound the batch.
+  const plannable = (b: number) => {
+    try {
+      planGroups(config.resolvedModel, b, {
+        precision: t.precision,
+        maxBufferBytes: rt.info.maxBufferBytes,
+      });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const estimated = largest(
+    upper,
+    (b) => runEstimate(config, b).total <= limit && plannable(b),
+  );
   if (estimated === 0) {
+    // One sample's tensors past the largest buffer: the plan's error names them.
+    planGroups(config.resolvedModel, 1, {
+      precision: t.precision,
+      maxBufferBytes: rt.info.maxBufferBytes,
+    });
     throw new RangeError(
       `train.batch_size=auto: not even one sample fits ${fmtBytes(limit)} (estimate ` +
         `${fmtBytes(runEstimate(config, 1).total)})`,
@@ -235,6 +263,11 @@ export async function fitBatchSize(
     b = next;
   }
   const m = tries[tries.length - 1]!.memory;
+  const plan = planGroups(config.resolvedModel, b, {
+    precision: t.precision,
+    maxBufferBytes: rt.info.maxBufferBytes,
+  });
+  if (plan.groups > 1) log(`batch_size=auto: ${describeGroups(plan, b)}`);
   log(
     `batch_size=auto: micro-batch ${b} (batch_size ${b * t.accum_steps}): one step peaked at ` +
       `${fmtBytes(m.peakActivationBytes + m.stateBytes)} of ${fmtBytes(limit)} (estimate ` +

@@ -1,7 +1,8 @@
 /**
  * Checks made before a run allocates anything: every file the run config names exists (shard
- * lists expanded, tokenizer, initial weights), the memory the run needs fits, and every op's
- * smallest unit fits the storage binding limit. A run of a real config on a fresh machine
+ * lists expanded, tokenizer, initial weights), the memory the run needs fits, every op's
+ * smallest unit fits the storage binding limit, and the micro-batch splits into sample groups
+ * whose tensors fit the largest buffer (`./groups.ts`). A run of a real config on a fresh machine
  * then fails at once with every missing input named by its config key, not with a bare "No
  * such file" after minutes of allocation.
  *
@@ -19,9 +20,10 @@ import { estimateMemory, type MemoryEstimate } from "./memory.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { selectCounts } from "../model/scales.ts";
 import { attentionSampleBytes } from "../ops/attention.ts";
-import { matmulOperandFloats } from "../ops/matmul.ts";
+import { weightUnitFloats } from "../ops/matmul_weight.ts";
 import { gatherPatchesPlaneSlab, patchifySlab } from "../ops/patch.ts";
 import { slabUnitBytes } from "../ops/slab_chunks.ts";
+import { type GroupPlan, planGroups } from "./groups.ts";
 
 /** Where a run's data is (the config's paths, or those of the synthetic set it wrote). */
 export interface RunDataPaths {
@@ -201,8 +203,8 @@ export interface BindingUnit {
  * from the ops' own rules: the patch unfold of the larger of the low-res image and the
  * ConvNet input splits per image (`patchifySlab`, with the window's alignment slack, `slabUnitBytes`);
  * attention splits per sample (`attentionSampleBytes`: q, k, v, the low-res cache, lse, in
- * 16-byte vectors; f32, an upper bound for f16 activations); a matmul binds its weight whole (`matmulOperandFloats`: the largest
- * linear layer's); the gather of the selected high-res patches splits per sample (one
+ * 16-byte vectors; f32, an upper bound for f16 activations); a matmul splits its weight along
+ * its rows down to four rows (`weightUnitFloats`: the widest linear layer's); the gather of the selected high-res patches splits per sample (one
  * sample's patches are at most its image) and its images per plane
  * (`gatherPatchesPlaneSlab`), as the resizes do;
  * batch, rows of matmuls, norms and softmax split far below these.
@@ -244,41 +246,38 @@ export function bindingUnits(config: ModelConfig, alignment: number): BindingUni
     sample(n0, 0, c, heads),
     sample(m, n0, c, heads),
     sample(t.context, 0, t.width, t.heads),
-    largestWeight(config),
+    widestWeight(config),
   ];
   return units.sort((a, b) => b.bytes - a.bytes);
 }
 
-/** The model's largest linear-layer weight, bound whole by its matmuls (`matmulOperandFloats`). */
-function largestWeight(config: ModelConfig): BindingUnit {
+/** The model's widest linear-layer weight: four of its rows, the unit its splits keep
+ * together (`weightUnitFloats`). */
+function widestWeight(config: ModelConfig): BindingUnit {
   const v = config.vision, t = config.text;
   const { width: c, mlpHidden: h, patch } = v.trunk;
-  const nl = v.selectLayers.length, k = v.scales.length - 1;
-  const named: [string, number, number][] = [
-    ["trunk attn.qkv", 3 * c, c],
-    ["trunk mlp.fc1", h, c],
-    ["trunk mlp.fc2", c, h],
-    ["text attn.qkv", 3 * t.width, t.width],
-    ["text mlp.fc1", t.mlpHidden, t.width],
-    ["text mlp.fc2", t.width, t.mlpHidden],
-    ["text projection", config.embedDim, t.width],
-    ["selection_feature_proj.fc1", nl * c, nl * c],
-    ["selection_feature_proj.fc2", k * c, nl * c],
-    ["patch_embed", c, 3 * patch * patch],
+  const nl = v.selectLayers.length;
+  const named: [string, number][] = [
+    ["trunk attn.qkv", c],
+    ["trunk mlp.fc2", h],
+    ["text attn.qkv", t.width],
+    ["text mlp.fc2", t.mlpHidden],
+    ["selection_feature_proj.fc1", nl * c],
+    ["selection_feature_proj.fc2", nl * c],
+    ["text_model.prompt_proj.fc1", config.text.outputDim],
+    ["patch_embed", 3 * patch * patch],
     ...(v.conv
       ? [
-        ["ConvNet stem", v.conv.hidden, 3 * v.conv.kernel ** 2],
-        ["ConvNet mlp.fc1", 4 * v.conv.hidden, v.conv.hidden],
-      ] as [string, number, number][]
+        ["ConvNet stem", 3 * v.conv.kernel ** 2],
+        ["ConvNet mlp.fc2", 4 * v.conv.hidden],
+      ] as [string, number][]
       : []),
   ];
-  const [name, n, kk] = named.reduce((a, b) =>
-    matmulOperandFloats(b[1], b[2]) > matmulOperandFloats(a[1], a[2]) ? b : a
-  );
+  const [name, kk] = named.reduce((a, b) => (b[1] > a[1] ? b : a));
   return {
-    op: `matmul (the largest weight, ${name}, bound whole)`,
-    shape: [n, kk],
-    bytes: Math.ceil(matmulOperandFloats(n, kk) / 4) * 16,
+    op: `matmul (four rows of the widest weight, ${name}, split along its rows)`,
+    shape: [4, kk],
+    bytes: weightUnitFloats(kk) * 4,
   };
 }
 
@@ -301,6 +300,47 @@ export function checkRunBindings(config: RunConfig, rt: Runtime): void {
         over.map((u) => `  ${u.op}: [${u.shape.join(", ")}] f32, ${u.bytes} bytes`).join("\n"),
     );
   }
+}
+
+/**
+ * The sample groups a run's micro-batch runs in so that every tensor fits the device's
+ * largest buffer (`planGroups`, the rule the step uses), checked before anything is
+ * allocated.
+ *
+ * @param config The run configuration (model, micro-batch, precision).
+ * @param rt The runtime (its `maxBufferBytes`).
+ * @param precision Activation storage (default the run's).
+ * @returns The plan.
+ * @throws {RangeError} Naming the tensors, shapes and the limit when one cannot fit at any
+ *   group size.
+ */
+export function runGroups(
+  config: RunConfig,
+  rt: Runtime,
+  precision: "f32" | "f16" = config.train.precision,
+): GroupPlan {
+  const t = config.train;
+  return planGroups(config.resolvedModel, t.batch_size / t.accum_steps, {
+    precision,
+    maxBufferBytes: rt.info.maxBufferBytes,
+  });
+}
+
+/**
+ * One line describing a plan: the groups and the largest tensor per group against the limit.
+ *
+ * @param plan The plan.
+ * @param microBatch Samples per micro-batch.
+ * @returns The line.
+ */
+export function describeGroups(plan: GroupPlan, microBatch: number): string {
+  const x = plan.largest.tensor;
+  const type = x.elementBytes === 2 ? "f16" : "f32";
+  const size = (n: number) => `${fmtBytes(n)} (${n} bytes)`;
+  return `micro-batch of ${microBatch} in ${plan.groups} group(s) of ${plan.groupSize}: ` +
+    `largest tensor per group ${x.what} [${[plan.groupSize, ...x.shape].join(", ")}] ${type} ` +
+    `${size(plan.largest.bytes)}, largest of the step ${size(plan.largestBytes)}, ` +
+    `device's largest buffer ${size(plan.limit)}`;
 }
 
 /**
@@ -329,6 +369,16 @@ export function describePreflight(config: RunConfig, rt: Runtime): string[] {
     `  memory limit: ${limit === null ? "none known (set train.memory_limit_gb)" : gib(limit)} -> ${
       limit === null ? "not checked" : est.total <= limit ? "fits" : "does NOT fit"
     }`,
+    ...(["f32", "f16"] as const).map((p) => {
+      const line = (() => {
+        try {
+          return describeGroups(runGroups(config, rt, p), micro);
+        } catch (e) {
+          return `does NOT fit: ${(e as Error).message}`;
+        }
+      })();
+      return `  buffers (${p}${p === t.precision ? ", this run" : ""}): ${line}`;
+    }),
     `  binding limit ${fmtBytes(maxBindingBytes)}; smallest units of the ops:`,
     ...units.map((u) =>
       `    ${u.bytes <= maxBindingBytes ? "ok  " : "OVER"} ${u.op}: [${u.shape.join(", ")}] ` +

@@ -22,18 +22,20 @@ import { add, clamp } from "../ops/elementwise.ts";
 import { full } from "../ops/creation.ts";
 import { concat } from "../ops/layout.ts";
 import type { Batch } from "../data/pipeline/loader.ts";
-import type { Ps3Clip, TrainOptions } from "../model/ps3_clip.ts";
+import type { Ps3Clip, TrainOptions, TrainOutput } from "../model/ps3_clip.ts";
 import {
   type AccumContext,
   type GlobalContext,
   type LossWeights,
   ps3Loss,
   type Ps3Losses,
+  type Ps3LossTargets,
 } from "../loss/ps3_loss.ts";
 import type { Communicator } from "../dist/communicator.ts";
 import { gatherFeatures } from "../dist/features.ts";
 import type { AdamW } from "../optim/adamw.ts";
 import { uploadBatch } from "../eval/batch.ts";
+import { groupRanges } from "./groups.ts";
 
 /** The step's scalars on the GPU (the caller reads and disposes them). */
 export interface StepScalars {
@@ -57,6 +59,39 @@ export interface ForwardBackwardOptions {
   micro: number;
   /** Loss scale of mixed precision: gradients are those of `scale * loss` (default 1). */
   lossScale?: number | undefined;
+  /** Samples per group the forward runs in, so that every tensor fits the device's largest
+   * buffer (`planGroups` in `./groups.ts`; default: a micro-batch in one group). */
+  groupSize?: number | undefined;
+}
+
+/** Samples [start, end) of a batch. */
+type Range = { start: number; end: number };
+
+/**
+ * The training forward of samples [start, end) of a host batch, uploaded and run in sample
+ * groups of `options.groupSize` (see `./groups.ts`), and the targets of its loss.
+ *
+ * @param model The model.
+ * @param batch The host batch.
+ * @param range The samples.
+ * @param options The switches and the group size.
+ * @returns The whole range's outputs (groups concatenated) and loss targets.
+ */
+export function groupedForward(
+  model: Ps3Clip,
+  batch: Batch,
+  range: Range,
+  options: Pick<ForwardBackwardOptions, "train" | "groupSize">,
+): { out: TrainOutput; targets: Ps3LossTargets } {
+  const groups = groupRanges(range, options.groupSize ?? range.end - range.start)
+    .map((r) => uploadBatch(batch, r));
+  return {
+    out: model.forwardTrainGroups(groups, options.train),
+    targets: {
+      gtMaps: groups.length === 1 ? groups[0]!.gtMaps : groups.map((g) => g.gtMaps),
+      isGlobalHost: Uint8Array.from(batch.isGlobal.subarray(range.start, range.end)),
+    },
+  };
 }
 
 /**
@@ -72,14 +107,14 @@ export function forwardBackward(
   batch: Batch,
   options: ForwardBackwardOptions,
 ): StepScalars {
-  const { train: opts, micro, weights } = options;
+  const { micro, weights } = options;
   const scale = options.lossScale ?? 1;
   const seed = (t: Tensor) => backward(t, scale === 1 ? undefined : full([], scale));
   const n = batch.keys.length;
   if (micro === 1) {
     return tidy(() => {
-      const tb = uploadBatch(batch);
-      const loss = ps3Loss(model.forwardTrain(tb, opts), tb, { weights });
+      const { out, targets } = groupedForward(model, batch, { start: 0, end: n }, options);
+      const loss = ps3Loss(out, targets, { weights });
       seed(loss.total);
       return loss;
     });
@@ -90,7 +125,7 @@ export function forwardBackward(
   const cached = ranges.map((r) =>
     tidy(() =>
       noGrad(() => {
-        const out = model.forwardTrain(uploadBatch(batch, r), opts);
+        const { out } = groupedForward(model, batch, r, options);
         return { image: keep(out.imageFeatures), text: keep(out.textFeatures) };
       })
     )
@@ -105,8 +140,8 @@ export function forwardBackward(
         localCount,
       };
       return tidy(() => {
-        const tb = uploadBatch(batch, r);
-        const loss = ps3Loss(model.forwardTrain(tb, opts), tb, { weights, accum: ctx });
+        const { out, targets } = groupedForward(model, batch, r, options);
+        const loss = ps3Loss(out, targets, { weights, accum: ctx });
         seed(loss.total);
         return {
           contrastive: loss.contrastive,
@@ -159,7 +194,7 @@ export async function forwardBackwardGlobal(
   options: ForwardBackwardOptions,
   comm: Communicator,
 ): Promise<StepScalars> {
-  const { train: opts, micro, weights } = options;
+  const { micro, weights } = options;
   const scale = options.lossScale ?? 1;
   const seed = (t: Tensor) => backward(t, scale === 1 ? undefined : full([], scale));
   const n = batch.keys.length;
@@ -169,8 +204,7 @@ export async function forwardBackwardGlobal(
   const ranges = microRanges(n, micro);
   if (micro === 1) {
     return await tidyAsync(async () => {
-      const tb = uploadBatch(batch);
-      const out = model.forwardTrain(tb, opts);
+      const { out, targets } = groupedForward(model, batch, { start: 0, end: n }, options);
       const [images, texts] = await gatherFeatures([out.imageFeatures, out.textFeatures], comm);
       const global: GlobalContext = {
         imageFeatures: images!,
@@ -178,7 +212,7 @@ export async function forwardBackwardGlobal(
         offset: comm.rank * n,
         localCount,
       };
-      const loss = ps3Loss(out, tb, { weights, global });
+      const loss = ps3Loss(out, targets, { weights, global });
       seed(loss.total);
       return loss;
     });
@@ -186,7 +220,7 @@ export async function forwardBackwardGlobal(
   const cached = tidy(() =>
     noGrad(() =>
       ranges.map((r) => {
-        const out = model.forwardTrain(uploadBatch(batch, r), opts);
+        const { out } = groupedForward(model, batch, r, options);
         return [keep(out.imageFeatures), keep(out.textFeatures)];
       })
     )
@@ -198,14 +232,14 @@ export async function forwardBackwardGlobal(
   const sums = tidy(() => {
     const parts = ranges.map((r) =>
       tidy(() => {
-        const tb = uploadBatch(batch, r);
+        const { out, targets } = groupedForward(model, batch, r, options);
         const global: GlobalContext = {
           imageFeatures: images!,
           textFeatures: texts!,
           offset: comm.rank * n + r.start,
           localCount,
         };
-        const loss = ps3Loss(model.forwardTrain(tb, opts), tb, { weights, global });
+        const loss = ps3Loss(out, targets, { weights, global });
         seed(loss.total);
         return loss;
       })

@@ -28,6 +28,7 @@ import type { LossWeights } from "../loss/ps3_loss.ts";
 import { learningRate } from "../optim/schedule.ts";
 import { writeFileAtomic } from "../checkpoint/atomic.ts";
 import type { MemoryEstimate } from "./memory.ts";
+import type { GroupPlan } from "./groups.ts";
 import type { RunConfig } from "./config.ts";
 import { describeEstimate } from "./memory.ts";
 import { forwardBackward, forwardBackwardGlobal, optimizerStep } from "./step.ts";
@@ -35,7 +36,9 @@ import {
   checkRunBindings,
   checkRunInputs,
   checkRunMemory,
+  describeGroups,
   type RunDataPaths,
+  runGroups,
 } from "./preflight.ts";
 import { JsonLines, Progress, type StepRecord } from "./progress.ts";
 import { writePlot } from "./plot.ts";
@@ -72,6 +75,8 @@ interface Run {
   metrics: JsonLines;
   progress: Progress;
   est: MemoryEstimate;
+  /** The sample groups a micro-batch runs in (every tensor under the largest buffer). */
+  groups: GroupPlan;
   faults: Faults;
   /** TensorBoard event files (rank 0, with `train.report_to: [tensorboard]`). */
   board: TrainBoard | null;
@@ -235,9 +240,11 @@ async function openRun(
   await checkRunInputs(config, paths);
   const est = checkRunMemory(config, rt);
   checkRunBindings(config, rt);
+  const groups = runGroups(config, rt);
   const state = createRunState(config, rt);
   say(`model ${config.resolvedModel.name}: ${state.model.params.describe()}`);
   say(describeEstimate(est));
+  if (groups.groups > 1) say(describeGroups(groups, t.batch_size / t.accum_steps));
   const verified: VerifyCache = new Map();
   const begin = await restoreRunState(state, config, say, comm, verified);
   const split = { rank: comm.rank, size: comm.size };
@@ -287,6 +294,7 @@ async function openRun(
     metrics,
     progress,
     est,
+    groups,
     faults: faultsFromEnv(),
     board: comm.rank === 0 && t.report_to.includes("tensorboard")
       ? await TrainBoard.create(join(out, "tensorboard"))
@@ -412,6 +420,7 @@ async function trainStep(run: Run): Promise<boolean> {
     weights: run.weights,
     micro: config.train.accum_steps,
     lossScale,
+    groupSize: run.groups.groupSize,
   };
   const scalars = comm.size > 1
     ? await forwardBackwardGlobal(state.model, batch, fb, comm)

@@ -51,7 +51,7 @@ Deno.test("the lowered binding limit reaches the runtime; an impossible split th
   assertEquals(r.metadata?.maxBindingBytes, String(LIMIT));
   assertMatch(
     r.metadata?.error ?? "",
-    /^matmul: cannot split \[1 x 4 x 20000\] @ \[20000 x 4\] to fit the device's storage binding limit of 65536 bytes/,
+    /^matmul: cannot split the weight of \[1 x 1 x 8\] @ \[8 x 5000\] to fit the device's storage binding limit of 65536 bytes: four rows of the weight \(5000 floats each\) do not fit/,
   );
   assertEquals(r.metadata?.dispatchedBeforeError, "0");
   assertMatch(
