@@ -158,6 +158,8 @@ const KERNELS: AttentionKernel[] = [
   { variant: "rows" },
   { variant: "rows", rows: 3 },
   { variant: "tiled", tiles: { block: 4, tile: 3 } },
+  { variant: "uniform" },
+  { variant: "uniform", uniform: { wg: 2, rows: 3, chunk: 2 } },
 ];
 
 for (const kernel of KERNELS) {
