@@ -27,6 +27,7 @@ import {
   attentionRows,
   type AttentionVariant,
   attentionVariant,
+  uniformShape,
 } from "../ops/attention.ts";
 import { layerNorm } from "../ops/norm.ts";
 import { softmax } from "../ops/softmax.ts";
@@ -44,7 +45,24 @@ export interface OpsBenchOptions {
   runs?: number | undefined;
   /** Skip the jax-js comparison (it starts a child process). */
   noJax?: boolean | undefined;
+  /** The sections to run (default all of {@linkcode OPS_SECTIONS}). */
+  only?: readonly OpsSection[] | undefined;
 }
+
+/** The sections of the kernel table, in order. */
+export const OPS_SECTIONS = [
+  "square-matmul",
+  "linears",
+  "matmul-variants",
+  "attention",
+  "memory",
+  "resize",
+  "gather",
+  "topk",
+] as const;
+
+/** A section of the kernel table. */
+export type OpsSection = typeof OPS_SECTIONS[number];
 
 function persistent(shape: number[], seed: number, grad = false): Tensor {
   const t = keep(randn(shape, seed));
@@ -372,13 +390,19 @@ async function benchAttention(ctx: BenchContext): Promise<BenchRow[]> {
   const dOut = persistent([1, nq, w], 9);
   // Every family in the same run, the adapter's choice first: `rows` with its rows per thread
   // here (and with 1, the GPU layout, on CPU adapters), and `tiled`.
-  const attnChoice = attentionVariant(dh);
+  const attnChoice = attentionVariant(dh, {}, nq);
   const r = attentionRows();
+  const u = uniformShape();
   type Layout = { variant: AttentionVariant; rows: number | "auto"; label: string };
   const layouts: Layout[] = [
     { variant: "rows", rows: "auto", label: `rows, ${r} query row${r > 1 ? "s" : ""} per thread` },
     { variant: "rows", rows: 1, label: "rows, 1 query row per thread" },
     { variant: "tiled", rows: "auto", label: "tiled: K/V tiles in workgroup memory" },
+    {
+      variant: "uniform",
+      rows: "auto",
+      label: `uniform: ${u.wg} threads x ${u.rows} query rows, K/V loads uniform; rows backward`,
+    },
   ];
   if (r === 1) layouts.splice(1, 1);
   layouts.sort((a, b) => Number(b.variant === attnChoice) - Number(a.variant === attnChoice));
@@ -422,7 +446,32 @@ async function benchAttention(ctx: BenchContext): Promise<BenchRow[]> {
     t.grad?.dispose();
     t.dispose();
   }
+  rows.push(...await benchLowResAttention(ctx));
   return rows;
+}
+
+/**
+ * The low-res pass's self-attention (729 tokens, 16 heads of 72), forward: the `uniform`
+ * kernel against `rows`, in the same run.
+ */
+async function benchLowResAttention(ctx: BenchContext): Promise<BenchRow[]> {
+  const { quick, runs, q, flopRow } = ctx;
+  const heads = quick ? 4 : 16, dh = 72, n = q(729), w = heads * dh;
+  const [x, k, v] = [11, 12, 13].map((seed) => persistent([1, n, w], seed));
+  const label = `attention low-res N=${n} H=${heads} D=${dh} forward`;
+  const time = (variant: AttentionVariant) =>
+    timeGpuMedian(() => void noGrad(() => attention(x!, k!, v!, { heads, kernel: { variant } })), {
+      runs: quick ? runs : 1,
+      minMs: 100,
+      maxReps: 10,
+    });
+  const uniformMs = await time("uniform"), rowsMs = await time("rows");
+  const flops = 4 * dh * heads * n * n;
+  for (const t of [x, k, v]) t!.dispose();
+  return [
+    flopRow(`${label} (uniform)`, uniformMs, flops, `${(rowsMs / uniformMs).toFixed(2)}x rows`),
+    flopRow(`${label} (rows)`, rowsMs, flops),
+  ];
 }
 
 /** Memory-bound kernels: layer norm, elementwise (vec4 and scalar), softmax. */
@@ -560,19 +609,26 @@ export async function benchOps(
       note,
     }),
   };
+  const sections: Record<OpsSection, (c: BenchContext) => Promise<BenchRow[]>> = {
+    "square-matmul": benchSquareMatmul,
+    linears: benchLinears,
+    "matmul-variants": (c) => benchMatmulVariants(c.ceilings, { quick: c.quick, runs: 1 }),
+    attention: benchAttention,
+    memory: benchMemoryBound,
+    resize: benchResizes,
+    gather: benchGathers,
+    topk: benchTopk,
+  };
+  const only = options.only ?? OPS_SECTIONS;
+  for (const name of only) {
+    if (!OPS_SECTIONS.includes(name)) {
+      throw new RangeError(
+        `Unknown bench section "${name}": expected one of ${OPS_SECTIONS.join(", ")}`,
+      );
+    }
+  }
   const rows: BenchRow[] = [];
-  for (
-    const section of [
-      benchSquareMatmul,
-      benchLinears,
-      (c: BenchContext) => benchMatmulVariants(c.ceilings, { quick: c.quick, runs: 1 }),
-      benchAttention,
-      benchMemoryBound,
-      benchResizes,
-      benchGathers,
-      benchTopk,
-    ]
-  ) rows.push(...await section(ctx));
+  for (const name of OPS_SECTIONS) if (only.includes(name)) rows.push(...await sections[name](ctx));
   await gpu().sync();
   return rows;
 }
