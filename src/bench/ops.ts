@@ -21,6 +21,7 @@ import { keep } from "../autograd/scope.ts";
 import { backward, noGrad } from "../autograd/tape.ts";
 import { randn, tensor } from "../ops/creation.ts";
 import { add, binary, type ElementwiseVariant, gelu, unary } from "../ops/elementwise.ts";
+import { concat, permute, slice } from "../ops/layout.ts";
 import { matmul, MATMUL_VARIANTS, type MatmulVariant, matmulVariant } from "../ops/matmul.ts";
 import {
   attention,
@@ -422,6 +423,10 @@ async function benchAttention(ctx: BenchContext): Promise<BenchRow[]> {
     });
     timed.push({ label: l.label, fwd, bwd: Math.max(fwdBwd - fwd, 1e-3) });
   }
+  const viaMatmul = await timeGpuMedian(
+    () => void noGrad(() => matmulAttention({ q: qt, k: kt, v: vt, ck, cv }, heads)),
+    { runs: attnRuns, minMs: 100, maxReps: 10 },
+  );
   const best = timed[0]!;
   for (const [i, t] of timed.entries()) {
     const vs = i === 0
@@ -442,12 +447,47 @@ async function benchAttention(ctx: BenchContext): Promise<BenchRow[]> {
       ),
     );
   }
+  rows.push(flopRow(
+    `${attnLabel} forward (matmuls: per-head copies, S = Q K^T, softmax, P V)`,
+    viaMatmul,
+    4 * dh * pairs,
+    `${(best.fwd / viaMatmul).toFixed(2)}x the adapter's choice; heads in groups of 4 ` +
+      "(score blocks of 135 MB); P is packed for its matmul (Nc + Nk not a multiple of 4)",
+  ));
   for (const t of [qt, kt, vt, ck, cv, dOut]) {
     t.grad?.dispose();
     t.dispose();
   }
   rows.push(...await benchLowResAttention(ctx));
   return rows;
+}
+
+/**
+ * Attention's forward through the matmul kernels, the candidate the fused kernels are
+ * measured against: q, [cache k ; k] and [cache v ; v] copied per head ([H, N, D], values
+ * transposed [H, D, Nt]), then per group of 4 heads S = (scale q) K^T (the vec4 matmul on
+ * CPU adapters), the row softmax in f32 and O = P V, copied back to [1, Nq, H*D]. No key mask.
+ */
+function matmulAttention(
+  t: { q: Tensor; k: Tensor; v: Tensor; ck: Tensor; cv: Tensor },
+  heads: number,
+): Tensor {
+  const [, nq, w] = t.q.shape as [number, number, number];
+  const d = w / heads, nt = t.ck.shape[1]! + t.k.shape[1]!;
+  const scaled = binary("mul", t.q, tensor(Float32Array.of(1 / Math.sqrt(d)), [1]));
+  const qh = permute(scaled.view([1, nq, heads, d]), [0, 2, 1, 3]);
+  const kh = permute(concat([t.ck, t.k], 1).view([1, nt, heads, d]), [0, 2, 1, 3]);
+  const vt = permute(concat([t.cv, t.v], 1).view([1, nt, heads, d]), [0, 2, 3, 1]);
+  const outs: Tensor[] = [];
+  for (let h = 0; h < heads; h += 4) {
+    const part = (x: Tensor) => slice(x, { axis: 1, start: h, end: Math.min(heads, h + 4) });
+    const scores = matmul(part(qh), part(kh), { transB: true });
+    const p = softmax(scores);
+    scores.dispose();
+    outs.push(matmul(p, part(vt), { transB: true }));
+    p.dispose(); // one group's score blocks at a time
+  }
+  return permute(concat(outs, 1), [0, 2, 1, 3]).view([1, nq, w]);
 }
 
 /**
