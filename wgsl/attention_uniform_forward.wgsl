@@ -1,13 +1,13 @@
 {{ENABLE}}
 // Multi-head scaled dot-product attention, forward, for CPU adapters (llvmpipe): a workgroup
 // owns one (batch, head) and a block of WG*R query rows (R per thread, thread l holding rows
-// i0 + r*WG + l), so every key and value address is the same for all its threads (computed
-// from the workgroup id and the loop counter only). llvmpipe runs a workgroup's threads as
-// SIMD lanes and a load whose address is uniform as one load broadcast to every lane, where a
-// per-thread address costs one load per lane: the keys and values cost about nothing per
-// FMA. Keys come in chunks of C: C scores per row, one rescale of the row's running sums per
-// chunk (an online softmax over [cached keys ; own keys], never a score matrix in memory),
-// then the C value rows accumulated. Each row's logsumexp is saved for the backward.
+// i0 + r*WG + l), so the key loop and every key and value address are the same for all its
+// threads (computed from the workgroup id and the loop counter only). llvmpipe runs threads
+// as SIMD lanes and every storage load lane by lane, so each key and value element a thread
+// loads is made to serve its R query rows. Keys come in chunks of C: C scores per row, one
+// rescale of the row's running sums per chunk (an online softmax over [cached keys ; own
+// keys], never a score matrix in memory), then the C value rows accumulated. Each row's
+// logsumexp is saved for the backward.
 // Head rows (ROW) are stored as f32, or f16 activations (ENABLE is then `enable f16;`): loads
 // widen to f32 and stores round, so scores, the softmax and the accumulators are f32;
 // keyMask and lse are f32.

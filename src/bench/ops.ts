@@ -402,7 +402,8 @@ async function benchAttention(ctx: BenchContext): Promise<BenchRow[]> {
     {
       variant: "uniform",
       rows: "auto",
-      label: `uniform: ${u.wg} threads x ${u.rows} query rows, K/V loads uniform; rows backward`,
+      label: `uniform: ${u.wg} threads x ${u.rows} query rows, key chunks of ${u.chunk}; ` +
+        "rows backward",
     },
   ];
   if (r === 1) layouts.splice(1, 1);

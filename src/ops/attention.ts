@@ -13,8 +13,8 @@
  *
  * Three kernel families, chosen per adapter and shape unless the caller's
  * {@linkcode AttentionKernel} says otherwise: `uniform` (`attention_uniform.ts`, a forward
- * whose key and value loads are uniform over a workgroup; its backward runs `rows`) for CPU
- * adapters from 256 queries on, `rows` (`attention_rows.ts`) for CPU adapters below, and
+ * with 16 query rows per thread and a workgroup per (batch, head) and block of queries; its
+ * backward runs `rows`) for CPU adapters from 256 queries on, `rows` (`attention_rows.ts`) for CPU adapters below, and
  * `tiled` for GPUs (`attention_tiled.ts`); their shared WGSL builder is
  * `attention_common.ts`, the choice and plan `attention_kernel.ts`. Kernels are generated per head dim D: the loops over D
  * are unrolled in vec4 registers (plus a scalar tail when D % 4 != 0), since llvmpipe sums

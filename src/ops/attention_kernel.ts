@@ -27,17 +27,19 @@ export type AttentionVariant = "rows" | "tiled" | "uniform";
 export const ATTENTION_VARIANTS: readonly AttentionVariant[] = ["rows", "tiled", "uniform"];
 
 /**
- * The `uniform` forward's shape unless an {@linkcode AttentionKernel} changes it: 16 threads
- * (one SIMD group of llvmpipe's), 16 query rows each, keys in chunks of 4. Measured on
- * llvmpipe at PS3-1.5K's high-res shape (`deno task bench`): more rows per thread share each
- * key load among more FMAs (8 rows: 1.6x the `rows` kernel, 12: 2.0x, 16: 2.3x).
+ * The `uniform` forward's shape unless an {@linkcode AttentionKernel} changes it: 16 threads,
+ * 16 query rows each, keys in chunks of 4. Measured on llvmpipe at PS3-1.5K's high-res shape
+ * (2 heads, side by side in one process): more rows per thread share each key load among more
+ * FMAs (8 rows: 1.6x the `rows` kernel, 12: 2.0x, 16: 2.3x); 24 rows took minutes to compile.
  */
 export const DEFAULT_UNIFORM_SHAPE: Readonly<UniformShape> = { wg: 16, rows: 16, chunk: 4 };
 
 /**
  * The fewest queries for which "auto" picks `uniform` on a CPU adapter: a workgroup owns
- * wg * rows = 256 query rows, so fewer queries leave most of its lanes idle (PS3-tiny's
- * attention, up to 96 queries, and the MAP pool's single query stay on `rows`).
+ * wg * rows = 256 query rows, so fewer queries leave most of its lanes idle. PS3-tiny's
+ * attention (at most 96 queries; measured at B=16, H=4, D=16, Nq=96, Nc=64: 0.74x to 1.09x
+ * the `rows` kernel with 4 to 16 rows per thread) and the MAP pool's single query stay on
+ * `rows`.
  */
 export const UNIFORM_MIN_QUERIES = 256;
 
