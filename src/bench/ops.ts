@@ -21,12 +21,14 @@ import { keep } from "../autograd/scope.ts";
 import { backward, noGrad } from "../autograd/tape.ts";
 import { randn, tensor } from "../ops/creation.ts";
 import { add, binary, type ElementwiseVariant, gelu, unary } from "../ops/elementwise.ts";
+import { concat, permute, slice } from "../ops/layout.ts";
 import { matmul, MATMUL_VARIANTS, type MatmulVariant, matmulVariant } from "../ops/matmul.ts";
 import {
   attention,
   attentionRows,
   type AttentionVariant,
   attentionVariant,
+  uniformShape,
 } from "../ops/attention.ts";
 import { layerNorm } from "../ops/norm.ts";
 import { softmax } from "../ops/softmax.ts";
@@ -44,7 +46,24 @@ export interface OpsBenchOptions {
   runs?: number | undefined;
   /** Skip the jax-js comparison (it starts a child process). */
   noJax?: boolean | undefined;
+  /** The sections to run (default all of {@linkcode OPS_SECTIONS}). */
+  only?: readonly OpsSection[] | undefined;
 }
+
+/** The sections of the kernel table, in order. */
+export const OPS_SECTIONS = [
+  "square-matmul",
+  "linears",
+  "matmul-variants",
+  "attention",
+  "memory",
+  "resize",
+  "gather",
+  "topk",
+] as const;
+
+/** A section of the kernel table. */
+export type OpsSection = typeof OPS_SECTIONS[number];
 
 function persistent(shape: number[], seed: number, grad = false): Tensor {
   const t = keep(randn(shape, seed));
@@ -372,13 +391,20 @@ async function benchAttention(ctx: BenchContext): Promise<BenchRow[]> {
   const dOut = persistent([1, nq, w], 9);
   // Every family in the same run, the adapter's choice first: `rows` with its rows per thread
   // here (and with 1, the GPU layout, on CPU adapters), and `tiled`.
-  const attnChoice = attentionVariant(dh);
+  const attnChoice = attentionVariant(dh, {}, nq);
   const r = attentionRows();
+  const u = uniformShape();
   type Layout = { variant: AttentionVariant; rows: number | "auto"; label: string };
   const layouts: Layout[] = [
     { variant: "rows", rows: "auto", label: `rows, ${r} query row${r > 1 ? "s" : ""} per thread` },
     { variant: "rows", rows: 1, label: "rows, 1 query row per thread" },
     { variant: "tiled", rows: "auto", label: "tiled: K/V tiles in workgroup memory" },
+    {
+      variant: "uniform",
+      rows: "auto",
+      label: `uniform: ${u.wg} threads x ${u.rows} query rows, key chunks of ${u.chunk}; ` +
+        "rows backward",
+    },
   ];
   if (r === 1) layouts.splice(1, 1);
   layouts.sort((a, b) => Number(b.variant === attnChoice) - Number(a.variant === attnChoice));
@@ -398,6 +424,10 @@ async function benchAttention(ctx: BenchContext): Promise<BenchRow[]> {
     });
     timed.push({ label: l.label, fwd, bwd: Math.max(fwdBwd - fwd, 1e-3) });
   }
+  const viaMatmul = await timeGpuMedian(
+    () => void noGrad(() => matmulAttention({ q: qt, k: kt, v: vt, ck, cv }, heads)),
+    { runs: attnRuns, minMs: 100, maxReps: 10 },
+  );
   const best = timed[0]!;
   for (const [i, t] of timed.entries()) {
     const vs = i === 0
@@ -418,11 +448,71 @@ async function benchAttention(ctx: BenchContext): Promise<BenchRow[]> {
       ),
     );
   }
+  rows.push(flopRow(
+    `${attnLabel} forward (matmuls: per-head copies, S = Q K^T, softmax, P V)`,
+    viaMatmul,
+    4 * dh * pairs,
+    `${(best.fwd / viaMatmul).toFixed(2)}x the adapter's choice; heads in groups of 4 ` +
+      "(score blocks of 135 MB); P is packed for its matmul (Nc + Nk not a multiple of 4)",
+  ));
   for (const t of [qt, kt, vt, ck, cv, dOut]) {
     t.grad?.dispose();
     t.dispose();
   }
+  rows.push(...await benchLowResAttention(ctx));
   return rows;
+}
+
+/**
+ * Attention's forward through the matmul kernels, the candidate the fused kernels are
+ * measured against: q, [cache k ; k] and [cache v ; v] copied per head ([H, N, D], values
+ * transposed [H, D, Nt]), then per group of 4 heads S = (scale q) K^T (the vec4 matmul on
+ * CPU adapters), the row softmax in f32 and O = P V, copied back to [1, Nq, H*D]. No key mask.
+ */
+function matmulAttention(
+  t: { q: Tensor; k: Tensor; v: Tensor; ck: Tensor; cv: Tensor },
+  heads: number,
+): Tensor {
+  const [, nq, w] = t.q.shape as [number, number, number];
+  const d = w / heads, nt = t.ck.shape[1]! + t.k.shape[1]!;
+  const scaled = binary("mul", t.q, tensor(Float32Array.of(1 / Math.sqrt(d)), [1]));
+  const qh = permute(scaled.view([1, nq, heads, d]), [0, 2, 1, 3]);
+  const kh = permute(concat([t.ck, t.k], 1).view([1, nt, heads, d]), [0, 2, 1, 3]);
+  const vt = permute(concat([t.cv, t.v], 1).view([1, nt, heads, d]), [0, 2, 3, 1]);
+  const outs: Tensor[] = [];
+  for (let h = 0; h < heads; h += 4) {
+    const part = (x: Tensor) => slice(x, { axis: 1, start: h, end: Math.min(heads, h + 4) });
+    const scores = matmul(part(qh), part(kh), { transB: true });
+    const p = softmax(scores);
+    scores.dispose();
+    outs.push(matmul(p, part(vt), { transB: true }));
+    p.dispose(); // one group's score blocks at a time
+  }
+  return permute(concat(outs, 1), [0, 2, 1, 3]).view([1, nq, w]);
+}
+
+/**
+ * The low-res pass's self-attention (729 tokens, 16 heads of 72), forward: the `uniform`
+ * kernel against `rows`, in the same run.
+ */
+async function benchLowResAttention(ctx: BenchContext): Promise<BenchRow[]> {
+  const { quick, runs, q, flopRow } = ctx;
+  const heads = quick ? 4 : 16, dh = 72, n = q(729), w = heads * dh;
+  const [x, k, v] = [11, 12, 13].map((seed) => persistent([1, n, w], seed));
+  const label = `attention low-res N=${n} H=${heads} D=${dh} forward`;
+  const time = (variant: AttentionVariant) =>
+    timeGpuMedian(() => void noGrad(() => attention(x!, k!, v!, { heads, kernel: { variant } })), {
+      runs: quick ? runs : 1,
+      minMs: 100,
+      maxReps: 10,
+    });
+  const uniformMs = await time("uniform"), rowsMs = await time("rows");
+  const flops = 4 * dh * heads * n * n;
+  for (const t of [x, k, v]) t!.dispose();
+  return [
+    flopRow(`${label} (uniform)`, uniformMs, flops, `${(rowsMs / uniformMs).toFixed(2)}x rows`),
+    flopRow(`${label} (rows)`, rowsMs, flops),
+  ];
 }
 
 /** Memory-bound kernels: layer norm, elementwise (vec4 and scalar), softmax. */
@@ -560,19 +650,26 @@ export async function benchOps(
       note,
     }),
   };
+  const sections: Record<OpsSection, (c: BenchContext) => Promise<BenchRow[]>> = {
+    "square-matmul": benchSquareMatmul,
+    linears: benchLinears,
+    "matmul-variants": (c) => benchMatmulVariants(c.ceilings, { quick: c.quick, runs: 1 }),
+    attention: benchAttention,
+    memory: benchMemoryBound,
+    resize: benchResizes,
+    gather: benchGathers,
+    topk: benchTopk,
+  };
+  const only = options.only ?? OPS_SECTIONS;
+  for (const name of only) {
+    if (!OPS_SECTIONS.includes(name)) {
+      throw new RangeError(
+        `Unknown bench section "${name}": expected one of ${OPS_SECTIONS.join(", ")}`,
+      );
+    }
+  }
   const rows: BenchRow[] = [];
-  for (
-    const section of [
-      benchSquareMatmul,
-      benchLinears,
-      (c: BenchContext) => benchMatmulVariants(c.ceilings, { quick: c.quick, runs: 1 }),
-      benchAttention,
-      benchMemoryBound,
-      benchResizes,
-      benchGathers,
-      benchTopk,
-    ]
-  ) rows.push(...await section(ctx));
+  for (const name of OPS_SECTIONS) if (only.includes(name)) rows.push(...await sections[name](ctx));
   await gpu().sync();
   return rows;
 }

@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { gpu, initGpu } from "../gpu/runtime.ts";
 import { measureCeilings } from "../bench/ceiling.ts";
-import { benchOps } from "../bench/ops.ts";
+import { benchOps, OPS_SECTIONS, type OpsSection } from "../bench/ops.ts";
 import { benchSteps, STEP_CONFIG_NAMES, stepConfigs, stepRows } from "../bench/step.ts";
 import { deviceCheck } from "../bench/device_check.ts";
 import { benchData } from "../bench/data.ts";
@@ -32,6 +32,8 @@ const USAGE = `Usage: ps3 bench [options]
                         steps on a CPU adapter: 1)
   --no-ops              skip the kernel table
   --no-jax              skip the jax-js comparison (it runs in a child process)
+  --ops-only LIST       comma-separated kernel-table sections to run, from
+                        ${OPS_SECTIONS.join(", ")} (default all)
   --no-data             skip the data-loading throughput (decode + crop + resize, 1 and 2
                         workers)
   --data-image FILE     the JPEG the data benchmark decodes (default the 2250x1500 test
@@ -79,6 +81,7 @@ export async function run(allArgs: string[]): Promise<number> {
       runs: { type: "string" },
       "no-ops": { type: "boolean" },
       "no-jax": { type: "boolean" },
+      "ops-only": { type: "string" },
       "no-data": { type: "boolean" },
       "data-image": { type: "string" },
       "step-configs": { type: "string" },
@@ -151,7 +154,8 @@ export async function run(allArgs: string[]): Promise<number> {
   log("");
   log(formatTable(ceilings.rows));
   if (!values["no-ops"]) {
-    const opRows = await benchOps(ceilings, { quick, runs, noJax: values["no-jax"] });
+    const only = values["ops-only"]?.split(",") as OpsSection[] | undefined;
+    const opRows = await benchOps(ceilings, { quick, runs, noJax: values["no-jax"], only });
     rows.push(...opRows);
     log(formatTable(opRows));
   }

@@ -11,10 +11,12 @@
  * once per key source (cache, own keys), so every kernel binds at most 8 storage buffers
  * (WebGPU's guaranteed minimum).
  *
- * Two kernel families, chosen per adapter unless the caller's {@linkcode AttentionKernel}
- * says otherwise: `rows` for CPU adapters (`attention_rows.ts`) and `tiled` for GPUs
- * (`attention_tiled.ts`); their shared WGSL builder is `attention_common.ts`, the choice
- * and plan `attention_kernel.ts`. Kernels are generated per head dim D: the loops over D
+ * Three kernel families, chosen per adapter and shape unless the caller's
+ * {@linkcode AttentionKernel} says otherwise: `uniform` (`attention_uniform.ts`, a forward
+ * with 16 query rows per thread and a workgroup per (batch, head) and block of queries; its
+ * backward runs `rows`) for CPU adapters from 256 queries on, `rows` (`attention_rows.ts`) for CPU adapters below, and
+ * `tiled` for GPUs (`attention_tiled.ts`); their shared WGSL builder is
+ * `attention_common.ts`, the choice and plan `attention_kernel.ts`. Kernels are generated per head dim D: the loops over D
  * are unrolled in vec4 registers (plus a scalar tail when D % 4 != 0), since llvmpipe sums
  * loop trips over all loops of an invocation; only the loops over rows, tiles and a tile's
  * rows remain.
@@ -36,6 +38,7 @@ import { empty } from "./creation.ts";
 import { prepKernel, WG } from "./attention_common.ts";
 import { dkvKernel, dqKernel, forwardKernel } from "./attention_rows.ts";
 import { tiledDkvKernel, tiledDqKernel, tiledForwardKernel } from "./attention_tiled.ts";
+import { uniformForwardKernel } from "./attention_uniform.ts";
 import { type AttentionKernel, attentionPlan } from "./attention_kernel.ts";
 import type { FloatDType } from "./storage_type.ts";
 
@@ -353,14 +356,17 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const blocks = batchBlocks(q, dims, cache !== undefined, hasMask);
   const out = empty([batch, nq, heads * d], dims.dtype);
   const lse = empty([batch, heads, nq]);
-  const fwd = plan.tiled
+  const fp = plan.forward;
+  const fwd = fp.uniform
+    ? uniformForwardKernel(d, hasMask, fp.uniform, dims.dtype)
+    : plan.tiled
     ? tiledForwardKernel(d, hasMask, plan.block, plan.tile, dims.dtype)
     : forwardKernel(d, hasMask, plan.rows, dims.dtype);
   const rt = gpu();
-  rt.assertLoopTrips(fwd.spec.name, plan.trips(nc, 2) + plan.trips(nk, 2));
+  rt.assertLoopTrips(fwd.spec.name, fp.trips(nc, nk));
   for (const block of blocks) {
     const w = blockViews(block, batch);
-    const bp = attentionPlan({ ...dims, batch: block.count }, opts.kernel);
+    const bp = attentionPlan({ ...dims, batch: block.count }, opts.kernel).forward;
     const [qb, kb, vb] = [w.of(q), w.of(k), w.of(v)];
     rt.dispatch(
       fwd,

@@ -23,7 +23,7 @@ import { timeIsolated } from "./isolated.ts";
 export interface DispatchSample {
   /** Kernel name (its family: variants that differ only in defines share it). */
   name: string;
-  /** Floating-point operations, where the kernel's cost is known (matmuls). */
+  /** Floating-point operations, where the kernel's cost is known (matmuls, attention). */
   flops: number | null;
   /** Bytes of the storage windows it binds (each counted once: read or written). */
   bytes: number;

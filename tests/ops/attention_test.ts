@@ -9,6 +9,9 @@ import {
   attentionTiles,
   type AttentionVariant,
   attentionVariant,
+  UNIFORM_MIN_QUERIES,
+  type UniformShape,
+  uniformShape,
 } from "../../src/ops/attention.ts";
 import { attentionRef } from "../../src/reference/attention.ts";
 import { type Arr, arr } from "../../src/reference/array.ts";
@@ -87,13 +90,17 @@ interface Layout {
   variant: AttentionVariant | "auto";
   rows?: number;
   tiles?: Partial<AttentionTiles>;
+  uniform?: Partial<UniformShape>;
   label: string;
 }
 
 // The adapter's choice; the rows family with one query row per thread (the GPU layout) and an
 // odd count that leaves partial groups; the tiled family with its default sizes (one tile
 // covers every case's keys) and with blocks of 4 rows and tiles of 3 (several blocks per head,
-// several tiles per source, partial blocks and tiles everywhere).
+// several tiles per source, partial blocks and tiles everywhere); the uniform forward with
+// its default shape (one partial block, partial chunks) and with 2 threads of 3 rows and
+// chunks of 2 keys (several blocks per head, several chunks per source, partial everywhere).
+// The uniform family's backward is the rows family's (4 rows per thread on CPU adapters).
 const LAYOUTS: Layout[] = [
   { variant: "auto", label: "" },
   { variant: "rows", rows: 1, label: " with the rows kernel, 1 row per thread" },
@@ -104,11 +111,17 @@ const LAYOUTS: Layout[] = [
     tiles: { block: 4, tile: 3 },
     label: " with the tiled kernel, blocks of 4 and tiles of 3",
   },
+  { variant: "uniform", label: " with the uniform forward" },
+  {
+    variant: "uniform",
+    uniform: { wg: 2, rows: 3, chunk: 2 },
+    label: " with the uniform forward, 2 threads x 3 rows, chunks of 2",
+  },
 ];
 
 /** The kernel choice of a layout, as the op takes it. */
 function kernelOf(l: Layout): AttentionKernel {
-  return { variant: l.variant, rows: l.rows, tiles: l.tiles };
+  return { variant: l.variant, rows: l.rows, tiles: l.tiles, uniform: l.uniform };
 }
 
 for (const l of LAYOUTS) {
@@ -193,8 +206,14 @@ Deno.test("attention() rejects mismatched shapes, heads, masks and empty key set
   });
 });
 
-Deno.test("attentionVariant() picks rows on CPU adapters and tiled on GPUs; tiled falls back to rows when its tile cannot fit", () => {
+Deno.test("attentionVariant() picks uniform (from 256 queries) or rows on CPU adapters and tiled on GPUs; tiled falls back to rows when its tile cannot fit", () => {
   assertEquals(attentionVariant(8), rt.info.isSoftware ? "rows" : "tiled");
+  const cpu = (nq: number) => (nq >= UNIFORM_MIN_QUERIES ? "uniform" : "rows");
+  for (const nq of [1, 96, 255, 256, 729, 2560]) {
+    assertEquals(attentionVariant(72, {}, nq), rt.info.isSoftware ? cpu(nq) : "tiled");
+  }
+  assertEquals(attentionVariant(72, { variant: "rows" }, 2560), "rows");
+  assertEquals(attentionVariant(72, { variant: "uniform" }, 1), "uniform");
   assertEquals(attentionVariant(8, { variant: "tiled" }), "tiled");
   assertEquals(attentionVariant(8, { variant: "tiled", tiles: { tile: 1 << 20 } }), "rows");
 });
@@ -210,6 +229,9 @@ Deno.test("attentionVariant(), attentionTiles() and attentionRows() reject unkno
     [() => attentionTiles({ tile: 0 }), "tile must be a positive"],
     [() => attentionTiles({ tile: 2.5 }), "tile must be a positive"],
     [() => attentionRows({ rows: 9 }), "rows per thread must be 1 to 8"],
+    [() => uniformShape({ wg: 0 }), "1 to 256 threads"],
+    [() => uniformShape({ rows: 33 }), "1 to 32 rows"],
+    [() => uniformShape({ chunk: 1.5 }), "chunks of 1 to 16"],
   ];
   for (const [fn, text] of bad) {
     let err: unknown = null;
@@ -249,7 +271,9 @@ for (const variant of ATTENTION_VARIANTS) {
           }
         };
         const accepts = (n: number) => tidy(() => run(n) !== null);
-        let lo = 1, hi = rt.info.maxLoopTrips + 1;
+        // The uniform forward walks keys in chunks: its loops run a quarter as many trips.
+        const perTrip = variant === "uniform" ? uniformShape().chunk : 1;
+        let lo = 1, hi = perTrip * (rt.info.maxLoopTrips + 1);
         if (!accepts(lo) || accepts(hi)) {
           throw new Error(`The loop guard should accept 1 key and refuse ${hi}`);
         }

@@ -205,6 +205,21 @@ export const CASES: readonly LimitCase[] = [
       attentionRef(q!, k!, v!, { heads: 4, cache: { k: ck!, v: cv! }, keyMask: attentionMask() }),
   },
   {
+    // The uniform forward (several blocks of 12 queries, chunks of 3 keys) in blocks of
+    // samples; its backward runs the rows kernels.
+    name: "attention_masked_uniform",
+    shapes: [[10, 40, 64], [10, 40, 64], [10, 40, 64], [10, 24, 64], [10, 24, 64]],
+    op: ([q, k, v, ck, cv]) =>
+      attention(q!, k!, v!, {
+        heads: 4,
+        cache: { k: ck!, v: cv! },
+        keyMask: tensor(Float32Array.from(attentionMask().data), [10, 64]),
+        kernel: { variant: "uniform", uniform: { wg: 4, rows: 3, chunk: 3 } },
+      }),
+    ref: ([q, k, v, ck, cv]) =>
+      attentionRef(q!, k!, v!, { heads: 4, cache: { k: ck!, v: cv! }, keyMask: attentionMask() }),
+  },
+  {
     // The attention pool's shape: one query per sample over 80 keys of 4 heads of 30. One
     // sample's keys (37.5 KiB) fit, two do not, and blocks of one sample leave the windows of
     // q, out and lse unaligned: those are staged through copies.

@@ -158,6 +158,8 @@ const KERNELS: AttentionKernel[] = [
   { variant: "rows" },
   { variant: "rows", rows: 3 },
   { variant: "tiled", tiles: { block: 4, tile: 3 } },
+  { variant: "uniform" },
+  { variant: "uniform", uniform: { wg: 2, rows: 3, chunk: 2 } },
 ];
 
 for (const kernel of KERNELS) {
@@ -174,6 +176,17 @@ for (const kernel of KERNELS) {
 Deno.test("attention() on f16 q [4, 64, 144] with a cache past a 64 KiB binding limit matches float64, its model and the f32 path", () =>
   // 18 KiB of q per sample: blocks of 3 samples and 1.
   check({ b: 4, nq: 64, nk: 40, nc: 16, heads: 2, d: 72 }, {}, 6, true));
+
+Deno.test("attention() on f16 q [4, 64, 144] with a cache past a 64 KiB binding limit, uniform forward of 4 threads x 4 rows, matches float64, its model and the f32 path", () =>
+  check(
+    { b: 4, nq: 64, nk: 40, nc: 16, heads: 2, d: 72 },
+    {
+      variant: "uniform",
+      uniform: { wg: 4, rows: 4, chunk: 3 },
+    },
+    6,
+    true,
+  ));
 
 Deno.test("attention() on f16 takes q, k, v and the cache of one storage type and an f32 mask", () => {
   tidy(() => {

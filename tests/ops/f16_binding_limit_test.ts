@@ -31,5 +31,5 @@ Deno.test("f16 layer norm, softmax, attention, gatherRows, elementwise and matmu
   const out = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
   assert(r.success, `the f16 cases failed under the lowered limit:\n${out}`);
   // Every file ran its cases (none filtered out by a renamed test).
-  assertMatch(out, /ok \| 8 passed \| 0 failed/);
+  assertMatch(out, /ok \| 9 passed \| 0 failed/);
 });

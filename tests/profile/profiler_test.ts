@@ -10,6 +10,10 @@ import { defineKernel, grid } from "../../src/gpu/kernel.ts";
 import { tidy } from "../../src/autograd/scope.ts";
 import { fillInto, zeros } from "../../src/ops/creation.ts";
 import { add } from "../../src/ops/elementwise.ts";
+import { cast } from "../../src/ops/cast.ts";
+import { randn } from "../../src/ops/creation.ts";
+import { attention, type AttentionVariant } from "../../src/ops/attention.ts";
+import { backward } from "../../src/autograd/tape.ts";
 import { profileStep } from "../../src/profile/profiler.ts";
 import { formatProfile, kernelRows, kernelTotalMs, profileJson } from "../../src/profile/report.ts";
 import { chromeTrace, GPU_TRACK, HOST_TRACK } from "../../src/profile/trace.ts";
@@ -123,6 +127,42 @@ Deno.test("without timestamp-query the profiler times each distinct dispatch in 
   assert(Math.abs(sum - kernelTotalMs(p)) <= 1e-9 * sum);
   y.dispose();
 });
+
+// Attention's flops per (query value, key): 4 forward, 6 in dQ, 8 in dK/dV, per key source.
+for (const variant of ["rows", "uniform", "tiled"] as AttentionVariant[]) {
+  for (const dtype of ["f32", "f16"] as const) {
+    Deno.test(`profileStep() gives ${variant} attention kernels their flops (${dtype}) and the table their GFLOP/s`, async () => {
+      const [b, nq, nk, nc, heads, d] = [2, 5, 7, 3, 2, 8];
+      const values = b * nq * heads * d;
+      const p = await profileStep(rt, "attention", () =>
+        tidy(() => {
+          const x = (n: number, seed: number) => {
+            const t = randn([b, n, heads * d], seed);
+            const y = dtype === "f16" ? cast(t, "f16") : t;
+            y.requiresGrad = true;
+            return y;
+          };
+          const [q, k, v, ck, cv] = [x(nq, 1), x(nk, 2), x(nk, 3), x(nc, 4), x(nc, 5)];
+          const y = attention(q, k, v, { heads, cache: { k: ck, v: cv }, kernel: { variant } });
+          const g = randn([b, nq, heads * d], 6);
+          backward(y, dtype === "f16" ? cast(g, "f16") : g);
+        }));
+      const flopsOf = (re: RegExp) =>
+        p.dispatches.filter((s) => re.test(s.name)).map((s) => s.flops);
+      assertEquals(flopsOf(/^attention_\w*forward/), [4 * values * (nc + nk)]);
+      assertEquals(flopsOf(/backward_dq_/), [6 * values * nc, 6 * values * nk]);
+      assertEquals(flopsOf(/backward_dkv_/), [8 * values * nc, 8 * values * nk]);
+      assertEquals(flopsOf(/backward_prep/), [null]);
+      const rows = kernelRows(p, { gflops: 100, gbps: 10 }).filter((r) =>
+        /^attention/.test(r.name)
+      );
+      for (const r of rows) {
+        const known = !/prep/.test(r.name);
+        assert((r.gflops !== null) === known, `${r.name}: GFLOP/s ${r.gflops}`);
+      }
+    });
+  }
+}
 
 Deno.test("takeProfileFlag() takes --profile and --profile=<dir> out of the arguments", () => {
   assertEquals(takeProfileFlag(["a.yaml", "--x=1"]), { args: ["a.yaml", "--x=1"], dir: null });
