@@ -38,7 +38,7 @@ function site(stack: string): string {
     const m = /at (?:(\S+) )?\(?file:\/\/\/.*\/(src\/[^:]+):(\d+)/.exec(f);
     return m ? `${m[1] ?? "?"}@${m[2]}:${m[3]}` : f;
   };
-  const op = where(/\/src\/ops\//);
+  const op = where(/\/src\/ops\/(?!creation\.ts)/);
   const caller = where(/\/src\/(model|nn|loss)\//);
   const back = frames.some((l) => /backward|tape\.ts/.test(l)) ? " [bwd]" : "";
   return `${caller} | ${op}${back}`;
