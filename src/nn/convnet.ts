@@ -5,10 +5,10 @@
  *
  * Storage (issue 14): the feature maps are stored in the model's activation dtype (f16 with
  * `train.precision: f16`, as the reference's conv and linear layers run under AMP autocast):
- * the stem matmul stores its output in it, the blocks keep it. What stays f32: the input image
- * and its unfolded patches (the stem matmul's A operand), the layer-norm statistics (inside
- * the kernel), and the output projection, which sums in f32 and stores f32 (the features feed
- * the selection logits, which stay f32).
+ * the image's unfolded patches (the stem matmul's A operand), the stem's output and the
+ * blocks. What stays f32: the input image, the layer-norm statistics (inside the kernel), and
+ * the output projection, which sums in f32 and stores f32 (the features feed the selection
+ * logits, which stay f32).
  *
  * @module
  */
@@ -141,7 +141,9 @@ export class ShallowConvNet {
     const { hidden, kernel } = this.dims;
     const gh = h / kernel, gw = w / kernel;
     const wStem = reshape(this.stemWeight.value, [hidden, 3 * kernel * kernel]);
-    const tokens = matmul(patchify(image, kernel), wStem, {
+    // The image is f32; its patches are stored in the activation dtype (the stem matmul's
+    // f16 tiles round them the same way).
+    const tokens = matmul(patchify(image, kernel, this.activations), wStem, {
       transB: true,
       bias: this.stemBias.value,
       kernel: this.kernel,

@@ -38,20 +38,19 @@ for (
   });
 }
 
-Deno.test("the f16 estimate halves the trunk and text activations, not the float32 places", async () => {
+Deno.test("the f16 estimate halves the trunk, text, selection MLP and ConvNet activations, not the float32 places", async () => {
   const f32 = runEstimate(await loadRunConfig("configs/ps3-tiny.yaml"), B);
   const f16 = runEstimate(
     await loadRunConfig("configs/ps3-tiny.yaml", ["train.precision=f16"]),
     B,
   );
   strictEqual(f16.state, f32.state);
-  // Float32 in both: the batch, the resized images, the selection path and the ConvNet.
-  for (const k of ["batch", "resized_images", "selection", "convnet"]) {
-    strictEqual(f16.parts[k], f32.parts[k], k);
-  }
-  // The text tower: half. The trunk parts keep their float32 patches and statistics.
+  // Float32 in both: the batch and the resized images.
+  for (const k of ["batch", "resized_images"]) strictEqual(f16.parts[k], f32.parts[k], k);
+  // The text tower: half. The trunk parts keep their float32 patches and statistics, the
+  // selection its f32 MLP output and probabilities, the ConvNet its f32 patches and output.
   strictEqual(f16.parts.text, f32.parts.text! / 2);
-  for (const k of ["low_res", "high_res", "backward"]) {
+  for (const k of ["low_res", "high_res", "backward", "selection", "convnet"]) {
     ok(f16.parts[k]! > f32.parts[k]! / 2 && f16.parts[k]! < f32.parts[k]!, `${k}`);
   }
 });
