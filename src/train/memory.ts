@@ -89,6 +89,10 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
   const pp = 3 * patch * patch;
   const [blk, blkStats] = blockForward(c, h, heads);
   const bytes = (act: number, f32 = 0) => act * a + f32 * f;
+  // The final norm (activation dtype); its f32 cast (a copy only in f16), the attention
+  // pool's k/v projection and copies (the pool runs in f32), the norm's statistics.
+  const pooling = (rows: number, stats: number) =>
+    bytes(rows * c, rows * (4 * c + stats + (a < f ? c : 0)));
   const parts: Record<string, number> = {};
   // The host batch on the device: images, box maps (float32), tokens, flags.
   parts.batch = b * (3 * side * side + side * side + t.context + 1) * f;
@@ -99,8 +103,7 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
   const lowKept = ckpt ? 3 * c : blk;
   parts.low_res = bytes(b * n0 * 2 * c + n0 * c, b * n0 * pp) +
     depth * bytes(b * n0 * lowKept, ckpt ? 0 : b * n0 * blkStats) +
-    // final norm, the attention pool's k/v projection and copies
-    bytes(b * n0 * 5 * c, b * n0 * 2);
+    pooling(b * n0, 2);
   // Selection features: concat of the layers, the MLP (fc1 + pre-activation, norm: in the
   // activation dtype; fc2 f32), slice, normalise; the probabilities (f32) per grid for prior
   // and posterior.
@@ -117,12 +120,16 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
       b * g * 2 * cv.out + b * g * 2 * (1 + cv.depth),
     );
   }
-  // High-res embedding: gathered patches, matmul, position rows (+ residual rows), sums and
-  // the concat; the resized position tables of each grid.
+  // High-res embedding: gathered patches, matmul, the sum with the position rows and the
+  // concat (activation dtype); the position rows and residual rows and their sum, gathered
+  // from the resized position tables of each grid (f32, from the f32 parameters).
   const highKept = ckpt ? c : blk;
-  parts.high_res = bytes(b * m * 6 * c + grids.reduce((x, g) => x + g, 0) * c * 2, b * m * pp) +
+  parts.high_res = bytes(
+    b * m * 3 * c,
+    b * m * (pp + 3 * c) + grids.reduce((x, g) => x + g, 0) * c * 2,
+  ) +
     depth * bytes(b * m * highKept, ckpt ? 0 : b * m * blkStats) +
-    bytes(b * m * 5 * c, b * m * 3);
+    pooling(b * m, 3);
   const tw = t.width, th = t.mlpHidden;
   const [tblk, tstats] = blockForward(tw, th, t.heads);
   parts.text = bytes(b * t.context * (2 * tw + 2 * tw)) +
