@@ -122,7 +122,10 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
   }
   // High-res embedding: gathered patches, matmul, the sum with the position rows and the
   // concat (activation dtype); the position rows and residual rows and their sum, gathered
-  // from the resized position tables of each grid (f32, from the f32 parameters).
+  // from the resized position tables of each grid (f32, from the f32 parameters). Two tables
+  // per grid are counted where the model keeps one (a square grid's residual table is a view
+  // of its parameter): the f32 estimate was fitted with them (they cover what is not itemised,
+  // e.g. the selection's similarity products and pool bucket slack; -1.7% on eq-1.5k).
   const highKept = ckpt ? c : blk;
   parts.high_res = bytes(
     b * m * 3 * c,
