@@ -518,9 +518,13 @@ export class Ps3VisionEncoder {
    * @returns [B, N0, C].
    */
   selectionFeatures(hidden: readonly Tensor[]): Tensor {
-    // The selection path is f32: the block outputs are cast from the activation dtype here.
-    const parts = this.config.selectLayers.map((l) => cast(hidden[l]!, "f32"));
-    const f = this.selectionProj.forward(parts.length === 1 ? parts[0]! : concat(parts, -1));
+    // The selection MLP runs on the block outputs in the activation dtype (f16 with
+    // `train.precision: f16`, as under the reference's AMP autocast); its fc2 sums in f32 and
+    // stores f32: the features feed the selection logits, which stay f32 from here.
+    const parts = this.config.selectLayers.map((l) => hidden[l]!);
+    const f = this.selectionProj.forward(parts.length === 1 ? parts[0]! : concat(parts, -1), {
+      dtype: "f32",
+    });
     return normalize(slice(f, { axis: -1, start: 0, end: this.width }));
   }
 

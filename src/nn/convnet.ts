@@ -3,6 +3,13 @@
  * LayerNorm, ConvNeXt blocks, and a 1x1 output projection. Feature maps are channels-last
  * [B, H, W, C] throughout (the reference is NCHW; the math is the same).
  *
+ * Storage (issue 14): the feature maps are stored in the model's activation dtype (f16 with
+ * `train.precision: f16`, as the reference's conv and linear layers run under AMP autocast):
+ * the image's unfolded patches (the stem matmul's A operand), the stem's output and the
+ * blocks. What stays f32: the input image, the layer-norm statistics (inside the kernel), and
+ * the output projection, which sums in f32 and stores f32 (the features feed the selection
+ * logits, which stay f32).
+ *
  * @module
  */
 
@@ -15,6 +22,7 @@ import { reshape } from "../ops/shape.ts";
 import { constant, torchDefault } from "./init.ts";
 import { LayerNorm, Linear } from "./linear.ts";
 import type { ParamBuilder, ParamRef } from "./module.ts";
+import type { FloatDType } from "../ops/storage_type.ts";
 import type { Rng } from "../util/rng.ts";
 
 /** A ConvNeXt block (timm, channels-last MLP): dwconv 7x7 -> LN -> MLP -> scale -> +x. */
@@ -90,6 +98,8 @@ export class ShallowConvNet {
   readonly dims: ConvNetDims;
   /** The matmul kernel choice of the model (the stem). */
   readonly kernel: MatmulKernel | undefined;
+  /** Storage of the feature maps (the builder's `kernels.activations`, default f32). */
+  readonly activations: FloatDType;
 
   /**
    * Declares the stem, the ConvNeXt blocks and the output conv on the builder.
@@ -103,6 +113,7 @@ export class ShallowConvNet {
     const { hidden, out, depth, kernel } = dims;
     this.dims = dims;
     this.kernel = b.kernels.matmul;
+    this.activations = b.kernels.activations ?? "f32";
     const fan = 3 * kernel * kernel;
     this.stemWeight = b.add(
       `${name}.stem.0.weight`,
@@ -122,21 +133,25 @@ export class ShallowConvNet {
   /**
    * Computes the selection feature map of an image.
    *
-   * @param image [B, 3, S, S] (S a multiple of the kernel).
-   * @returns Features [B, S/k, S/k, out].
+   * @param image [B, 3, S, S] (S a multiple of the kernel), f32.
+   * @returns Features [B, S/k, S/k, out], f32.
    */
   forward(image: Tensor): Tensor {
     const [batch, , h, w] = image.shape as [number, number, number, number];
     const { hidden, kernel } = this.dims;
     const gh = h / kernel, gw = w / kernel;
     const wStem = reshape(this.stemWeight.value, [hidden, 3 * kernel * kernel]);
-    const tokens = matmul(patchify(image, kernel), wStem, {
+    // The image is f32; its patches are stored in the activation dtype (the stem matmul's
+    // f16 tiles round them the same way).
+    const tokens = matmul(patchify(image, kernel, this.activations), wStem, {
       transB: true,
       bias: this.stemBias.value,
       kernel: this.kernel,
+      dtype: this.activations,
     });
     let x = reshape(this.stemNorm.forward(tokens), [batch, gh, gw, hidden]);
     for (const blk of this.blocks) x = blk.forward(x);
-    return this.outProj.forward(x);
+    // f32 from here: the features feed the selection logits.
+    return this.outProj.forward(x, { dtype: "f32" });
   }
 }

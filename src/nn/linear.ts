@@ -5,6 +5,7 @@
  */
 
 import type { Tensor } from "../autograd/tensor.ts";
+import type { FloatDType } from "../ops/storage_type.ts";
 import { matmul, type MatmulActivation, type MatmulKernel } from "../ops/matmul.ts";
 import { layerNorm } from "../ops/norm.ts";
 import { reshape } from "../ops/shape.ts";
@@ -30,6 +31,11 @@ export interface LinearForwardOptions {
   residual?: Tensor | undefined;
   /** Applied to the output: `act(x W^T + b)`. Not with `residual`. */
   activation?: MatmulActivation | undefined;
+  /**
+   * Storage of the output (default: f16 when x is an f16 activation, else f32): "f32" gives
+   * an f16 input an f32 output, summed in f32 and stored without rounding to f16.
+   */
+  dtype?: FloatDType | undefined;
 }
 
 /** `y = x W^T + b` over the last dim. */
@@ -93,6 +99,7 @@ export class Linear {
       residual: options.residual,
       activation: options.activation,
       kernel: this.kernel,
+      dtype: options.dtype,
     });
   }
 }

@@ -5,6 +5,7 @@
  */
 
 import type { Tensor } from "../autograd/tensor.ts";
+import type { FloatDType } from "../ops/storage_type.ts";
 import type { MatmulActivation } from "../ops/matmul.ts";
 import type { Init } from "./init.ts";
 import { LayerNorm, Linear } from "./linear.ts";
@@ -76,12 +77,17 @@ export class Mlp {
    * activation runs in fc1's matmul and the optional residual add in fc2's.
    *
    * @param x [..., in].
-   * @param options A residual [..., out] added to the output (`residual + mlp(x)`).
+   * @param options A residual [..., out] added to the output (`residual + mlp(x)`), and the
+   *   output's storage (default: x's; "f32" keeps an f16 MLP's output in f32, see
+   *   `Linear.forward`).
    * @returns [..., out].
    */
-  forward(x: Tensor, options: { residual?: Tensor | undefined } = {}): Tensor {
+  forward(
+    x: Tensor,
+    options: { residual?: Tensor | undefined; dtype?: FloatDType | undefined } = {},
+  ): Tensor {
     let h = this.fc1.forward(x, { activation: this.act });
     if (this.norm) h = this.norm.forward(h);
-    return this.fc2.forward(h, { residual: options.residual });
+    return this.fc2.forward(h, { residual: options.residual, dtype: options.dtype });
   }
 }

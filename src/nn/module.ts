@@ -57,8 +57,10 @@ export class ParamRef {
 export interface ModelKernels {
   /**
    * Storage of the transformer activations (default f32): with "f16" the patch and token
-   * embeddings store their result in f16, the blocks run on f16 tensors (f32 arithmetic),
-   * and the pooled features, text embeddings, selection path and losses stay f32.
+   * embeddings store their result in f16, the blocks, the selection ConvNet (patches and
+   * feature maps) and the selection MLP run on f16 tensors (f32 arithmetic); the input
+   * images and the trunk's patches, the pooled features, the text embeddings, the selection logits and
+   * probabilities and the losses stay f32.
    */
   activations?: FloatDType | undefined;
   /** The matmuls of the modules (linear layers, projections, patch embeddings). */

@@ -9,6 +9,10 @@
  * rows with {@linkcode sum}. Deterministic, no atomics. Large batches are processed in
  * chunks of samples that fit one storage binding.
  *
+ * f16 activations (issue 14): x, y and their gradients may be stored as f16 (loads widen to
+ * f32, every sum is f32, the store rounds once); the weight, the bias and their gradients
+ * stay f32 (the weight gradient's partial sums are f32).
+ *
  * @module
  */
 
@@ -24,6 +28,7 @@ import { fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty } from "./creation.ts";
 import { sum } from "./reduce.ts";
 import { slabChunks } from "./slab_chunks.ts";
+import { enableF16, type FloatDType, floatDType } from "./storage_type.ts";
 
 /** Output positions per partial sum of the weight gradient (the params kernel's loop). */
 const POSITIONS_PER_PART = 256;
@@ -32,30 +37,35 @@ const kernels = new KernelCache();
 
 const DIMS = ["n:u32", "H:u32", "W:u32", "HO:u32", "WO:u32", "C:u32"];
 
-function forwardKernel(k: number, p: number, hasBias: boolean): Kernel {
-  return kernels.get(`f:${k}:${p}:${hasBias}`, () =>
+/** The `{{T}}` and `{{ENABLE}}` defines of an activation storage type. */
+function storage(dt: FloatDType): { T: FloatDType; ENABLE: string } {
+  return { T: dt, ENABLE: enableF16(dt) };
+}
+
+function forwardKernel(k: number, p: number, hasBias: boolean, dt: FloatDType): Kernel {
+  return kernels.get(`f:${k}:${p}:${hasBias}:${dt}`, () =>
     defineKernel({
       name: "conv_depthwise_forward",
       source: forwardSrc,
       bindings: ["read", "read", "read", "write"],
       params: [...DIMS, "xo:u32", "yo:u32"],
-      defines: { K: k, P: p, BIAS: hasBias ? "bias[c]" : "0.0" },
+      defines: { K: k, P: p, BIAS: hasBias ? "bias[c]" : "0.0", ...storage(dt) },
     }));
 }
 
-function backwardInputKernel(k: number, p: number): Kernel {
-  return kernels.get(`bi:${k}:${p}`, () =>
+function backwardInputKernel(k: number, p: number, dt: FloatDType): Kernel {
+  return kernels.get(`bi:${k}:${p}:${dt}`, () =>
     defineKernel({
       name: "conv_depthwise_backward_input",
       source: backwardInputSrc,
       bindings: ["read", "read", "write"],
       params: [...DIMS, "go:u32", "xo:u32"],
-      defines: { K: k, P: p },
+      defines: { K: k, P: p, ...storage(dt) },
     }));
 }
 
-function backwardParamsKernel(k: number, p: number): Kernel {
-  return kernels.get(`bp:${k}:${p}`, () => {
+function backwardParamsKernel(k: number, p: number, dt: FloatDType): Kernel {
+  return kernels.get(`bp:${k}:${p}:${dt}`, () => {
     const decl: string[] = [], acc: string[] = [], store: string[] = [];
     for (let ky = 0; ky < k; ky++) {
       for (let kx = 0; kx < k; kx++) {
@@ -78,6 +88,7 @@ function backwardParamsKernel(k: number, p: number): Kernel {
         TAPS_DECL: decl.join("\n"),
         TAPS_ACC: acc.join("\n"),
         TAPS_STORE: store.join("\n"),
+        ...storage(dt),
       },
     });
   });
@@ -95,9 +106,10 @@ export interface DepthwiseConvOptions {
  * Depthwise convolution (groups = C, stride 1, zero padding) of a channels-last map with a
  * weight in PyTorch's layout: `y[b, i, j, c] = bias[c] + sum_{ky, kx} weight[c, 0, ky, kx] *
  * x[b, i + ky - padding, j + kx - padding, c]`. Gradients reach x, weight and bias.
+ * The output (and x's gradient) is stored in x's dtype (f32, or f16 activations).
  *
- * @param x Channels-last map [B, H, W, C].
- * @param weight Kernel [C, 1, k, k].
+ * @param x Channels-last map [B, H, W, C], f32 or f16.
+ * @param weight Kernel [C, 1, k, k], f32.
  * @param options Bias and padding.
  * @returns [B, H + 2 * padding - k + 1, W + 2 * padding - k + 1, C].
  * @example
@@ -111,10 +123,11 @@ export function depthwiseConv2d(
   options: DepthwiseConvOptions = {},
 ): Tensor {
   const { bias, padding = 0 } = options;
-  for (const t of [x, weight, ...(bias ? [bias] : [])]) {
-    t.assertAlive();
+  for (const t of [x, weight, ...(bias ? [bias] : [])]) t.assertAlive();
+  const dt = floatDType(x.dtype, "depthwiseConv2d() x");
+  for (const t of [weight, ...(bias ? [bias] : [])]) {
     if (t.dtype !== "f32") {
-      throw new TypeError(`depthwiseConv2d() takes f32 tensors, got ${t.describe()}`);
+      throw new TypeError(`depthwiseConv2d() takes an f32 weight and bias, got ${t.describe()}`);
     }
   }
   if (x.rank !== 4) {
@@ -146,7 +159,7 @@ export function depthwiseConv2d(
   const rt = gpu();
   const dims = { H: h, W: w, HO: ho, WO: wo, C: c };
   const samples = b * c === 0 ? 0 : b;
-  const y = empty([b, ho, wo, c]);
+  const y = empty([b, ho, wo, c], dt);
   // The forward and input-gradient kernels loop over the k x k taps.
   rt.assertLoopTrips("conv_depthwise_forward", k * k + k);
   for (
@@ -158,7 +171,7 @@ export function depthwiseConv2d(
     ])
   ) {
     const n = ch.count * ho * wo * c;
-    rt.dispatch(forwardKernel(k, padding, !!bias), ch.bindings, {
+    rt.dispatch(forwardKernel(k, padding, !!bias, dt), ch.bindings, {
       n,
       ...dims,
       xo: ch.offsets[0]!,
@@ -168,8 +181,13 @@ export function depthwiseConv2d(
   const inputs = bias ? [x, weight, bias] : [x, weight];
   record("depthwiseConv2d", inputs, [y], ([g]) => {
     let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
+    if (g!.dtype !== dt) {
+      throw new TypeError(
+        `depthwiseConv2d() backward takes a ${dt} gradient, got ${g!.describe()}`,
+      );
+    }
     if (x.requiresGrad) {
-      dx = empty(x.shape);
+      dx = empty(x.shape, dt);
       for (
         const ch of slabChunks("conv_depthwise_backward_input", samples, [
           { tensor: g!, slab: ho * wo * c },
@@ -178,7 +196,7 @@ export function depthwiseConv2d(
         ])
       ) {
         const n = ch.count * h * w * c;
-        rt.dispatch(backwardInputKernel(k, padding), ch.bindings, {
+        rt.dispatch(backwardInputKernel(k, padding, dt), ch.bindings, {
           n,
           ...dims,
           go: ch.offsets[0]!,
@@ -200,7 +218,7 @@ export function depthwiseConv2d(
         ])
       ) {
         const n = ch.count * parts * c;
-        rt.dispatch(backwardParamsKernel(k, padding), ch.bindings, {
+        rt.dispatch(backwardParamsKernel(k, padding, dt), ch.bindings, {
           n,
           ...dims,
           S: parts,

@@ -20,28 +20,41 @@ import {
   patch_inverse as inverseSrc,
   patch_unfold as unfoldSrc,
 } from "../../wgsl/sources.ts";
-import { defineKernel, grid } from "../gpu/kernel.ts";
+import { defineKernel, grid, KernelCache } from "../gpu/kernel.ts";
 import { gpu } from "../gpu/runtime.ts";
 import { record } from "../autograd/tape.ts";
 import { fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty, fillInto } from "./creation.ts";
 import { slabChunks } from "./slab_chunks.ts";
+import { enableF16, type FloatDType, wgslType } from "./storage_type.ts";
 
 const GEOMETRY = ["Cin:u32", "H:u32", "W:u32", "p:u32", "GW:u32", "P:u32"];
 
-const unfoldKernel = defineKernel({
-  name: "patch_unfold",
-  source: unfoldSrc,
-  bindings: ["read", "write"],
-  params: ["n:u32", ...GEOMETRY, "xo:u32", "yo:u32"],
-});
+const kernels = new KernelCache();
 
-const foldKernel = defineKernel({
-  name: "patch_fold",
-  source: foldSrc,
-  bindings: ["read", "write"],
-  params: ["n:u32", ...GEOMETRY, "go:u32", "xo:u32"],
-});
+/** The unfold storing patches of `dt` (f32, or f16 for f16 activations). */
+function unfoldKernel(dt: FloatDType) {
+  return kernels.get(`unfold:${dt}`, () =>
+    defineKernel({
+      name: "patch_unfold",
+      source: unfoldSrc,
+      bindings: ["read", "write"],
+      params: ["n:u32", ...GEOMETRY, "xo:u32", "yo:u32"],
+      defines: { TY: dt, ENABLE: enableF16(dt) },
+    }));
+}
+
+/** The fold reading a patch gradient of `dt`. */
+function foldKernel(dt: FloatDType) {
+  return kernels.get(`fold:${dt}`, () =>
+    defineKernel({
+      name: "patch_fold",
+      source: foldSrc,
+      bindings: ["read", "write"],
+      params: ["n:u32", ...GEOMETRY, "go:u32", "xo:u32"],
+      defines: { TG: dt, ENABLE: enableF16(dt) },
+    }));
+}
 
 const gatherKernel = defineKernel({
   name: "patch_gather",
@@ -131,8 +144,13 @@ export function gatherPatchesPlaneSlab(h: number, w: number): number {
  * `F.unfold(img, p, stride=p).transpose(1, 2)`. The gradient folds back (patches do not
  * overlap, so it is a permutation).
  *
- * @param img Images [B, Cin, H, W], H and W multiples of p.
+ * The patches are stored as `dtype` (default f32; "f16" rounds each value once, for f16
+ * activations: the input of an f16 patch-embedding matmul, whose tiles hold f16 anyway);
+ * their gradient has that dtype, the image's gradient is f32.
+ *
+ * @param img Images [B, Cin, H, W] f32, H and W multiples of p.
  * @param p Patch size.
+ * @param dtype Storage of the patches (default f32).
  * @returns Patches [B, (H / p) * (W / p), Cin * p * p].
  * @throws {RangeError} When H or W is not a multiple of p.
  * @example
@@ -140,10 +158,10 @@ export function gatherPatchesPlaneSlab(h: number, w: number): number {
  * const tokens = matmul(patchify(img, 14), w.view([c, 3 * 14 * 14]), { transB: true, bias });
  * ```
  */
-export function patchify(img: Tensor, p: number): Tensor {
+export function patchify(img: Tensor, p: number, dtype: FloatDType = "f32"): Tensor {
   const { b, cin, h, w, F, params } = geometry("patchify", img, p);
   const P = params.P;
-  const y = empty([b, P, F], "f32", "patchify()'s patches");
+  const y = empty([b, P, F], wgslType(dtype), "patchify()'s patches");
   const rt = gpu();
   const slabs = y.size === 0 ? 0 : b;
   for (
@@ -153,7 +171,7 @@ export function patchify(img: Tensor, p: number): Tensor {
     ])
   ) {
     const n = ch.count * P * F;
-    rt.dispatch(unfoldKernel, ch.bindings, {
+    rt.dispatch(unfoldKernel(dtype), ch.bindings, {
       n,
       ...params,
       xo: ch.offsets[0]!,
@@ -161,6 +179,9 @@ export function patchify(img: Tensor, p: number): Tensor {
     }, grid(n, 64));
   }
   record("patchify", [img], [y], ([g]) => {
+    if (g!.dtype !== dtype) {
+      throw new TypeError(`patchify() backward takes a ${dtype} gradient, got ${g!.describe()}`);
+    }
     const dimg = empty(img.shape);
     for (
       const ch of slabChunks("patch_fold", slabs, [
@@ -169,7 +190,7 @@ export function patchify(img: Tensor, p: number): Tensor {
       ])
     ) {
       const n = ch.count * cin * h * w;
-      rt.dispatch(foldKernel, ch.bindings, {
+      rt.dispatch(foldKernel(dtype), ch.bindings, {
         n,
         ...params,
         go: ch.offsets[0]!,

@@ -76,16 +76,17 @@ export function maxWindowElements(elemBytes = 4): number {
 }
 
 /**
- * Bytes one binding of a slab of `elems` 4-byte elements may span: the slab plus the
- * alignment slack (a window may start up to alignment - 4 bytes before it). The smallest
- * unit {@linkcode slabChunks} binds; the preflight uses it too.
+ * Bytes one binding of a slab of `elems` elements may span: the slab plus the alignment slack
+ * (a window may start up to alignment - elemBytes bytes before it, and ends on a 4-byte
+ * word). The smallest unit {@linkcode slabChunks} binds; the preflight uses it too.
  *
  * @param elems Elements of one slab.
  * @param alignment The device's storage binding offset alignment, bytes.
+ * @param elemBytes Bytes per element (4, or 2 for f16; default 4).
  * @returns Bytes.
  */
-export function slabUnitBytes(elems: number, alignment: number): number {
-  return elems * 4 + alignment - 4;
+export function slabUnitBytes(elems: number, alignment: number, elemBytes = 4): number {
+  return elems * elemBytes + alignment - elemBytes + (4 - elemBytes);
 }
 
 /**
@@ -93,7 +94,7 @@ export function slabUnitBytes(elems: number, alignment: number): number {
  *
  * @param what Kernel name, for the error message.
  * @param slabs Number of slabs.
- * @param parts The tensors and their slab sizes (4-byte element types only).
+ * @param parts The tensors and their slab sizes (4-byte element types, or f16).
  * @returns The chunks, covering slabs 0..slabs-1 in order (none when slabs is 0).
  * @throws {RangeError} When a single slab of some tensor exceeds the binding limit.
  * @example
@@ -107,24 +108,25 @@ export function slabUnitBytes(elems: number, alignment: number): number {
  * ```
  */
 export function slabChunks(what: string, slabs: number, parts: readonly SlabPart[]): SlabChunk[] {
-  const most = maxWindowElements();
   let perChunk = Math.max(slabs, 1);
   for (const { tensor, slab } of parts) {
     tensor.assertAlive();
-    if (DTYPE_BYTES[tensor.dtype] !== 4) {
+    const eb = DTYPE_BYTES[tensor.dtype];
+    if (eb !== 4 && eb !== 2) {
       throw new TypeError(
-        `Kernel "${what}" cannot split ${tensor.describe()}: slab chunks need 4-byte elements`,
+        `Kernel "${what}" cannot split ${tensor.describe()}: slab chunks need 4- or 2-byte ` +
+          "elements",
       );
     }
     if (slab === 0) continue;
     const { maxBindingBytes, bindingOffsetAlignment } = gpu().info;
-    if (slabUnitBytes(slab, bindingOffsetAlignment) > maxBindingBytes) {
+    if (slabUnitBytes(slab, bindingOffsetAlignment, eb) > maxBindingBytes) {
       throw new RangeError(
-        `Kernel "${what}" cannot split ${tensor.describe()}: one slab spans ${slab * 4} ` +
+        `Kernel "${what}" cannot split ${tensor.describe()}: one slab spans ${slab * eb} ` +
           `bytes, more than the device's storage binding limit of ${maxBindingBytes} bytes`,
       );
     }
-    perChunk = Math.min(perChunk, Math.floor(most / slab));
+    perChunk = Math.min(perChunk, Math.floor(maxWindowElements(eb) / slab));
   }
   const chunks: SlabChunk[] = [];
   for (let first = 0; first < slabs; first += perChunk) {
@@ -134,7 +136,7 @@ export function slabChunks(what: string, slabs: number, parts: readonly SlabPart
     for (const { tensor, slab } of parts) {
       const win = slab === 0
         ? { binding: tensor, offset: 0 }
-        : elementWindow(tensor, first * slab, count * slab);
+        : elementWindow(tensor, first * slab, count * slab, DTYPE_BYTES[tensor.dtype]);
       bindings.push(win.binding);
       offsets.push(win.offset);
     }

@@ -110,7 +110,9 @@ export interface TrainConfigInput {
   /** Compute precision: "f32" (default), or "f16": matmuls on float16 tiles with float32
    * accumulation, float32 master weights and optimizer, dynamic loss scaling (needs the
    * adapter's shader-f16); activations (and recomputation checkpoints) stored in float16;
-   * pooled features, logits, loss and the selection path in float32. */
+   * the ConvNet's patches and feature maps and the selection MLP in float16 too; the input
+   * images and the trunk's patches, pooled features, selection logits and probabilities,
+   * top-k, logits and loss in float32. */
   precision: "f32" | "f16";
   /** Initial loss scale of float16 compute (default 65536, GradScaler's init_scale); it halves
    * on each overflow and doubles after 2000 finite steps. */

@@ -73,12 +73,14 @@ export function stepTensors(config: ModelConfig, precision: "f32" | "f16"): Step
   add("the low-res patches", [n0, pp], 4);
   add("low-res attn.qkv (and its gradient)", [n0, 3 * c], a);
   add("low-res mlp.fc1 (output, pre-activation, gradients)", [n0, h], a);
-  add("the selection features' concat and selection_feature_proj.fc1", [n0, nl * c], 4);
+  // The selection MLP and the ConvNet store in the activation precision but their outputs
+  // (fc2, out_proj: the selection logits' inputs), f32 (see src/nn/convnet.ts).
+  add("the selection features' concat and selection_feature_proj.fc1", [n0, nl * c], a);
   add("selection_feature_proj.fc2", [n0, k * c], 4);
   if (v.conv) {
     const cv = v.conv, g = (cv.inputSize / cv.kernel) ** 2;
-    add("the ConvNet's patches", [g, 3 * cv.kernel ** 2], 4);
-    add("the ConvNet's mlp.fc1 (output, pre-activation, gradients)", [g, 4 * cv.hidden], 4);
+    add("the ConvNet's patches", [g, 3 * cv.kernel ** 2], a);
+    add("the ConvNet's mlp.fc1 (output, pre-activation, gradients)", [g, 4 * cv.hidden], a);
     add("the ConvNet's out_proj", [g, cv.out], 4);
   }
   counts.forEach((n, i) => {
@@ -93,7 +95,8 @@ export function stepTensors(config: ModelConfig, precision: "f32" | "f16"): Step
     add(`the selection probabilities of scale ${s[i + 1]}`, [g * g], 4, "batch")
   );
   // Of no batch: the position tables resized to each grid (and their first pass), the
-  // largest weights' gradients, the text embedding's dense gradient.
+  // largest weights' gradients (the text embedding's gradient goes straight into the
+  // parameter table, whose chunks fit the limit).
   grids.forEach((g, i) => {
     add(`the position table resized to scale ${s[i + 1]}`, [g * g, c], 4, "fixed");
     add(
@@ -103,7 +106,6 @@ export function stepTensors(config: ModelConfig, precision: "f32" | "f16"): Step
       "fixed",
     );
   });
-  add("the text embedding's gradient", [t.vocab, t.width], 4, "fixed");
   add("the trunk's mlp.fc1 weight gradient", [h, c], 4, "fixed");
   add("selection_feature_proj.fc1's weight gradient", [nl * c, nl * c], 4, "fixed");
   return out;

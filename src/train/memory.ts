@@ -17,10 +17,12 @@
  *   backward.
  *
  * Bytes per element: activations 4 in f32 and 2 in f16 (`train.precision: f16` stores the
- * trunk's and the text tower's activations in float16); the batch itself, the resized images
- * and the patches unfolded from them, the selection path (its MLP, the ConvNet, the
- * probabilities), layer-norm statistics, attention's log-sum-exp, logits and losses are
- * float32 in both, as the model keeps them. Pool buckets (up to 25% slack per
+ * activations of the trunk, the text tower, the selection MLP and the ConvNet's patches and
+ * feature maps in float16); the batch itself, the resized images and the trunk's patches, the
+ * outputs of the selection MLP and of the ConvNet (they feed the selection logits), the
+ * probabilities, layer-norm statistics, attention's log-sum-exp, logits and losses are
+ * float32 in both, as the model keeps them. The token embedding's gradient is added into the
+ * parameter's gradient buffer (no [vocab, width] temporary). Pool buckets (up to 25% slack per
  * buffer) are not counted; see tests/tools/memory_peak.ts for the measured error.
  *
  * @module
@@ -87,6 +89,10 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
   const pp = 3 * patch * patch;
   const [blk, blkStats] = blockForward(c, h, heads);
   const bytes = (act: number, f32 = 0) => act * a + f32 * f;
+  // The final norm (activation dtype); its f32 cast (a copy only in f16), the attention
+  // pool's k/v projection and copies (the pool runs in f32), the norm's statistics.
+  const pooling = (rows: number, stats: number) =>
+    bytes(rows * c, rows * (4 * c + stats + (a < f ? c : 0)));
   const parts: Record<string, number> = {};
   // The host batch on the device: images, box maps (float32), tokens, flags.
   parts.batch = b * (3 * side * side + side * side + t.context + 1) * f;
@@ -97,29 +103,36 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
   const lowKept = ckpt ? 3 * c : blk;
   parts.low_res = bytes(b * n0 * 2 * c + n0 * c, b * n0 * pp) +
     depth * bytes(b * n0 * lowKept, ckpt ? 0 : b * n0 * blkStats) +
-    // final norm, the attention pool's k/v projection and copies
-    bytes(b * n0 * 5 * c, b * n0 * 2);
-  // Selection features: concat of the layers, the MLP (fc1 + pre-activation, norm, fc2),
-  // slice, normalise; the probabilities (f32) per grid for prior and posterior.
+    pooling(b * n0, 2);
+  // Selection features: concat of the layers, the MLP (fc1 + pre-activation, norm: in the
+  // activation dtype; fc2 f32), slice, normalise; the probabilities (f32) per grid for prior
+  // and posterior.
   const nl = v.selectLayers.length, k = grids.length;
-  parts.selection = b * n0 * (4 * nl * c + k * c + 2 * c + 2) * f +
+  parts.selection = bytes(b * n0 * 4 * nl * c, b * n0 * (k * c + 2 * c + 2)) +
     b * grids.reduce((x, g) => x + g, 0) * 8 * f;
   if (v.conv) {
     const cv = v.conv;
     const g = (cv.inputSize / cv.kernel) ** 2, hid = cv.hidden;
-    // patches, stem matmul and norm; per block: dwconv, norm, fc1, GELU, fc2, scale, add;
-    // out projection and normalise.
-    parts.convnet = f * (
-      b * (3 * cv.inputSize ** 2 + g * (2 * hid + cv.depth * 13 * hid + 2 * cv.out)) +
-      b * g * 2 * (1 + cv.depth)
+    // Patches, stem matmul and norm, per block dwconv, norm, fc1, GELU, fc2, scale, add
+    // (the activation dtype); out projection and normalise (f32); the norms' statistics.
+    parts.convnet = bytes(
+      b * (3 * cv.inputSize ** 2 + g * (2 * hid + cv.depth * 13 * hid)),
+      b * g * 2 * cv.out + b * g * 2 * (1 + cv.depth),
     );
   }
-  // High-res embedding: gathered patches, matmul, position rows (+ residual rows), sums and
-  // the concat; the resized position tables of each grid.
+  // High-res embedding: gathered patches, matmul, the sum with the position rows and the
+  // concat (activation dtype); the position rows and residual rows and their sum, gathered
+  // from the resized position tables of each grid (f32, from the f32 parameters). Two tables
+  // per grid are counted where the model keeps one (a square grid's residual table is a view
+  // of its parameter): the f32 estimate was fitted with them (they cover what is not itemised,
+  // e.g. the selection's similarity products and pool bucket slack; -1.7% on eq-1.5k).
   const highKept = ckpt ? c : blk;
-  parts.high_res = bytes(b * m * 6 * c + grids.reduce((x, g) => x + g, 0) * c * 2, b * m * pp) +
+  parts.high_res = bytes(
+    b * m * 3 * c,
+    b * m * (pp + 3 * c) + grids.reduce((x, g) => x + g, 0) * c * 2,
+  ) +
     depth * bytes(b * m * highKept, ckpt ? 0 : b * m * blkStats) +
-    bytes(b * m * 5 * c, b * m * 3);
+    pooling(b * m, 3);
   const tw = t.width, th = t.mlpHidden;
   const [tblk, tstats] = blockForward(tw, th, t.heads);
   parts.text = bytes(b * t.context * (2 * tw + 2 * tw)) +

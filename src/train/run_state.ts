@@ -48,8 +48,10 @@ export interface RunState {
 /**
  * Builds the model, the optimizer and (float16 compute) the loss scaler. In float16 the
  * model's activations are stored in f16 and its matmuls run the f16 tile kernels (f32
- * accumulation, f32 master weights and optimizer state); the pooled features, the loss, its
- * logits and the selection path stay float32.
+ * accumulation, f32 master weights and optimizer state), the selection ConvNet's patches and
+ * feature maps and the selection MLP's included; the input images and the trunk's patches, the
+ * pooled features,
+ * the selection logits, probabilities and top-k, the loss and its logits stay float32.
  *
  * @param config The run configuration.
  * @param rt The runtime (float16 needs shader-f16).

@@ -9,15 +9,16 @@ const rt = await initGpu();
 
 /**
  * Largest relative difference of the f16 run's losses from the f32 run's at each of the 8
- * steps (the same batches, updates applied at every step; measured 7.3e-4 on llvmpipe).
+ * steps (the same batches, updates applied at every step; measured 8.4e-4 on llvmpipe).
  */
 const LOSS_RTOL = 5e-3;
 /**
- * Bound of the f16 run's peak pool bytes over the f32 run's for this config (measured 0.812):
- * the trunk's activations halve, the selection ConvNet's (f32, the largest part at width 32)
- * do not.
+ * Bound of the f16 run's peak pool bytes over the f32 run's for this config (measured 0.666;
+ * 0.812 while the selection ConvNet and MLP stayed f32): the trunk's, the selection MLP's and
+ * the ConvNet's activations halve; the batch, the resized images, the selection outputs and
+ * probabilities and the pooled path stay f32.
  */
-const PEAK_RATIO = 0.85;
+const PEAK_RATIO = 0.75;
 const synth = await Deno.makeTempDir({ prefix: "ps3-f16-synth-" });
 
 Deno.test("LossScaler halves on overflow and doubles after the growth interval (GradScaler's rule)", () => {
