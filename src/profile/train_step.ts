@@ -13,7 +13,12 @@ import type { RunConfig } from "../train/config.ts";
 import { dataPaths, loaderOptions } from "../train/run_data.ts";
 import { createRunState, type RunState } from "../train/run_state.ts";
 import { runGroups } from "../train/preflight.ts";
-import { forwardBackward, type ForwardBackwardOptions, optimizerStep } from "../train/step.ts";
+import {
+  forwardBackward,
+  type ForwardBackwardOptions,
+  optimizerStep,
+  trainOptions,
+} from "../train/step.ts";
 import { learningRate } from "../optim/schedule.ts";
 import { DataLoader } from "../data/pipeline/loader.ts";
 import { Profiler, type StepProfile } from "./profiler.ts";
@@ -52,12 +57,7 @@ export async function profileTrainStep(
   const state = createRunState(config, rt);
   const t = config.train;
   const fb: ForwardBackwardOptions = {
-    train: {
-      selectWithGt: t.select_w_gt,
-      poolGtOnly: t.pool_gt_token_only,
-      useGlobalCaption: t.use_global_caption,
-      checkpoint: t.grad_checkpointing,
-    },
+    train: trainOptions(t),
     weights: { prior: config.loss.prior_box_weight, posterior: config.loss.posterior_box_weight },
     micro: t.accum_steps,
     groupSize,

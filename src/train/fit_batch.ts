@@ -18,7 +18,7 @@ import { Rng } from "../util/rng.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { RunConfig } from "./config.ts";
 import { createRunState } from "./run_state.ts";
-import { forwardBackward } from "./step.ts";
+import { forwardBackward, trainOptions } from "./step.ts";
 import { checkRunBindings, describeGroups, memoryLimit, runEstimate } from "./preflight.ts";
 import { planGroups } from "./groups.ts";
 
@@ -92,12 +92,7 @@ export async function measureStep(
   try {
     tidy(() => {
       const loss = forwardBackward(model, batch, {
-        train: {
-          selectWithGt: t.select_w_gt,
-          poolGtOnly: t.pool_gt_token_only,
-          useGlobalCaption: t.use_global_caption,
-          checkpoint: t.grad_checkpointing,
-        },
+        train: trainOptions(t),
         weights: { prior: 1, posterior: 1 },
         micro: 1,
         lossScale: state.scaler ? 1024 : 1,

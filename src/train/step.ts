@@ -36,6 +36,22 @@ import { gatherFeatures } from "../dist/features.ts";
 import type { AdamW } from "../optim/adamw.ts";
 import { uploadBatch } from "../eval/batch.ts";
 import { groupRanges } from "./groups.ts";
+import type { TrainConfigInput } from "./config.ts";
+
+/**
+ * The model's training switches as a run's `train` section sets them.
+ *
+ * @param t The section.
+ * @returns The switches.
+ */
+export function trainOptions(t: TrainConfigInput): TrainOptions {
+  return {
+    selectWithGt: t.select_w_gt,
+    poolGtOnly: t.pool_gt_token_only,
+    useGlobalCaption: t.use_global_caption,
+    checkpoint: t.grad_checkpointing,
+  };
+}
 
 /** The step's scalars on the GPU (the caller reads and disposes them). */
 export interface StepScalars {

@@ -31,7 +31,7 @@ import type { MemoryEstimate } from "./memory.ts";
 import type { GroupPlan } from "./groups.ts";
 import type { RunConfig } from "./config.ts";
 import { describeEstimate } from "./memory.ts";
-import { forwardBackward, forwardBackwardGlobal, optimizerStep } from "./step.ts";
+import { forwardBackward, forwardBackwardGlobal, optimizerStep, trainOptions } from "./step.ts";
 import {
   checkRunBindings,
   checkRunInputs,
@@ -299,12 +299,7 @@ async function openRun(
     board: comm.rank === 0 && t.report_to.includes("tensorboard")
       ? await TrainBoard.create(join(out, "tensorboard"))
       : null,
-    trainOpts: {
-      selectWithGt: t.select_w_gt,
-      poolGtOnly: t.pool_gt_token_only,
-      useGlobalCaption: t.use_global_caption,
-      checkpoint: t.grad_checkpointing,
-    },
+    trainOpts: trainOptions(t),
     weights: {
       prior: config.loss.prior_box_weight,
       posterior: config.loss.posterior_box_weight,

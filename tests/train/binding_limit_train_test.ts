@@ -20,52 +20,20 @@ import { join } from "node:path";
 import type { Runtime } from "../../src/gpu/runtime.ts";
 import { loadRunConfig } from "../../src/train/config.ts";
 import { checkRunBindings } from "../../src/train/preflight.ts";
+import { assertSameRun, runWide, trainWide, WIDE } from "./wide_run.ts";
 
 const LIMIT = 262144;
-/** The test model with a 120-wide trunk (4 heads of 30) and 80 high-res tokens: attention
- * past the limit, every weight matrix under it. */
-const WIDE = [
-  "--model.embed_dim=120",
-  "--model.vision_cfg.embed_dim=120",
-  "--model.vision_cfg.num_heads=4",
-  "--model.vision_cfg.max_select_num=80",
-];
-const KEYS = ["loss", "contrastive", "prior_box", "posterior_box", "grad_norm"] as const;
 const synth = await Deno.makeTempDir({ prefix: "ps3-limit-synth-" });
 
-/** Runs 3 steps of the tiny config under a limit ("" for none); returns the process result. */
-async function run(limit: string, out: string) {
-  return await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "main.ts",
-      "train",
-      "tests/testdata/train_tiny.yaml",
-      "--train.steps=3",
-      `--checkpoint.out=${out}`,
-      `--data.synthesize.out=${synth}`,
-      "--no-progress",
-      ...WIDE,
-    ],
-    env: { PS3_MAX_BINDING_BYTES: limit },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-}
+/** The wide test model's run under a binding limit ("" for none). */
+const env = (limit: string): Record<string, string> =>
+  limit ? { PS3_MAX_BINDING_BYTES: limit } : {};
 
-/** Runs 3 steps of the tiny config; returns the step records and the summary. */
+/** Runs 3 steps under a binding limit; returns the step records and the dispatch summary. */
 async function train(limit: string) {
-  const out = await Deno.makeTempDir({ prefix: "ps3-limit-" });
-  const r = await run(limit, out);
-  if (!r.success) {
-    throw new Error(`ps3 train failed (${r.code}):\n${new TextDecoder().decode(r.stderr)}`);
-  }
-  const records = (await Deno.readTextFile(join(out, "metrics.jsonl"))).split("\n")
-    .filter((l) => l.trim()).map((l) => JSON.parse(l))
-    .filter((x) => typeof x.loss === "number") as Record<string, number>[];
-  const summary = JSON.parse(await Deno.readTextFile(join(out, "summary.json")));
-  return { records, dispatches: summary.dispatches as { count: number; maxBindingBytes: number } };
+  const run = await trainWide(env(limit), synth);
+  const summary = JSON.parse(await Deno.readTextFile(join(run.out, "summary.json")));
+  return { ...run, dispatches: summary.dispatches as { count: number; maxBindingBytes: number } };
 }
 
 // One after the other: the GPU is shared.
@@ -90,31 +58,16 @@ Deno.test(`a tiny training run under a ${LIMIT}-byte binding limit equals the ru
     limited.dispatches.count > unlimited.dispatches.count,
     `${limited.dispatches.count} dispatches vs ${unlimited.dispatches.count} unlimited`,
   );
-  deepStrictEqual(limited.records.length, 3);
-  deepStrictEqual(unlimited.records.length, 3);
-  // Step 1's forward (before any update): the same bits.
-  for (const k of KEYS.slice(0, 4)) {
-    deepStrictEqual(limited.records[0]![k], unlimited.records[0]![k], k);
-  }
-  // The gradient norm, and steps 2-3 (parameters updated from gradients regrouped by K
-  // splits, a few ulps each): measured at most 3.2e-7 relative (the 120-wide model); float32 rounding, within 1e-6.
-  let worst = 0;
-  for (let s = 0; s < 3; s++) {
-    for (const k of s === 0 ? KEYS.slice(4) : KEYS) {
-      const a = limited.records[s]![k]!, b = unlimited.records[s]![k]!;
-      worst = Math.max(worst, Math.abs(a - b) / Math.abs(b));
-      ok(
-        Math.abs(a - b) <= 1e-6 * Math.abs(b),
-        `step ${s + 1} ${k}: ${a} vs ${b} (${(Math.abs(a - b) / Math.abs(b)).toExponential(2)})`,
-      );
-    }
-  }
+  // Step 1's forward the same bits; the gradient norm and steps 2-3 (parameters updated from
+  // gradients regrouped by K splits, a few ulps each): measured at most 3.2e-7 relative (the
+  // 120-wide model); float32 rounding, within 1e-6.
+  const worst = assertSameRun(limited, unlimited, 1e-6);
   console.log(`largest relative difference after step 1's forward: ${worst.toExponential(2)}`);
 });
 
 Deno.test("the preflight refuses a limit below one image of the ConvNet's patch unfold, before any step", async () => {
   const out = await Deno.makeTempDir({ prefix: "ps3-limit-refused-" });
-  const r = await run("131072", out);
+  const r = await runWide(env("131072"), out, synth);
   deepStrictEqual(r.code, 1);
   const err = new TextDecoder().decode(r.stderr);
   ok(
