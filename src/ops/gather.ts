@@ -55,6 +55,7 @@ function rowsKernel(half: boolean): Kernel {
         "row0:u32",
         "wrows:u32",
         "first:u32",
+        "p0:u32",
       ],
       defines: { T: half ? "f16" : "u32", ENABLE: enableF16(half ? "f16" : "f32") },
     }));
@@ -82,6 +83,9 @@ function rowsBackwardKernel(half: boolean): Kernel {
         "batch:u32",
         "perB:u32",
         "isShared:u32",
+        "p0:u32",
+        "pw:u32",
+        "first:u32",
       ],
       defines: { T: half ? "f16" : "f32", ENABLE: enableF16(half ? "f16" : "f32") },
     }));
@@ -123,8 +127,8 @@ function embBackwardKernel(add: boolean): Kernel {
 /** Options of the table ops ({@linkcode gatherRows}, {@linkcode embedding}). */
 export interface TableOptions {
   /**
-   * Largest table window bound at once, in bytes (default: the device's storage binding
-   * limit). Lower it to exercise the windowed path on small tables.
+   * Largest table (and output / output-gradient) window bound at once, in bytes (default: the
+   * device's storage binding limit). Lower it to exercise the windowed paths on small tensors.
    */
   maxWindowBytes?: number | undefined;
 }
@@ -216,21 +220,38 @@ function checkTable(op: string, table: Tensor, f16: boolean): void {
 
 /** The forward of both table ops: out[p, :] = table[(p / perB) * rowStride + idx[p], :]. */
 function gatherForward(
+  op: string,
   table: Tensor,
   idx: Tensor,
   shape: { m: number; perB: number; c: number; n: number; rowStride: number },
   outShape: readonly number[],
   wins: readonly RowWindow[],
+  maxWindowBytes: number | undefined,
 ): Tensor {
   const out = empty(outShape, table.dtype);
   if (out.size === 0) return out;
-  forWindows(table, wins, shape.c, (bound, win, i) => {
-    gpu().dispatch(
-      rowsKernel(table.dtype === "f16"),
-      [bound, idx, out],
-      { ...shape, row0: win.row0, wrows: win.rows, first: i === 0 ? 1 : 0 },
-      grid(shape.m * shape.c, 256),
-    );
+  const { m, c } = shape;
+  const outWins = rowWindows(
+    op,
+    { rows: m, c, bytes: DTYPE_BYTES[table.dtype] },
+    maxWindowBytes,
+  );
+  forWindows(out, outWins, c, (outBound, ow) => {
+    forWindows(table, wins, c, (bound, win, i) => {
+      gpu().dispatch(
+        rowsKernel(table.dtype === "f16"),
+        [bound, idx, outBound],
+        {
+          ...shape,
+          m: ow.rows,
+          p0: ow.row0,
+          row0: win.row0,
+          wrows: win.rows,
+          first: i === 0 ? 1 : 0,
+        },
+        grid(ow.rows * c, 256),
+      );
+    });
   });
   return out;
 }
@@ -303,7 +324,15 @@ export function gatherRows(table: Tensor, idx: Tensor, options: TableOptions = {
   const bytes = DTYPE_BYTES[table.dtype];
   const wins = rowWindows("gatherRows", { rows, c, bytes }, options.maxWindowBytes);
   const shape = { m: batch! * perB!, perB: perB!, c, n, rowStride: shared ? 0 : n };
-  const out = gatherForward(table, idx, shape, [batch!, perB!, c], wins);
+  const out = gatherForward(
+    "gatherRows",
+    table,
+    idx,
+    shape,
+    [batch!, perB!, c],
+    wins,
+    options.maxWindowBytes,
+  );
   record("gatherRows", [table, idx], [out], ([g]) => {
     const inv = inverseIndex(idx, n);
     if (shared) gpu().assertLoopTrips("gather_rows_backward", batch!);
@@ -312,21 +341,32 @@ export function gatherRows(table: Tensor, idx: Tensor, options: TableOptions = {
       throw new TypeError(`gatherRows() backward takes a ${gt} gradient, got ${g!.describe()}`);
     }
     const dtable = empty(table.shape, gt);
-    forWindows(dtable, wins, c, (bound, win) => {
-      gpu().dispatch(
-        rowsBackwardKernel(table.dtype === "f16"),
-        [inv, g!, bound],
-        {
-          wrows: win.rows,
-          row0: win.row0,
-          c,
-          n,
-          batch: batch!,
-          perB: perB!,
-          isShared: shared ? 1 : 0,
-        },
-        grid(win.rows * c, 256),
-      );
+    const m = batch! * perB!;
+    const gWins = rowWindows(
+      "gatherRows",
+      { rows: m, c, bytes: DTYPE_BYTES[gt] },
+      options.maxWindowBytes,
+    );
+    forWindows(g!, gWins, c, (gBound, gw, j) => {
+      forWindows(dtable, wins, c, (bound, win) => {
+        gpu().dispatch(
+          rowsBackwardKernel(table.dtype === "f16"),
+          [inv, gBound, bound],
+          {
+            wrows: win.rows,
+            row0: win.row0,
+            c,
+            n,
+            batch: batch!,
+            perB: perB!,
+            isShared: shared ? 1 : 0,
+            p0: gw.row0,
+            pw: gw.rows,
+            first: j === 0 ? 1 : 0,
+          },
+          grid(win.rows * c, 256),
+        );
+      });
     });
     return [dtable, null];
   });
@@ -368,7 +408,15 @@ export function embedding(table: Tensor, ids: Tensor, options: TableOptions = {}
   const m = ids.size;
   const wins = rowWindows("embedding", { rows: v, c, bytes: 4 }, options.maxWindowBytes);
   const shape = { m, perB: Math.max(m, 1), c, n: v, rowStride: 0 };
-  const out = gatherForward(table, ids, shape, [...ids.shape, c], wins);
+  const out = gatherForward(
+    "embedding",
+    table,
+    ids,
+    shape,
+    [...ids.shape, c],
+    wins,
+    options.maxWindowBytes,
+  );
   record("embedding", [table, ids], [out], ([g]) => {
     const into = table.node === null && table.grad !== null ? table.grad : null;
     const dtable = into ?? empty([v, c]);

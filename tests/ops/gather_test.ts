@@ -1,4 +1,4 @@
-import { throws } from "node:assert";
+import { deepStrictEqual, throws } from "node:assert";
 import { type Arr, arr, assertClose, checkOp, randArr, Rng, roundF32, rt } from "../harness.ts";
 import { embedding, gatherRows, scatterValue } from "../../src/ops/gather.ts";
 import { topkIndices } from "../../src/ops/topk.ts";
@@ -39,6 +39,10 @@ const GATHER_CASES: { table: number[]; batch: number; perB: number; window?: num
   // 12-byte rows: windows must start on 256-byte boundaries, so 64 rows per window.
   { table: [150, 3], batch: 3, perB: 40, window: 800 },
   { table: [2, 70, 3], batch: 2, perB: 33, window: 800 },
+  // The output (and its gradient) past the window, the table not: 80 and 75 rows of 12 bytes
+  // in windows of 64 rows, cutting a sample's positions.
+  { table: [20, 3], batch: 4, perB: 20, window: 800 },
+  { table: [3, 30, 3], batch: 3, perB: 25, window: 800 },
 ];
 
 for (const c of GATHER_CASES) {
@@ -54,6 +58,31 @@ for (const c of GATHER_CASES) {
       ([t]) => gatherRowsRef(t!, idxArr(ids, [c.batch, c.perB])),
       kind === "shared" ? SUMS : COPY,
     );
+  });
+}
+
+for (const shape of [[40, 3], [4, 40, 3]]) {
+  Deno.test(`gatherRows() ${shape.length === 2 ? "shared" : "per-sample"} table: output and gradient in windows give the unsplit bits`, async () => {
+    // 4 samples x 40 positions x 12 bytes = 1920 bytes in 800-byte windows (64 rows: window
+    // edges inside samples 1 and 3); the shared table's gradient sums 4 terms per row in the
+    // same order in both.
+    const [batch, perB] = [4, 40];
+    const table = roundF32(randArr(shape, rng));
+    const ids = uniqueRows(batch, perB, shape[shape.length - 2]!);
+    const seed = roundF32(randArr([batch, perB, 3], rng));
+    const run = (maxWindowBytes?: number) =>
+      tidy(() => {
+        const t = tensor(Float32Array.from(table.data), shape);
+        t.requiresGrad = true;
+        const y = gatherRows(t, tensor(ids, [batch, perB], "i32"), { maxWindowBytes });
+        backward(y, tensor(Float32Array.from(seed.data), [batch, perB, 3]));
+        return [y, t.grad!];
+      });
+    const [y0, g0] = run();
+    const [y1, g1] = run(800);
+    const [a, b, c, d] = (await rt.read([y0!, y1!, g0!, g1!])).map((x) => new Uint32Array(x!));
+    deepStrictEqual(b, a);
+    deepStrictEqual(d, c);
   });
 }
 

@@ -1,14 +1,15 @@
 /**
- * A tiny training run under a lowered storage binding limit (`PS3_MAX_BINDING_BYTES`, 256 KiB)
+ * A tiny training run under a lowered storage binding limit (`PS3_MAX_BINDING_BYTES`, 196 KiB)
  * against the same run without it, each in a process of its own. The test model's trunk is
  * widened to 120 (4 heads) with 80 high-res tokens so that its attention tensors pass the
  * limit too: the high-res blocks' q, k, v, out and their gradients ([8, 80, 120] f32, 300 KiB)
  * and the attention pool's keys and values run in blocks of samples, as do the selection
  * ConvNet's patch unfold, the high-res patch gather ([8, 64, 192] at the 128-px scale), the
  * resizes of the 128-px input, the larger matmuls (forward and backward), the norms and
- * elementwise ops over [8, 80, 120]. A limit under 192 KiB is refused: one 3 x 128 x 128 image
- * of the ConvNet input (the selection MLP's [240, 240] weight splits along its rows). The forward splits along batches, samples and
- * rows only, so step 1's losses are the same bits; weight gradients summed over K ranges
+ * elementwise ops over [8, 80, 120], the high-res position rows' gather ([8, 64, 120] out,
+ * 240 KiB) and the selection MLP's [240, 240] weight (225 KiB, split along its rows). A limit
+ * under 192 KiB is refused: one 3 x 128 x 128 image of the ConvNet input. The forward splits
+ * along batches, samples, rows and weight rows only, so step 1's losses are the same bits; weight gradients summed over K ranges
  * regroup their additions, so the gradient norm and the later steps differ by float32 rounding
  * only.
  *
@@ -22,7 +23,7 @@ import { loadRunConfig } from "../../src/train/config.ts";
 import { checkRunBindings } from "../../src/train/preflight.ts";
 import { assertSameRun, runWide, trainWide, WIDE } from "./wide_run.ts";
 
-const LIMIT = 262144;
+const LIMIT = 200704;
 const synth = await Deno.makeTempDir({ prefix: "ps3-limit-synth-" });
 
 /** The wide test model's run under a binding limit ("" for none). */
@@ -48,6 +49,11 @@ Deno.test(`a tiny training run under a ${LIMIT}-byte binding limit equals the ru
   const m = v.maxSelect;
   ok(b * 3 * v.conv!.inputSize ** 2 * 4 > LIMIT);
   ok(b * m * v.trunk.width * 4 > LIMIT, `attention q ${b * m * v.trunk.width * 4} bytes`);
+  // The selection MLP's fc1 weight and the high-res position rows' gather output (the
+  // positions of the 128-px scale's 64 patches per sample).
+  const sel = v.selectLayers.length * v.trunk.width;
+  ok(sel * sel * 4 > LIMIT, `selection fc1 weight ${sel * sel * 4} bytes`);
+  ok(b * 64 * v.trunk.width * 4 > LIMIT);
   deepStrictEqual(limited.dispatches.maxBindingBytes, LIMIT);
   ok(unlimited.dispatches.maxBindingBytes > LIMIT);
   // The limit split ops: more kernels dispatched for the same steps and evaluation.
