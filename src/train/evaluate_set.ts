@@ -15,9 +15,12 @@ import type { RunDataPaths } from "./preflight.ts";
  *
  * @param model The model being trained.
  * @param config The run configuration (`log.eval_full`, `log.eval_heatmaps`, `log.zeroshot`,
- *   batch size, workers, seed, strictness).
+ *   workers, seed, strictness).
  * @param paths The run's data paths (held-out shards, tokenizer).
  * @param opts The training switches.
+ * @param groupSize Samples per forward: the trainer's sample-group size (`./groups.ts`), so
+ *   that every tensor fits the device's largest buffer (the figures pool every sample's
+ *   features, so the batching does not change them).
  * @returns The report, or null when `log.eval_full` is off or there are no held-out shards.
  */
 export async function evaluateWholeSet(
@@ -25,6 +28,7 @@ export async function evaluateWholeSet(
   config: RunConfig,
   paths: RunDataPaths,
   opts: TrainOptions,
+  groupSize: number,
 ): Promise<DatasetEvalReport | null> {
   if (!config.log.eval_full || !paths.evalImages) return null;
   return await evaluateDataset(
@@ -33,7 +37,7 @@ export async function evaluateWholeSet(
       images: paths.evalImages,
       texts: paths.evalTexts,
       tokenizer: paths.tokenizer,
-      batchSize: config.train.batch_size / config.train.accum_steps,
+      batchSize: groupSize,
       workers: config.data.workers,
       strict: config.data.strict,
       maxPixels: config.data.max_pixels,

@@ -202,7 +202,7 @@ async function evalAt(run: Run, step: number): Promise<EvalMetrics> {
   const { config, paths, trainOpts } = run;
   const model = run.state.model;
   const e = await evaluateHeldOut(model, config, paths, trainOpts);
-  const full = await evaluateWholeSet(model, config, paths, trainOpts);
+  const full = await evaluateWholeSet(model, config, paths, trainOpts, run.groups.groupSize);
   await run.metrics.append({ step, eval: e, ...(full ? { eval_full: reportJson(full) } : {}) });
   run.progress.log(describeEval(step, e));
   if (full) run.progress.log(formatReport(full));

@@ -248,3 +248,23 @@ Deno.test("groups inside accumulated micro-batches: the same losses bit for bit,
     ok(diff <= 1e-6 * scale, `groups of ${groupSize}: ${diff} vs ${scale}`);
   }
 });
+
+Deno.test("the whole-set evaluation runs in the plan's groups: figures equal to the unlimited run's", async () => {
+  // At step 0 (before any update) both runs hold the same weights, and every feature is a
+  // per-sample forward: the whole-set figures are the same numbers.
+  const extra = ["--train.steps=1", "--log.eval_at_start=true", "--log.eval_full=true"];
+  const fullAtStart = async (limit: string) => {
+    const out = await Deno.makeTempDir({ prefix: "ps3-buffer-evalfull-" });
+    const r = await run(limit, out, extra);
+    ok(r.success, new TextDecoder().decode(r.stderr));
+    const lines = (await Deno.readTextFile(join(out, "metrics.jsonl"))).split("\n")
+      .filter((l) => l.trim()).map((l) => JSON.parse(l));
+    const ev = lines.find((l) => l.step === 0 && l.eval_full);
+    ok(ev, "an eval_full record at step 0");
+    return ev.eval_full;
+  };
+  const limitedFull = await fullAtStart(String(LIMIT));
+  const unlimitedFull = await fullAtStart("");
+  ok(limitedFull.retrieval || limitedFull.grounding, JSON.stringify(limitedFull));
+  deepStrictEqual(limitedFull, unlimitedFull);
+});
