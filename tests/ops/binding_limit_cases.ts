@@ -23,7 +23,7 @@ import { layerNorm, layerNormChannels } from "../../src/ops/norm.ts";
 import { layerNormChannelsRef, layerNormRef } from "../../src/reference/norm.ts";
 import { softmax } from "../../src/ops/softmax.ts";
 import { softmaxRef } from "../../src/reference/softmax.ts";
-import { attention } from "../../src/ops/attention.ts";
+import { attention, type AttentionKernel } from "../../src/ops/attention.ts";
 import { gatherPatches } from "../../src/ops/patch.ts";
 import { concat, permute, split } from "../../src/ops/layout.ts";
 import { concatRef, permuteRef, sliceRef } from "../../src/reference/layout.ts";
@@ -81,6 +81,23 @@ function matmulCase(
         residual: extra.residual ? xs[r] : undefined,
       }),
     regrouped: extra.regrouped ?? [],
+  };
+}
+
+/** The masked attention case (cache, every fifth key masked) with a kernel choice. */
+function maskedAttentionCase(name: string, kernel?: AttentionKernel): LimitCase {
+  return {
+    name,
+    shapes: [[10, 40, 64], [10, 40, 64], [10, 40, 64], [10, 24, 64], [10, 24, 64]],
+    op: ([q, k, v, ck, cv]) =>
+      attention(q!, k!, v!, {
+        heads: 4,
+        cache: { k: ck!, v: cv! },
+        keyMask: tensor(Float32Array.from(attentionMask().data), [10, 64]),
+        kernel,
+      }),
+    ref: ([q, k, v, ck, cv]) =>
+      attentionRef(q!, k!, v!, { heads: 4, cache: { k: ck!, v: cv! }, keyMask: attentionMask() }),
   };
 }
 
@@ -192,33 +209,13 @@ export const CASES: readonly LimitCase[] = [
     op: ([q, k, v, ck, cv]) => attention(q!, k!, v!, { heads: 4, cache: { k: ck!, v: cv! } }),
     ref: ([q, k, v, ck, cv]) => attentionRef(q!, k!, v!, { heads: 4, cache: { k: ck!, v: cv! } }),
   },
-  {
-    name: "attention_masked",
-    shapes: [[10, 40, 64], [10, 40, 64], [10, 40, 64], [10, 24, 64], [10, 24, 64]],
-    op: ([q, k, v, ck, cv]) =>
-      attention(q!, k!, v!, {
-        heads: 4,
-        cache: { k: ck!, v: cv! },
-        keyMask: tensor(Float32Array.from(attentionMask().data), [10, 64]),
-      }),
-    ref: ([q, k, v, ck, cv]) =>
-      attentionRef(q!, k!, v!, { heads: 4, cache: { k: ck!, v: cv! }, keyMask: attentionMask() }),
-  },
-  {
-    // The uniform forward (several blocks of 12 queries, chunks of 3 keys) in blocks of
-    // samples; its backward runs the rows kernels.
-    name: "attention_masked_uniform",
-    shapes: [[10, 40, 64], [10, 40, 64], [10, 40, 64], [10, 24, 64], [10, 24, 64]],
-    op: ([q, k, v, ck, cv]) =>
-      attention(q!, k!, v!, {
-        heads: 4,
-        cache: { k: ck!, v: cv! },
-        keyMask: tensor(Float32Array.from(attentionMask().data), [10, 64]),
-        kernel: { variant: "uniform", uniform: { wg: 4, rows: 3, chunk: 3 } },
-      }),
-    ref: ([q, k, v, ck, cv]) =>
-      attentionRef(q!, k!, v!, { heads: 4, cache: { k: ck!, v: cv! }, keyMask: attentionMask() }),
-  },
+  maskedAttentionCase("attention_masked"),
+  // The uniform forward (several blocks of 12 queries, chunks of 3 keys) in blocks of
+  // samples; its backward runs the rows kernels.
+  maskedAttentionCase("attention_masked_uniform", {
+    variant: "uniform",
+    uniform: { wg: 4, rows: 3, chunk: 3 },
+  }),
   {
     // The attention pool's shape: one query per sample over 80 keys of 4 heads of 30. One
     // sample's keys (37.5 KiB) fit, two do not, and blocks of one sample leave the windows of

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import type { Runtime } from "../../src/gpu/runtime.ts";
 import { loadRunConfig } from "../../src/train/config.ts";
 import { checkRunBindings } from "../../src/train/preflight.ts";
-import { assertSameRun, runWide, trainWide, WIDE } from "./wide_run.ts";
+import { assertSameRun, runWide, trainWide, WIDE } from "./tiny_run.ts";
 
 const LIMIT = 200704;
 const synth = await Deno.makeTempDir({ prefix: "ps3-limit-synth-" });

@@ -28,7 +28,7 @@ import { forwardBackward, trainOptions } from "../../src/train/step.ts";
 import { groupRanges, planGroups, stepTensors } from "../../src/train/groups.ts";
 import { describePreflight } from "../../src/train/preflight.ts";
 import { numel } from "../../src/autograd/tensor.ts";
-import { assertSameRun, runWide, trainWide, WIDE } from "./wide_run.ts";
+import { assertSameRun, runWide, trainWide, WIDE } from "./tiny_run.ts";
 
 const LIMIT = 400000;
 const synth = await Deno.makeTempDir({ prefix: "ps3-buffer-synth-" });

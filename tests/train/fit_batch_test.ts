@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { stringify } from "npm:yaml@2.9.1";
 import { loadRunConfig } from "../../src/train/config.ts";
 import { runEstimate } from "../../src/train/preflight.ts";
+import { runTiny } from "./tiny_run.ts";
 
 const LIMIT_GB = 0.02;
 const limit = LIMIT_GB * 2 ** 30;
@@ -19,24 +20,14 @@ const limit = LIMIT_GB * 2 ** 30;
 Deno.test("train.batch_size=auto takes the largest micro-batch that fits, confirmed by a step", async () => {
   const out = await Deno.makeTempDir({ prefix: "ps3-fit-" });
   const synth = await Deno.makeTempDir({ prefix: "ps3-fit-synth-" });
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "main.ts",
-      "train",
-      "tests/testdata/train_tiny.yaml",
-      "--train.batch_size=auto",
-      `--train.memory_limit_gb=${LIMIT_GB}`,
-      "--train.steps=1",
-      `--checkpoint.out=${out}`,
-      `--data.synthesize.out=${synth}`,
-      "--no-progress",
-    ],
-    env: { PS3_MAX_BINDING_BYTES: "262144" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const r = await runTiny({ PS3_MAX_BINDING_BYTES: "262144" }, [
+    "--train.batch_size=auto",
+    `--train.memory_limit_gb=${LIMIT_GB}`,
+    "--train.steps=1",
+    `--checkpoint.out=${out}`,
+    `--data.synthesize.out=${synth}`,
+    "--no-progress",
+  ]);
   const log = new TextDecoder().decode(r.stdout);
   ok(r.success, `${log}\n${new TextDecoder().decode(r.stderr)}`);
   console.log(log.split("\n").filter((l) => l.startsWith("batch_size=auto")).join("\n"));

@@ -1,5 +1,6 @@
 /**
- * The lowered-limit training tests' shared run: 3 steps of the test config with its trunk
+ * The training tests' runs of the test config (`tests/testdata/train_tiny.yaml`) in a process
+ * of their own; the lowered-limit tests' shared run: 3 steps of the test config with its trunk
  * widened to 120 (4 heads of 30) and 80 high-res tokens, in a process of its own under a
  * lowered device limit given by environment (`PS3_MAX_BINDING_BYTES`, `PS3_MAX_BUFFER_BYTES`),
  * and the comparison of such a run's step records with the same run without the limit.
@@ -22,6 +23,25 @@ export const WIDE = [
 const KEYS = ["loss", "contrastive", "prior_box", "posterior_box", "grad_norm"] as const;
 
 /**
+ * Runs `ps3 train tests/testdata/train_tiny.yaml` with more arguments, in a process of its own.
+ *
+ * @param env Environment (a lowered device limit, or {}).
+ * @param args The arguments after the config.
+ * @returns The process's output.
+ */
+export async function runTiny(
+  env: Record<string, string>,
+  args: string[],
+): Promise<Deno.CommandOutput> {
+  return await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", "train", "tests/testdata/train_tiny.yaml", ...args],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+}
+
+/**
  * Runs `ps3 train` on the wide test model for 3 steps.
  *
  * @param env The lowered limit ({} for none).
@@ -36,24 +56,14 @@ export async function runWide(
   synth: string,
   extra: string[] = [],
 ): Promise<Deno.CommandOutput> {
-  return await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "main.ts",
-      "train",
-      "tests/testdata/train_tiny.yaml",
-      "--train.steps=3",
-      `--checkpoint.out=${out}`,
-      `--data.synthesize.out=${synth}`,
-      "--no-progress",
-      ...WIDE,
-      ...extra,
-    ],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  return await runTiny(env, [
+    "--train.steps=3",
+    `--checkpoint.out=${out}`,
+    `--data.synthesize.out=${synth}`,
+    "--no-progress",
+    ...WIDE,
+    ...extra,
+  ]);
 }
 
 /** A finished run: its step records, stdout and folder. */
