@@ -77,6 +77,78 @@ def median_ms(fn, runs, warm=1):
 
 
 # ---------------------------------------------------------------------------------------------
+# Layers both models use
+
+
+def layers(torch):
+    """The modules and functions the PS3-tiny training model and the PS3 vision tower share."""
+    from types import SimpleNamespace
+
+    nn = torch.nn
+    F = torch.nn.functional
+
+    def attend(q, k, v, heads, key_mask=None):
+        b, n, c = q.shape
+        split = lambda t: t.view(b, t.shape[1], heads, c // heads).transpose(1, 2)
+        mask = None
+        if key_mask is not None:
+            mask = key_mask[:, None, None, :].bool()
+        o = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask)
+        return o.transpose(1, 2).reshape(b, n, c)
+
+    class Mlp(nn.Module):
+        """timm's Mlp: fc1, GELU, (LayerNorm of the hidden when norm_eps), fc2."""
+
+        def __init__(self, c, h, out=None, approximate="tanh", norm_eps=None):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(c, h), nn.Linear(h, out or c)
+            self.norm = nn.LayerNorm(h, eps=norm_eps) if norm_eps else nn.Identity()
+            self.approximate = approximate
+
+        def forward(self, x):
+            return self.fc2(self.norm(F.gelu(self.fc1(x), approximate=self.approximate)))
+
+    class Block(nn.Module):
+        """Pre-norm ViT block; keys and values of a cache are attended before its own."""
+
+        def __init__(self, c, heads, mlp, eps=1e-6, approximate="tanh"):
+            super().__init__()
+            self.heads = heads
+            self.norm1, self.norm2 = nn.LayerNorm(c, eps=eps), nn.LayerNorm(c, eps=eps)
+            self.qkv, self.proj = nn.Linear(c, 3 * c), nn.Linear(c, c)
+            self.mlp = Mlp(c, mlp, c, approximate)
+
+        def forward(self, x, cache=None):
+            q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
+            kk, vv = (k, v) if cache is None else (torch.cat([cache[0], k], 1), torch.cat([cache[1], v], 1))
+            x = x + self.proj(attend(q, kk, vv, self.heads))
+            return x + self.mlp(self.norm2(x)), (k, v)
+
+    class ConvNext(nn.Module):
+        def __init__(self, c, approximate):
+            super().__init__()
+            self.dw = nn.Conv2d(c, c, 7, padding=3, groups=c)
+            self.norm, self.mlp = nn.LayerNorm(c, eps=1e-6), Mlp(c, 4 * c, c, approximate)
+            self.gamma = nn.Parameter(torch.full((c,), 1e-6))
+
+        def forward(self, x):  # [B, H, W, C]
+            h = self.dw(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+            return x + self.mlp(self.norm(h)) * self.gamma
+
+    def resize(x, s):
+        return x if x.shape[-1] == s else F.interpolate(x, size=(s, s), mode="bicubic", align_corners=False)
+
+    def patchify(x, p):  # [B, 3, H, W] -> [B, (H/p)(W/p), 3pp]
+        b, c, h, w = x.shape
+        x = x.view(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
+        return x.reshape(b, (h // p) * (w // p), c * p * p)
+
+    return SimpleNamespace(
+        attend=attend, Mlp=Mlp, Block=Block, ConvNext=ConvNext, resize=resize, patchify=patchify
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # PS3-tiny in plain torch
 
 
@@ -90,38 +162,8 @@ def build_tiny(torch):
     CONV = dict(hidden=32, out=32, kernel=16, input=256)
     TEXT = dict(context=16, vocab=128, width=64, heads=4, layers=2, mlp=256)
 
-    def attend(q, k, v, heads, key_mask=None):
-        b, n, c = q.shape
-        split = lambda t: t.view(b, t.shape[1], heads, c // heads).transpose(1, 2)
-        mask = None
-        if key_mask is not None:
-            mask = key_mask[:, None, None, :].bool()
-        o = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask)
-        return o.transpose(1, 2).reshape(b, n, c)
-
-    class Mlp(nn.Module):
-        """timm's Mlp: fc1, GELU, (LayerNorm of the hidden when norm), fc2."""
-
-        def __init__(self, c, h, out=None, norm=False):
-            super().__init__()
-            self.fc1, self.fc2 = nn.Linear(c, h), nn.Linear(h, out or c)
-            self.norm = nn.LayerNorm(h) if norm else nn.Identity()
-
-        def forward(self, x):
-            return self.fc2(self.norm(F.gelu(self.fc1(x), approximate="tanh")))
-
-    class Block(nn.Module):
-        def __init__(self, c, heads, mlp):
-            super().__init__()
-            self.heads = heads
-            self.norm1, self.norm2 = nn.LayerNorm(c, eps=1e-6), nn.LayerNorm(c, eps=1e-6)
-            self.qkv, self.proj, self.mlp = nn.Linear(c, 3 * c), nn.Linear(c, c), Mlp(c, mlp)
-
-        def forward(self, x, cache=None):
-            q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
-            kk, vv = (k, v) if cache is None else (torch.cat([cache[0], k], 1), torch.cat([cache[1], v], 1))
-            x = x + self.proj(attend(q, kk, vv, self.heads))
-            return x + self.mlp(self.norm2(x)), (k, v)
+    L = layers(torch)
+    attend, Mlp, Block, resize, patchify = L.attend, L.Mlp, L.Block, L.resize, L.patchify
 
     class MapPool(nn.Module):
         def __init__(self, c, heads, mlp):
@@ -137,23 +179,12 @@ def build_tiny(torch):
             a = self.proj(attend(q, k, v, self.heads, mask))
             return (a + self.mlp(self.norm(a)))[:, 0]
 
-    class ConvNext(nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.dw = nn.Conv2d(c, c, 7, padding=3, groups=c)
-            self.norm, self.mlp = nn.LayerNorm(c, eps=1e-6), Mlp(c, 4 * c)
-            self.gamma = nn.Parameter(torch.full((c,), 1e-6))
-
-        def forward(self, x):  # [B, H, W, C]
-            h = self.dw(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-            return x + self.mlp(self.norm(h)) * self.gamma
-
     class ShallowConvNet(nn.Module):
         def __init__(self):
             super().__init__()
             k, h = CONV["kernel"], CONV["hidden"]
             self.stem = nn.Conv2d(3, h, k, stride=k)
-            self.norm, self.block = nn.LayerNorm(h, eps=1e-6), ConvNext(h)
+            self.norm, self.block = nn.LayerNorm(h, eps=1e-6), L.ConvNext(h, "tanh")
             self.out = nn.Linear(h, CONV["out"])
 
         def forward(self, x):
@@ -174,14 +205,6 @@ def build_tiny(torch):
                 x = blk(x)[0]
             return F.normalize(self.proj(self.norm(x)[:, -1]), dim=-1)
 
-    def resize(x, s):
-        return x if x.shape[-1] == s else F.interpolate(x, size=(s, s), mode="bicubic", align_corners=False)
-
-    def patchify(x, p):  # [B, 3, H, W] -> [B, (H/p)(W/p), 3pp]
-        b, c, h, w = x.shape
-        x = x.view(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
-        return x.reshape(b, (h // p) * (w // p), c * p * p)
-
     def area(maps, g):
         return F.adaptive_avg_pool2d(maps[:, None], (g, g)).flatten(1)
 
@@ -193,13 +216,13 @@ def build_tiny(torch):
             self.blocks = nn.ModuleList(Block(C, HEADS, MLP) for _ in range(DEPTH))
             self.norm = nn.LayerNorm(C, eps=1e-6)
             self.pool = MapPool(C, HEADS, MLP)
-            self.sel = Mlp(4 * C, 4 * C, 2 * C, norm=True)
+            self.sel = Mlp(4 * C, 4 * C, 2 * C, norm_eps=1e-5)
             self.prior = nn.Parameter(torch.randn(C))
             self.pos_res = nn.ParameterList(nn.Parameter(torch.zeros(1, (s // PATCH) ** 2, C)) for s in SCALES[1:])
             self.conv = ShallowConvNet()
             self.prompt_hr = nn.Linear(C, CONV["out"] * 2)
             self.text = Text()
-            self.prompt_proj = Mlp(C, C, C, norm=True)
+            self.prompt_proj = Mlp(C, C, C, norm_eps=1e-5)
             self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))
             self.logit_bias = nn.Parameter(torch.tensor(-10.0))
 
@@ -305,32 +328,9 @@ def build_vision(torch, d):
     scales, conv_d = d["scales"], d["conv"]
     ks = len(scales) - 1
 
-    class Mlp(nn.Module):
-        def __init__(self, c, h, out, approximate="none", norm_eps=None):
-            super().__init__()
-            self.fc1, self.fc2 = nn.Linear(c, h), nn.Linear(h, out)
-            self.norm = nn.LayerNorm(h, eps=norm_eps) if norm_eps else nn.Identity()
-            self.approximate = approximate
-
-        def forward(self, x):
-            return self.fc2(self.norm(F.gelu(self.fc1(x), approximate=self.approximate)))
-
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.heads = d["heads"]
-            self.norm1, self.norm2 = nn.LayerNorm(C, eps=d["eps"]), nn.LayerNorm(C, eps=d["eps"])
-            self.qkv, self.proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
-            self.mlp = Mlp(C, d["mlp"], C, act)
-
-        def forward(self, x, cache=None):
-            b, n, _ = x.shape
-            q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
-            kk, vv = (k, v) if cache is None else (torch.cat([cache[0], k], 1), torch.cat([cache[1], v], 1))
-            heads = lambda t: t.view(b, t.shape[1], self.heads, C // self.heads).transpose(1, 2)
-            a = F.scaled_dot_product_attention(heads(q), heads(kk), heads(vv))
-            x = x + self.proj(a.transpose(1, 2).reshape(b, n, C))
-            return x + self.mlp(self.norm2(x)), (k, v)
+    L = layers(torch)
+    Mlp, resize = L.Mlp, L.resize
+    patchify = lambda x: L.patchify(x, P)
 
     class MapHead(nn.Module):  # counted, not run: `ps3 encode` returns hidden states
         def __init__(self):
@@ -339,37 +339,18 @@ def build_vision(torch, d):
             self.q, self.kv, self.proj = nn.Linear(C, C), nn.Linear(C, 2 * C), nn.Linear(C, C)
             self.norm, self.mlp = nn.LayerNorm(C, eps=d["eps"]), Mlp(C, d["mlp"], C, pool_act)
 
-    class ConvNext(nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.dw = nn.Conv2d(c, c, 7, padding=3, groups=c)
-            self.norm, self.mlp = nn.LayerNorm(c, eps=1e-6), Mlp(c, 4 * c, c)
-            self.gamma = nn.Parameter(torch.full((c,), 1e-6))
-
-        def forward(self, x):  # [B, H, W, C]
-            h = self.dw(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-            return x + self.mlp(self.norm(h)) * self.gamma
-
     class ShallowConvNet(nn.Module):
         def __init__(self):
             super().__init__()
             h, k = conv_d["hidden"], conv_d["kernel"]
             self.stem = nn.Conv2d(3, h, k, stride=k)
             self.norm = nn.LayerNorm(h, eps=1e-6)
-            self.blocks = nn.Sequential(*(ConvNext(h) for _ in range(conv_d["depth"])))
+            self.blocks = nn.Sequential(*(L.ConvNext(h, "none") for _ in range(conv_d["depth"])))
             self.out = nn.Conv2d(h, conv_d["out"], 1)
 
         def forward(self, x):
             x = self.blocks(self.norm(self.stem(x).permute(0, 2, 3, 1)))
             return self.out(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-
-    def resize(x, s):
-        return x if x.shape[-1] == s else F.interpolate(x, size=(s, s), mode="bicubic", align_corners=False)
-
-    def patchify(x):  # [B, 3, H, W] -> [B, (H/P)(W/P), 3PP]
-        b, c, h, w = x.shape
-        x = x.view(b, c, h // P, P, w // P, P).permute(0, 2, 4, 1, 3, 5)
-        return x.reshape(b, (h // P) * (w // P), c * P * P)
 
     def rows(t, idx):  # t [B or 1, N, C], idx [B, k] -> [B, k, C]
         return torch.gather(t.expand(idx.shape[0], -1, -1), 1, idx[..., None].expand(-1, -1, t.shape[-1]))
@@ -380,11 +361,13 @@ def build_vision(torch, d):
             self.prior_prompt = nn.Parameter(torch.randn(C))
             self.pos_embed = nn.Parameter(torch.randn(1, G * G, C) * 0.02)
             self.patch = nn.Linear(3 * P * P, C)  # the patch conv as a matrix, as ps3 runs it
-            self.blocks = nn.ModuleList(Block() for _ in range(d["depth"]))
+            self.blocks = nn.ModuleList(
+                L.Block(C, d["heads"], d["mlp"], d["eps"], act) for _ in range(d["depth"])
+            )
             self.norm = nn.LayerNorm(C, eps=d["eps"])  # counted, not run
             self.attn_pool = MapHead()
             nl = len(d["select_layers"])
-            self.sel = Mlp(nl * C, nl * C, ks * C, norm_eps=1e-5)
+            self.sel = Mlp(nl * C, nl * C, ks * C, "none", norm_eps=1e-5)
             self.pos_res = nn.ParameterList(
                 nn.Parameter(torch.zeros(1, (s // P) ** 2, C)) for s in scales[1:]
             ) if d["separate_pos_emb"] else None
