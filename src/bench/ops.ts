@@ -405,6 +405,11 @@ async function benchAttention(ctx: BenchContext): Promise<BenchRow[]> {
       label: `uniform: ${u.wg} threads x ${u.rows} query rows, key chunks of ${u.chunk}; ` +
         "rows backward",
     },
+    {
+      variant: "texture",
+      rows: "auto",
+      label: "texture: uniform reading K/V from textures; rows backward",
+    },
   ];
   if (r === 1) layouts.splice(1, 1);
   layouts.sort((a, b) => Number(b.variant === attnChoice) - Number(a.variant === attnChoice));
@@ -492,8 +497,8 @@ function matmulAttention(
 }
 
 /**
- * The low-res pass's self-attention (729 tokens, 16 heads of 72), forward: the `uniform`
- * kernel against `rows`, in the same run.
+ * The low-res pass's self-attention (729 tokens, 16 heads of 72), forward: the `texture`
+ * and `uniform` kernels against `rows`, in the same run.
  */
 async function benchLowResAttention(ctx: BenchContext): Promise<BenchRow[]> {
   const { quick, runs, q, flopRow } = ctx;
@@ -506,10 +511,12 @@ async function benchLowResAttention(ctx: BenchContext): Promise<BenchRow[]> {
       minMs: 100,
       maxReps: 10,
     });
+  const textureMs = await time("texture");
   const uniformMs = await time("uniform"), rowsMs = await time("rows");
   const flops = 4 * dh * heads * n * n;
   for (const t of [x, k, v]) t!.dispose();
   return [
+    flopRow(`${label} (texture)`, textureMs, flops, `${(rowsMs / textureMs).toFixed(2)}x rows`),
     flopRow(`${label} (uniform)`, uniformMs, flops, `${(rowsMs / uniformMs).toFixed(2)}x rows`),
     flopRow(`${label} (rows)`, rowsMs, flops),
   ];

@@ -27,6 +27,7 @@ import { Ps3Clip, type TrainBatch, type TrainOptions } from "../model/ps3_clip.t
 import { ps3Loss } from "../loss/ps3_loss.ts";
 import { Rng } from "../util/rng.ts";
 import type { FloatDType } from "../ops/storage_type.ts";
+import type { ModelKernels } from "../nn/module.ts";
 
 /** A step configuration of the benchmark. */
 export interface StepConfig {
@@ -38,6 +39,8 @@ export interface StepConfig {
   batch: number;
   /** How it was derived (stated in the table). */
   note: string;
+  /** Kernel choices of the model (default: the adapter's). */
+  kernels?: ModelKernels | undefined;
 }
 
 /** Configuration names {@linkcode stepConfigs} knows. */
@@ -48,6 +51,7 @@ export const STEP_CONFIG_NAMES: readonly string[] = [
   "eq-tiny",
   "eq-1.5k",
   "eq-4k",
+  "eq-1.5k-vec4",
 ];
 
 /** Options of {@linkcode stepConfigs}. */
@@ -133,6 +137,16 @@ export function stepConfigs(names: readonly string[], options: StepConfigOptions
         text_cfg: TINY_TEXT,
       };
       return { name, model: resolveModelConfig(raw), batch: 8, note: "configs/ps3-tiny.yaml" };
+    }
+    if (name === "eq-1.5k-vec4") {
+      // eq-1.5k with the storage-read matmuls: the texture family's gain in the same run.
+      const [base] = stepConfigs(["eq-1.5k"], options);
+      return {
+        ...base!,
+        name,
+        note: `eq-1.5k with the vec4 matmuls (storage reads, before texture)`,
+        kernels: { matmul: { variant: "vec4" } },
+      };
     }
     const eq = name.startsWith("eq-");
     const res = RESOLUTIONS[(eq ? name.slice(3) : name) as keyof typeof RESOLUTIONS];
@@ -265,7 +279,7 @@ export interface StepWork {
  * @returns The step and what it holds.
  */
 export function stepWork(config: StepConfig): StepWork {
-  const model = new Ps3Clip(config.model, { seed: 1 });
+  const model = new Ps3Clip(config.model, { seed: 1, kernels: config.kernels });
   const batch = randomBatch(config.model, config.batch, 7);
   const step = () => {
     const o = model.forwardTrain(batch, TRAIN_OPTIONS);
@@ -404,6 +418,16 @@ export function stepRows(results: readonly StepResult[]): BenchRow[] {
     }
   }
   const by = (n: string) => results.find((r) => r.config.name === n);
+  const vec4 = by("eq-1.5k-vec4"), eq15 = by("eq-1.5k");
+  if (vec4 && eq15) {
+    rows.push({
+      name: "ratio eq-1.5k-vec4 / eq-1.5k (matmul family)",
+      ms: vec4.stepMs - eq15.stepMs,
+      rate: vec4.stepMs / eq15.stepMs,
+      unit: "x",
+      note: "ms column: the difference; the same step with vec4 matmuls over texture ones",
+    });
+  }
   for (const [hi, lo] of [["eq-4k", "eq-1.5k"], ["eq-1.5k", "eq-tiny"]] as const) {
     const a = by(hi), b = by(lo);
     if (!a || !b) continue;

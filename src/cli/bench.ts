@@ -40,7 +40,8 @@ const USAGE = `Usage: ps3 bench [options]
                         photo tests/testdata/dock.jpg)
   --step-configs LIST   comma-separated training steps to time, from
                         ${STEP_CONFIG_NAMES.join(", ")}; "none" for no steps
-                        (default eq-tiny,eq-1.5k,eq-4k,tiny; quick: eq-tiny,eq-1.5k,eq-4k)
+                        (default eq-tiny,eq-1.5k,eq-4k,tiny, and eq-1.5k-vec4 on CPU
+                        adapters; quick: eq-tiny,eq-1.5k,eq-4k)
   --step-depth N        trunk and text depth of the eq-* configs (default 2, quick 1)
   --step-budget N       selection budget of the eq-* configs (default 1024, quick 256)
   --step-batch N        batch size of the SO400M-width configs (default 1)
@@ -116,7 +117,7 @@ export async function run(allArgs: string[]): Promise<number> {
   const quick = values.quick ?? false;
   const runs = int("runs", values.runs, quick ? 1 : 3);
   const stepNames = (values["step-configs"] ?? (profileDir !== null ? "tiny" : undefined) ??
-    (quick ? "eq-tiny,eq-1.5k,eq-4k" : "eq-tiny,eq-1.5k,eq-4k,tiny")).split(",")
+    (quick ? "eq-tiny,eq-1.5k,eq-4k" : "eq-tiny,eq-1.5k,eq-4k,tiny,eq-1.5k-vec4")).split(",")
     .filter((s) => s !== "none" && s !== "");
   const steps = stepConfigs(stepNames, {
     depth: int("step-depth", values["step-depth"], quick ? 1 : 2),
@@ -130,6 +131,11 @@ export async function run(allArgs: string[]): Promise<number> {
     return 0;
   }
   const rt = await initGpu();
+  // The vec4 comparison step belongs to CPU adapters' defaults (GPUs run `tiled`).
+  if (values["step-configs"] === undefined && !rt.info.isSoftware) {
+    const i = steps.findIndex((s) => s.name === "eq-1.5k-vec4");
+    if (i >= 0) steps.splice(i, 1);
+  }
   const log = (s: string) => {
     if (!values.json) console.log(s);
   };

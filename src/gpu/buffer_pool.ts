@@ -16,7 +16,7 @@
 
 /** Byte counters of a {@linkcode BufferPool}. */
 export interface PoolStats {
-  /** Bytes of every buffer the pool holds, in use or free. */
+  /** Bytes of every buffer (and texture) the pool holds, in use or free. */
   allocatedBytes: number;
   /** Bytes of buffers handed out and not yet released. */
   inUseBytes: number;
@@ -24,7 +24,7 @@ export interface PoolStats {
   peakInUseBytes: number;
   /** Highest `allocatedBytes` since creation or the last {@linkcode BufferPool.resetPeak}. */
   peakAllocatedBytes: number;
-  /** Number of buffers handed out and not yet released. */
+  /** Number of buffers (and textures) handed out and not yet released. */
   liveBuffers: number;
   /** Largest size asked of {@linkcode BufferPool.acquire} (before bucket rounding) since
    * creation or the last {@linkcode BufferPool.resetPeak}. */
@@ -66,15 +66,30 @@ export function poolMaxBytes(maxBufferBytes: number): number {
   return Math.floor(maxBufferBytes / 256) * 256;
 }
 
-/** Hands out GPU buffers of bucketed sizes and takes them back for reuse. */
+/**
+ * Usage flags of every pooled texture: sampled by one kernel, written as storage by another,
+ * and copied out (tests read them back).
+ */
+export const TEXTURE_USAGE = GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING |
+  GPUTextureUsage.COPY_SRC;
+
+/** Bytes per texel of the pooled textures (rgba32float). */
+export const TEXEL_BYTES = 16;
+
+/**
+ * Hands out GPU buffers of bucketed sizes, and rgba32float textures of exact sizes (matmul
+ * operands on CPU adapters), and takes them back for reuse; both count in the same bytes.
+ */
 export class BufferPool {
   readonly #device: GPUDevice;
   readonly #maxBytes: number;
   /** Free buffers per bucket size, in descending creation order (the oldest last). */
   readonly #free = new Map<number, GPUBuffer[]>();
-  /** Creation order of every buffer the pool holds. */
-  readonly #order = new Map<GPUBuffer, number>();
-  #created = 0;
+  /** Free textures per "width x height", in descending creation order (the oldest last). */
+  readonly #freeTextures = new Map<string, GPUTexture[]>();
+  /** Creation order of every buffer and texture the pool holds. */
+  readonly #order = new Map<GPUBuffer | GPUTexture, number>();
+  #count = 0;
   #allocated = 0;
   #inUse = 0;
   #peak = 0;
@@ -119,13 +134,9 @@ export class BufferPool {
     let buf = this.#free.get(size)?.pop();
     if (!buf) {
       buf = this.#device.createBuffer({ size, usage: TENSOR_USAGE, label });
-      this.#order.set(buf, this.#created++);
-      this.#allocated += size;
-      if (this.#allocated > this.#peakAllocated) this.#peakAllocated = this.#allocated;
+      this.#created(buf, size);
     }
-    this.#inUse += size;
-    this.#live++;
-    if (this.#inUse > this.#peak) this.#peak = this.#inUse;
+    this.#handOut(size);
     return buf;
   }
 
@@ -143,7 +154,61 @@ export class BufferPool {
     this.#live--;
   }
 
-  /** Destroys every free buffer, returning their memory to the device. */
+  /**
+   * Returns an rgba32float texture of exactly `width` x `height` texels (contents undefined):
+   * the free one of that size created first, or a new one.
+   *
+   * @param width Texels per row.
+   * @param height Rows.
+   * @param label Debug label for a newly created texture.
+   * @returns The texture (usage {@linkcode TEXTURE_USAGE}).
+   */
+  acquireTexture(width: number, height: number, label = "texture"): GPUTexture {
+    const bytes = width * height * TEXEL_BYTES;
+    if (bytes > this.#largest) this.#largest = bytes;
+    let tex = this.#freeTextures.get(`${width}x${height}`)?.pop();
+    if (!tex) {
+      tex = this.#device.createTexture({
+        size: [width, height],
+        format: "rgba32float",
+        usage: TEXTURE_USAGE,
+        label,
+      });
+      this.#created(tex, bytes);
+    }
+    this.#handOut(bytes);
+    return tex;
+  }
+
+  /** Counts a new buffer or texture: its creation order and its bytes. */
+  #created(resource: GPUBuffer | GPUTexture, bytes: number): void {
+    this.#order.set(resource, this.#count++);
+    this.#allocated += bytes;
+    if (this.#allocated > this.#peakAllocated) this.#peakAllocated = this.#allocated;
+  }
+
+  /** Counts a buffer or texture handed out. */
+  #handOut(bytes: number): void {
+    this.#inUse += bytes;
+    this.#live++;
+    if (this.#inUse > this.#peak) this.#peak = this.#inUse;
+  }
+
+  /**
+   * Takes a texture back (recorded work that reads it still runs first).
+   *
+   * @param tex A texture from {@linkcode BufferPool.acquireTexture}.
+   */
+  releaseTexture(tex: GPUTexture): void {
+    const key = `${tex.width}x${tex.height}`;
+    const list = this.#freeTextures.get(key);
+    if (list) list.splice(this.#freeSlot(list, this.#order.get(tex)!), 0, tex);
+    else this.#freeTextures.set(key, [tex]);
+    this.#inUse -= tex.width * tex.height * TEXEL_BYTES;
+    this.#live--;
+  }
+
+  /** Destroys every free buffer and texture, returning their memory to the device. */
   trim(): void {
     for (const list of this.#free.values()) {
       for (const b of list) {
@@ -153,10 +218,18 @@ export class BufferPool {
       }
     }
     this.#free.clear();
+    for (const list of this.#freeTextures.values()) {
+      for (const t of list) {
+        this.#allocated -= t.width * t.height * TEXEL_BYTES;
+        this.#order.delete(t);
+        t.destroy();
+      }
+    }
+    this.#freeTextures.clear();
   }
 
-  /** Where a buffer of creation order `order` goes in a free list (descending order). */
-  #freeSlot(list: readonly GPUBuffer[], order: number): number {
+  /** Where a resource of creation order `order` goes in a free list (descending order). */
+  #freeSlot(list: readonly (GPUBuffer | GPUTexture)[], order: number): number {
     let lo = 0, hi = list.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;

@@ -24,6 +24,14 @@ export interface DeviceInfo {
   hasF16: boolean;
   /** Whether the device was created with `timestamp-query` (asked for by profiling runs). */
   hasTimestamps: boolean;
+  /**
+   * Whether GPU timestamps measure the kernels between them: false on lavapipe (llvmpipe's
+   * Vulkan), where once any dispatch has sampled a texture, the timestamps around later
+   * storage-only dispatches come out ~0 (measured on Mesa 22.3: 0.1 ms around a dispatch of
+   * 331 ms wall; `tests/tools/lavapipe_timestamps.ts`). The profiler then times kernels in
+   * isolation.
+   */
+  trustTimestamps: boolean;
   /** Largest storage buffer binding in bytes (lowered by `AcquireOptions.maxBindingBytes`). */
   maxBindingBytes: number;
   /** Largest buffer in bytes (lowered by `AcquireOptions.maxBufferBytes`). */
@@ -32,6 +40,8 @@ export interface DeviceInfo {
   bindingOffsetAlignment: number;
   /** Largest number of workgroups per dispatch dimension. */
   maxWorkgroupsPerDimension: number;
+  /** Largest side of a 2D texture in texels (bounds the `texture` matmul's operands). */
+  maxTextureSide: number;
   /**
    * Most loop iterations one invocation may make, summed over all its loops (nested loops'
    * re-entries included). Mesa's llvmpipe silently breaks out of loops once its per-invocation
@@ -156,6 +166,7 @@ async function create(options: AcquireOptions): Promise<{ device: GPUDevice; inf
       maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
       maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
       maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+      maxTextureDimension2D: l.maxTextureDimension2D,
     },
   });
   const ai = adapter.info;
@@ -167,10 +178,13 @@ async function create(options: AcquireOptions): Promise<{ device: GPUDevice; inf
     isSoftware: ai.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/i.test(description),
     hasF16: wantF16,
     hasTimestamps: features.includes("timestamp-query"),
+    trustTimestamps: features.includes("timestamp-query") &&
+      !/llvmpipe|lavapipe/i.test(description),
     maxBindingBytes: Math.min(device.limits.maxStorageBufferBindingSize, bindingCap),
     maxBufferBytes: Math.min(device.limits.maxBufferSize, bufferCap),
     bindingOffsetAlignment: device.limits.minStorageBufferOffsetAlignment,
     maxWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
+    maxTextureSide: device.limits.maxTextureDimension2D,
     maxLoopTrips: /llvmpipe|lavapipe/i.test(description) ? 65535 : Infinity,
   };
   return { device, info };

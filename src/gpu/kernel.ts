@@ -1,8 +1,8 @@
 /**
  * Kernels declared as data: a WGSL source, its storage bindings, its uniform parameters.
  *
- * Binding convention shared by every file in `wgsl/`: group 0 holds the storage buffers at
- * bindings 0..n-1 in the order of {@linkcode KernelSpec.bindings}, then (when the kernel has
+ * Binding convention shared by every file in `wgsl/`: group 0 holds the storage buffers (and
+ * textures) at bindings 0..n-1 in the order of {@linkcode KernelSpec.bindings}, then (when the kernel has
  * parameters) `var<uniform> params: Params` at binding n. `Params` is a struct of 4-byte
  * scalars whose fields are named, in order, by {@linkcode KernelSpec.params}. Sources may
  * contain `{{NAME}}` placeholders filled from {@linkcode KernelSpec.defines} (for things WGSL
@@ -12,8 +12,12 @@
  * @module
  */
 
-/** Access of a storage binding: read-only, or read-write. */
-export type BindingAccess = "read" | "write";
+/**
+ * Access of a binding: a storage buffer read-only or read-write, or an rgba32float texture
+ * read with `textureLoad` (`texture_2d<f32>`) or written with `textureStore`
+ * (`texture_storage_2d<rgba32float, write>`).
+ */
+export type BindingAccess = "read" | "write" | "texture" | "texture-write";
 
 /** Scalar types a uniform parameter may have. */
 export type ParamType = "u32" | "i32" | "f32";
@@ -26,7 +30,7 @@ export interface KernelSpec {
   source: string;
   /** Entry point (default "main"). */
   entry?: string;
-  /** Storage bindings in binding order. */
+  /** Bindings in binding order. */
   bindings: readonly BindingAccess[];
   /** Uniform fields in struct order, as "name:type" (type u32, i32 or f32). */
   params?: readonly string[];

@@ -27,6 +27,20 @@ export interface GpuBinding {
   readonly byteLength: number;
 }
 
+/**
+ * A texture bound to a kernel's `texture` or `texture-write` binding (a pooled rgba32float
+ * texture, see {@linkcode BufferPool.acquireTexture}); `byteLength` counts its texels.
+ */
+export interface GpuTextureBinding {
+  /** The texture. */
+  readonly texture: GPUTexture;
+  /** Bytes of its texels. */
+  readonly byteLength: number;
+}
+
+/** What a kernel binding receives: a buffer window, or a texture. */
+export type Binding = GpuBinding | GpuTextureBinding;
+
 /** Counters of work recorded and synchronisations made. */
 export interface RuntimeCounters {
   /** Dispatches recorded. */
@@ -58,8 +72,8 @@ export interface RuntimeCounters {
 export interface DispatchRecord {
   /** The kernel. */
   readonly kernel: Kernel;
-  /** Storage windows in binding order. */
-  readonly bindings: readonly GpuBinding[];
+  /** Buffer windows (and textures) in binding order. */
+  readonly bindings: readonly Binding[];
   /** Uniform parameter values. */
   readonly params: Readonly<Record<string, number>>;
   /** Workgroup counts. */
@@ -140,8 +154,8 @@ export class Runtime {
   /** Bind groups by kernel, windows and uniform chunk: a step binds the same pooled buffers
    * every time, and creating a bind group costs more than the rest of a dispatch. */
   readonly #bindGroups = new Map<string, GPUBindGroup>();
-  readonly #bufferIds = new WeakMap<GPUBuffer, number>();
-  #nextBufferId = 0;
+  readonly #resourceIds = new WeakMap<GPUBuffer | GPUTexture, number>();
+  #nextResourceId = 0;
 
   /**
    * Wraps a device and starts watching its errors; use {@linkcode initGpu} rather than calling
@@ -179,13 +193,14 @@ export class Runtime {
    * Records one dispatch.
    *
    * @param kernel The kernel.
-   * @param bindings Storage windows in the kernel's binding order.
+   * @param bindings Buffer windows (textures for texture bindings) in the kernel's binding
+   *   order.
    * @param params Uniform parameter values by name (all of the kernel's parameters).
    * @param workgroups Workgroup counts [x, y, z].
    */
   dispatch(
     kernel: Kernel,
-    bindings: readonly GpuBinding[],
+    bindings: readonly Binding[],
     params: Readonly<Record<string, number>>,
     workgroups: readonly [number, number?, number?],
   ): void {
@@ -201,6 +216,17 @@ export class Runtime {
     let key = kernel.key;
     for (let i = 0; i < bindings.length; i++) {
       const b = bindings[i]!;
+      const isTexture = spec.bindings[i] === "texture" || spec.bindings[i] === "texture-write";
+      if (isTexture !== "texture" in b) {
+        throw new TypeError(
+          `Kernel "${spec.name}": binding ${i} takes a ${isTexture ? "texture" : "buffer"}`,
+        );
+      }
+      if ("texture" in b) {
+        sizes.push(0);
+        key += `|t${this.#resourceId(b.texture)}`;
+        continue;
+      }
       const size = Math.min(
         Math.ceil(Math.max(b.byteLength, 4) / 16) * 16,
         b.buffer.size - b.byteOffset,
@@ -218,7 +244,7 @@ export class Runtime {
         );
       }
       sizes.push(size);
-      key += `|${this.#bufferId(b.buffer)}:${b.byteOffset}:${size}`;
+      key += `|${this.#resourceId(b.buffer)}:${b.byteOffset}:${size}`;
     }
     const offsets: number[] = [];
     let chunk: UniformChunk | null = null;
@@ -226,7 +252,7 @@ export class Runtime {
       const slot = this.#writeParams(kernel, params);
       chunk = slot.chunk;
       offsets.push(slot.offset);
-      key += `|u${this.#bufferId(chunk.gpu)}`;
+      key += `|u${this.#resourceId(chunk.gpu)}`;
     }
     const group = this.#bindGroups.get(key) ??
       this.#createBindGroup(key, { layout, label: spec.name }, bindings, sizes, chunk);
@@ -417,11 +443,11 @@ export class Runtime {
     return this.pool.stats();
   }
 
-  #bufferId(buffer: GPUBuffer): number {
-    let id = this.#bufferIds.get(buffer);
+  #resourceId(resource: GPUBuffer | GPUTexture): number {
+    let id = this.#resourceIds.get(resource);
     if (id === undefined) {
-      id = this.#nextBufferId++;
-      this.#bufferIds.set(buffer, id);
+      id = this.#nextResourceId++;
+      this.#resourceIds.set(resource, id);
     }
     return id;
   }
@@ -429,13 +455,15 @@ export class Runtime {
   #createBindGroup(
     key: string,
     base: { layout: GPUBindGroupLayout; label: string },
-    bindings: readonly GpuBinding[],
+    bindings: readonly Binding[],
     sizes: readonly number[],
     chunk: UniformChunk | null,
   ): GPUBindGroup {
     const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({
       binding: i,
-      resource: { buffer: b.buffer, offset: b.byteOffset, size: sizes[i]! },
+      resource: "texture" in b
+        ? b.texture.createView()
+        : { buffer: b.buffer, offset: b.byteOffset, size: sizes[i]! },
     }));
     if (chunk) {
       entries.push({
@@ -536,7 +564,13 @@ export class Runtime {
     const entries: GPUBindGroupLayoutEntry[] = spec.bindings.map((access, i) => ({
       binding: i,
       visibility: GPUShaderStage.COMPUTE,
-      buffer: { type: access === "read" ? "read-only-storage" : "storage" },
+      ...(access === "texture"
+        ? { texture: { sampleType: "unfilterable-float" as const } }
+        : access === "texture-write"
+        ? { storageTexture: { access: "write-only" as const, format: "rgba32float" as const } }
+        : {
+          buffer: { type: access === "read" ? "read-only-storage" as const : "storage" as const },
+        }),
     }));
     if (kernel.paramNames.length > 0) {
       entries.push({

@@ -11,10 +11,13 @@
  * once per key source (cache, own keys), so every kernel binds at most 8 storage buffers
  * (WebGPU's guaranteed minimum).
  *
- * Three kernel families, chosen per adapter and shape unless the caller's
+ * Four kernel families, chosen per adapter and shape unless the caller's
  * {@linkcode AttentionKernel} says otherwise: `uniform` (`attention_uniform.ts`, a forward
  * with 16 query rows per thread and a workgroup per (batch, head) and block of queries; its
- * backward runs `rows`) for CPU adapters from 256 queries on, `rows` (`attention_rows.ts`) for CPU adapters below, and
+ * backward runs `rows`) and `texture` (the same forward reading keys and values from textures
+ * that `texture.ts` fills, which llvmpipe fetches for all SIMD lanes at once; D % 4 == 0, and
+ * samples whose keys overflow the largest texture run `uniform`) for CPU adapters from 256
+ * queries on, `rows` (`attention_rows.ts`) for CPU adapters below, and
  * `tiled` for GPUs (`attention_tiled.ts`); their shared WGSL builder is
  * `attention_common.ts`, the choice and plan `attention_kernel.ts`. Kernels are generated per head dim D: the loops over D
  * are unrolled in vec4 registers (plus a scalar tail when D % 4 != 0), since llvmpipe sums
@@ -31,7 +34,7 @@
  */
 
 import { grid } from "../gpu/kernel.ts";
-import { gpu, type GpuBinding } from "../gpu/runtime.ts";
+import { type Binding, gpu, type GpuBinding, type GpuTextureBinding } from "../gpu/runtime.ts";
 import { isGradEnabled, record } from "../autograd/tape.ts";
 import { type DType, DTYPE_BYTES, fmtShape, type Tensor } from "../autograd/tensor.ts";
 import { empty } from "./creation.ts";
@@ -41,6 +44,7 @@ import { tiledDkvKernel, tiledDqKernel, tiledForwardKernel } from "./attention_t
 import { uniformForwardKernel } from "./attention_uniform.ts";
 import { type AttentionKernel, attentionPlan } from "./attention_kernel.ts";
 import type { FloatDType } from "./storage_type.ts";
+import { releaseTextures, textureFits, toTexture } from "./texture.ts";
 
 export * from "./attention_kernel.ts";
 
@@ -357,8 +361,10 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const out = empty([batch, nq, heads * d], dims.dtype);
   const lse = empty([batch, heads, nq]);
   const fp = plan.forward;
+  // Texture rows: every sample's keys of a block, stacked (checked on the whole batch).
+  const texture = fp.texture && nk + nc > 0 && textureFits(batch * Math.max(nk, nc), heads * d);
   const fwd = fp.uniform
-    ? uniformForwardKernel(d, hasMask, fp.uniform, dims.dtype)
+    ? uniformForwardKernel(d, hasMask, fp.uniform, dims.dtype, texture)
     : plan.tiled
     ? tiledForwardKernel(d, hasMask, plan.block, plan.tile, dims.dtype)
     : forwardKernel(d, hasMask, plan.rows, dims.dtype);
@@ -368,14 +374,26 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     const w = blockViews(block, batch);
     const bp = attentionPlan({ ...dims, batch: block.count }, opts.kernel).forward;
     const [qb, kb, vb] = [w.of(q), w.of(k), w.of(v)];
+    let kv: Binding[] = [kb, vb, cache ? w.of(cache.k) : kb, cache ? w.of(cache.v) : vb];
+    const textures: GpuTextureBinding[] = [];
+    if (texture) {
+      const pack = (t: Tensor, n: number) => {
+        const made = toTexture(t, { rows: n, k: heads * d, batch: block.count, trans: false });
+        textures.push(made);
+        return made;
+      };
+      const own = nk > 0 ? [pack(kb, nk), pack(vb, nk)] : null;
+      const cached = cache && nc > 0
+        ? [pack(kv[2] as Tensor, nc), pack(kv[3] as Tensor, nc)]
+        : null;
+      // A source without keys binds the other's textures (never read: its loop is empty).
+      kv = [...(own ?? cached!), ...(cached ?? own!)];
+    }
     rt.dispatch(
       fwd,
       [
         qb,
-        kb,
-        vb,
-        cache ? w.of(cache.k) : kb,
-        cache ? w.of(cache.v) : vb,
+        ...kv,
         keyMask ? w.of(keyMask) : qb,
         w.of(out, true),
         w.of(lse, true),
@@ -383,6 +401,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       { [bp.unitParam]: bp.units(nq), nq, heads, nc, nk, scale },
       bp.gridOf(bp.units(nq)),
     );
+    releaseTextures(textures);
     w.dispose();
   }
 

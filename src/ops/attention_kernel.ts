@@ -21,10 +21,15 @@ import type { UniformShape } from "./attention_uniform.ts";
 export type { UniformShape } from "./attention_uniform.ts";
 
 /** An attention kernel family (see `attention.ts`). */
-export type AttentionVariant = "rows" | "tiled" | "uniform";
+export type AttentionVariant = "rows" | "tiled" | "uniform" | "texture";
 
 /** Every kernel family, for benchmarks and tests. */
-export const ATTENTION_VARIANTS: readonly AttentionVariant[] = ["rows", "tiled", "uniform"];
+export const ATTENTION_VARIANTS: readonly AttentionVariant[] = [
+  "rows",
+  "tiled",
+  "uniform",
+  "texture",
+];
 
 /**
  * The `uniform` forward's shape unless an {@linkcode AttentionKernel} changes it: 16 threads,
@@ -139,9 +144,10 @@ function tileRows(d: number, tiles: AttentionTiles): number {
 /**
  * The kernel family attention with head dim `d` runs with on the current adapter.
  *
- * @param d Head dim (decides whether a `tiled` tile fits workgroup memory).
+ * @param d Head dim (decides whether a `tiled` tile fits workgroup memory, and whether keys
+ *   and values can be read as vec4 texels: `texture` needs D % 4 == 0, else `uniform` runs).
  * @param kernel The choice (default: the adapter's).
- * @param nq Queries (on CPU adapters, "auto" picks `uniform` from
+ * @param nq Queries (on CPU adapters, "auto" picks `texture` (`uniform` for D % 4 != 0) from
  *   {@linkcode UNIFORM_MIN_QUERIES} on; unknown: `rows`).
  * @returns The family.
  */
@@ -154,9 +160,10 @@ export function attentionVariant(
   if (v !== "auto" && !ATTENTION_VARIANTS.includes(v)) {
     throw new RangeError(`Unknown attention variant "${v}"`);
   }
-  const cpu = (nq ?? 0) >= UNIFORM_MIN_QUERIES ? "uniform" : "rows";
+  const cpu = (nq ?? 0) >= UNIFORM_MIN_QUERIES ? (d % 4 === 0 ? "texture" : "uniform") : "rows";
   const wanted = v === "auto" ? (gpu().info.isSoftware ? cpu : "tiled") : v;
   if (wanted === "tiled" && tileRows(d, attentionTiles(kernel.tiles)) < 1) return "rows";
+  if (wanted === "texture" && d % 4 !== 0) return "uniform";
   return wanted;
 }
 
@@ -164,6 +171,8 @@ export function attentionVariant(
 export interface AttentionForwardPlan {
   /** The `uniform` kernel's shape, or null when the family's own forward runs. */
   uniform: UniformShape | null;
+  /** Whether the `uniform` kernel reads keys and values from textures (family `texture`). */
+  texture: boolean;
   /** The name of the work-unit count among the kernel's params. */
   unitParam: "threads" | "groups";
   /** Work units over nq query rows per (batch, head). */
@@ -235,22 +244,26 @@ export function attentionPlan(
     units,
     gridOf,
     trips,
-    forward: variant === "uniform" ? uniformForward(batch * heads, uniformShape(kernel.uniform)) : {
-      uniform: null,
-      unitParam,
-      units,
-      gridOf,
-      trips: (nc, nk) => trips(nc, 2) + trips(nk, 2),
-    },
+    forward: variant === "uniform" || variant === "texture"
+      ? uniformForward(batch * heads, uniformShape(kernel.uniform), variant === "texture")
+      : {
+        uniform: null,
+        texture: false,
+        unitParam,
+        units,
+        gridOf,
+        trips: (nc, nk) => trips(nc, 2) + trips(nk, 2),
+      },
   };
 }
 
 /** The forward plan of the `uniform` kernel over `bh` (batch, head) pairs. */
-function uniformForward(bh: number, u: UniformShape): AttentionForwardPlan {
+function uniformForward(bh: number, u: UniformShape, texture: boolean): AttentionForwardPlan {
   // A workgroup per (batch, head, block of wg * rows queries); one loop over key chunks per
   // key source (with its final, failing test).
   return {
     uniform: u,
+    texture,
     unitParam: "groups",
     units: (nq) => bh * Math.ceil(nq / (u.wg * u.rows)),
     gridOf: (n) => grid(n, 1),

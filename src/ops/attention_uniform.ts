@@ -40,15 +40,25 @@ function forwardChunk(
   r: RowCode,
   s: UniformShape,
   src: { k: string; v: string; n: string; off: string },
+  texture: boolean,
 ): string[] {
   const out: string[] = [];
   const cs = range(s.chunk), rs = range(s.rows);
+  // Key row c of the chunk into registers `name`: from storage, or texels (x = h * DU + q).
+  const load = (name: string, buf: string, c: number) =>
+    texture
+      ? range(r.du).map((q) =>
+        `let ${name}${q} = textureLoad(${buf}, vec2u(h * ${r.du}u + ${q}u, kr${c}), 0);`
+      )
+      : r.load(name, [buf, `kb${c}`]);
   for (const c of cs) {
     out.push(
       `let jc${c} = min(j0 + ${c}u, ${src.n} - 1u);`,
-      `let kb${c} = (b * ${src.n} + jc${c}) * rs + h * ${r.du}u;`,
+      texture
+        ? `let kr${c} = b * ${src.n} + jc${c};`
+        : `let kb${c} = (b * ${src.n} + jc${c}) * rs + h * ${r.du}u;`,
       `let keep${c} = j0 + ${c}u < ${src.n} && attends(b, ${src.off}jc${c});`,
-      ...r.load(`k${c}x`, [src.k, `kb${c}`]),
+      ...load(`k${c}x`, src.k, c),
     );
   }
   for (const i of rs) {
@@ -68,7 +78,7 @@ function forwardChunk(
       `m${i} = mn${i};`,
     );
   }
-  for (const c of cs) out.push(...r.load(`v${c}x`, [src.v, `kb${c}`]));
+  for (const c of cs) out.push(...load(`v${c}x`, src.v, c));
   for (const i of rs) {
     for (const [n, c] of cs.entries()) {
       out.push(...r.axpy(`a${i}x`, `p${i}_${c}`, `v${c}x`, n === 0 ? `corr${i}` : undefined));
@@ -85,6 +95,8 @@ function forwardChunk(
  * @param hasMask Whether a key mask is bound.
  * @param shape Threads per workgroup, rows per thread, keys per chunk.
  * @param storage Storage type of the head rows (default f32).
+ * @param texture Whether keys and values are read from textures (family `texture`; needs
+ *   D % 4 == 0).
  * @returns The kernel.
  */
 export function uniformForwardKernel(
@@ -92,9 +104,11 @@ export function uniformForwardKernel(
   hasMask: boolean,
   shape: UniformShape,
   storage: FloatDType = "f32",
+  texture = false,
 ): Kernel {
   const { wg, rows, chunk } = shape;
-  return kernels.get(`fwd:${d}:${hasMask}:${wg}:${rows}:${chunk}:${storage}`, () => {
+  const key = `fwd:${d}:${hasMask}:${wg}:${rows}:${chunk}:${storage}:${texture}`;
+  return kernels.get(key, () => {
     const r = new RowCode(d, storage);
     const setup: string[] = [];
     const store: string[] = [];
@@ -115,14 +129,23 @@ export function uniformForwardKernel(
         `}`,
       );
     }
+    if (texture && !r.vec) throw new RangeError(`Texture attention needs D % 4 == 0, got ${d}`);
     const cache = { k: "KC", v: "VC", n: "params.nc", off: "" };
     const own = { k: "K", v: "V", n: "params.nk", off: "params.nc + " };
+    const kv = ["K", "V", "KC", "VC"].map((name, i) =>
+      `@group(0) @binding(${i + 1}) ${
+        texture
+          ? `var ${name}: texture_2d<f32>;`
+          : `var<storage, read> ${name}: array<${r.rowType}>;`
+      }`
+    );
+    const operand = texture ? "texture" as const : "read" as const;
     return defineKernel({
-      name: `attention_uniform_forward_d${d}_w${wg}r${rows}c${chunk}${hasMask ? "_mask" : ""}${
-        storageSuffix(storage)
-      }`,
+      name: `attention_${texture ? "texture" : "uniform"}_forward_d${d}_w${wg}r${rows}c${chunk}${
+        hasMask ? "_mask" : ""
+      }${storageSuffix(storage)}`,
       source: forwardSrc,
-      bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
+      bindings: ["read", operand, operand, operand, operand, "read", "write", "write"],
       params: ["groups:u32", "nq:u32", "heads:u32", "nc:u32", "nk:u32", "scale:f32"],
       defines: {
         ENABLE: r.enable,
@@ -132,9 +155,10 @@ export function uniformForwardKernel(
         R: rows,
         C: chunk,
         HAS_MASK: String(hasMask),
+        KV: kv.join("\n"),
         SETUP: indented(setup, 1),
-        CHUNK_C: indented(forwardChunk(r, shape, cache), 2),
-        CHUNK: indented(forwardChunk(r, shape, own), 2),
+        CHUNK_C: indented(forwardChunk(r, shape, cache, texture), 2),
+        CHUNK: indented(forwardChunk(r, shape, own, texture), 2),
         STORE: indented(store, 1),
       },
     });

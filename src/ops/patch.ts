@@ -164,13 +164,14 @@ export function patchify(img: Tensor, p: number, dtype: FloatDType = "f32"): Ten
   const y = empty([b, P, F], wgslType(dtype), "patchify()'s patches");
   const rt = gpu();
   const slabs = y.size === 0 ? 0 : b;
+  rt.assertLoopTrips("patch_unfold", p);
   for (
     const ch of slabChunks("patch_unfold", slabs, [
       { tensor: img, slab: patchifySlab(cin, h, w) },
       { tensor: y, slab: P * F },
     ])
   ) {
-    const n = ch.count * P * F;
+    const n = ch.count * P * cin * p; // one thread per patch row of p values
     rt.dispatch(unfoldKernel(dtype), ch.bindings, {
       n,
       ...params,

@@ -1,7 +1,7 @@
 /**
  * Kernel times without GPU timestamps: each distinct dispatch of a step (same kernel,
- * parameters, workgroups and binding sizes) is replayed on its own on zero-filled buffers of
- * the same sizes, repeated until the host clock resolves it, and its time per call kept.
+ * parameters, workgroups and binding sizes) is replayed on its own on zero-filled buffers (and
+ * textures) of the same sizes, repeated until the host clock resolves it, and its time per call kept.
  * Zero inputs can shorten data-dependent kernels (top-k, gathers); the figure is an estimate
  * of the kernel's cost at these shapes, not of this step's exact run.
  *
@@ -10,6 +10,7 @@
 
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
+import { TEXEL_BYTES, TEXTURE_USAGE } from "../gpu/buffer_pool.ts";
 
 /** A dispatch to replay: kernel, parameters, workgroups, binding sizes in bytes. */
 export interface ReplayDispatch {
@@ -19,8 +20,8 @@ export interface ReplayDispatch {
   params: Record<string, number>;
   /** Workgroup counts. */
   workgroups: [number, number, number];
-  /** Byte size of each binding. */
-  sizes: number[];
+  /** Byte size of each buffer binding, or a texture binding's [width, height] in texels. */
+  sizes: (number | readonly [number, number])[];
 }
 
 /** Host time each measurement aims at, so that one sync's cost is small beside it. */
@@ -57,7 +58,9 @@ export async function timeIsolated(
 /** The key under which two dispatches cost the same. */
 function signature(d: ReplayDispatch): string {
   const p = d.kernel.paramNames.map((n) => d.params[n]).join(",");
-  return `${d.kernel.key}|${p}|${d.workgroups.join("x")}|${d.sizes.join(",")}`;
+  return `${d.kernel.key}|${p}|${d.workgroups.join("x")}|${
+    d.sizes.map((s) => typeof s === "number" ? s : s.join("x")).join(",")
+  }`;
 }
 
 /** Milliseconds of an empty sync (the fixed cost subtracted from every measurement). */
@@ -72,14 +75,25 @@ async function syncOverhead(rt: Runtime): Promise<number> {
 }
 
 async function timeOne(rt: Runtime, d: ReplayDispatch, overhead: number): Promise<number> {
-  const buffers = d.sizes.map((size) =>
-    rt.device.createBuffer({
-      size,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      label: "profile replay",
-    })
+  const resources = d.sizes.map((size) =>
+    typeof size === "number"
+      ? rt.device.createBuffer({
+        size,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+        label: "profile replay",
+      })
+      : rt.device.createTexture({
+        size: [...size],
+        format: "rgba32float",
+        usage: TEXTURE_USAGE,
+        label: "profile replay",
+      })
   );
-  const bindings = buffers.map((buffer) => ({ buffer, byteOffset: 0, byteLength: buffer.size }));
+  const bindings = resources.map((r) =>
+    r instanceof GPUBuffer
+      ? { buffer: r, byteOffset: 0, byteLength: r.size }
+      : { texture: r, byteLength: r.width * r.height * TEXEL_BYTES }
+  );
   const run = async (reps: number) => {
     const t0 = performance.now();
     for (let i = 0; i < reps; i++) rt.dispatch(d.kernel, bindings, d.params, d.workgroups);
@@ -94,6 +108,6 @@ async function timeOne(rt: Runtime, d: ReplayDispatch, overhead: number): Promis
     return Math.max(await run(reps) - overhead, 0) / reps;
   } finally {
     await rt.sync();
-    for (const b of buffers) b.destroy();
+    for (const r of resources) r.destroy();
   }
 }

@@ -108,9 +108,16 @@ interface Noted {
   kernel: Kernel;
   params: Record<string, number>;
   workgroups: [number, number, number];
-  sizes: number[];
+  sizes: (number | readonly [number, number])[];
   sample: DispatchSample;
 }
+
+/**
+ * How kernels are timed: "auto" uses GPU timestamps where the device has trustworthy ones
+ * (`DeviceInfo.trustTimestamps`) and times each distinct dispatch in isolation elsewhere;
+ * "timestamps" and "isolated" force one (a test of either path).
+ */
+export type ProfileTiming = "auto" | "timestamps" | "isolated";
 
 /**
  * Records one step. Use {@linkcode Profiler.start}, run the step (marking phases), then
@@ -129,12 +136,17 @@ export class Profiler implements RuntimeObserver {
   /**
    * A profiler of a runtime.
    *
-   * @param rt The runtime: kernels are timed with GPU timestamps when its device was created
-   *   with `timestamp-query`, in isolation otherwise.
+   * @param rt The runtime.
+   * @param timing How kernels are timed (default "auto": GPU timestamps when the device has
+   *   `timestamp-query` and they measure its kernels, in isolation otherwise).
+   * @throws {Error} For "timestamps" on a device without `timestamp-query`.
    */
-  constructor(rt: Runtime) {
+  constructor(rt: Runtime, timing: ProfileTiming = "auto") {
     this.#rt = rt;
-    this.#timestamps = rt.info.hasTimestamps;
+    if (timing === "timestamps" && !rt.info.hasTimestamps) {
+      throw new Error("Profiling with GPU timestamps needs a device with timestamp-query");
+    }
+    this.#timestamps = timing === "timestamps" || (timing === "auto" && rt.info.trustTimestamps);
   }
 
   /** Starts recording: work recorded from now on belongs to the step. */
@@ -195,7 +207,11 @@ export class Profiler implements RuntimeObserver {
       kernel: d.kernel,
       params: { ...d.params },
       workgroups: [x, y, z],
-      sizes: d.bindings.map((b) => Math.ceil(Math.max(b.byteLength, 4) / 16) * 16),
+      sizes: d.bindings.map((b) =>
+        "texture" in b
+          ? [b.texture.width, b.texture.height] as const
+          : Math.ceil(Math.max(b.byteLength, 4) / 16) * 16
+      ),
       sample: {
         name: d.kernel.spec.name,
         flops: cost.flops,
@@ -322,6 +338,7 @@ export class Profiler implements RuntimeObserver {
  * @param rt The runtime.
  * @param label What is profiled.
  * @param step Records the step (it may mark phases on the profiler it is given).
+ * @param timing How kernels are timed (default "auto", see {@linkcode ProfileTiming}).
  * @returns The profile.
  * @example
  * ```ts
@@ -334,8 +351,9 @@ export async function profileStep(
   rt: Runtime,
   label: string,
   step: (profiler: Profiler) => void | Promise<void>,
+  timing: ProfileTiming = "auto",
 ): Promise<StepProfile> {
-  const p = new Profiler(rt);
+  const p = new Profiler(rt, timing);
   p.start();
   try {
     await step(p);

@@ -44,6 +44,20 @@ Deno.test("stepConfigs() equal-budget family shares trunk, text and budget, not 
   throws(() => stepConfigs(["8k"]), RangeError);
 });
 
+Deno.test("stepConfigs() eq-1.5k-vec4 is eq-1.5k with vec4 matmuls; stepRows() states their ratio", () => {
+  const [eq, vec4] = stepConfigs(["eq-1.5k", "eq-1.5k-vec4"], { depth: 3, budget: 500 });
+  assertEquals(vec4!.model, eq!.model);
+  assertEquals(vec4!.batch, eq!.batch);
+  assertEquals(eq!.kernels, undefined);
+  assertEquals(vec4!.kernels, { matmul: { variant: "vec4" } });
+  const rows = stepRows([
+    { config: eq!, stepMs: 800, parts: [] },
+    { config: vec4!, stepMs: 1200, parts: [] },
+  ]);
+  const ratio = rows.find((r) => r.name === "ratio eq-1.5k-vec4 / eq-1.5k (matmul family)");
+  assertEquals([ratio?.rate, ratio?.ms], [1.5, 400]);
+});
+
 Deno.test("benchSteps() times the tiny step and parts that add up to about the step", async () => {
   const [r] = await benchSteps(stepConfigs(["tiny"]), { runs: 1 });
   assert(r!.stepMs > 0 && Number.isFinite(r!.stepMs));

@@ -89,3 +89,27 @@ Deno.test("trimPool() in the middle of recording keeps the recorded work valid",
   assertEquals(rt.memory().allocatedBytes, rt.memory().inUseBytes);
   for (const t of [x, y, z]) t.dispose();
 });
+
+Deno.test("textures: the free one of the exact size created first, counted with the buffers, destroyed by trim", () => {
+  const pool = new BufferPool(rt.device, rt.info.maxBufferBytes);
+  const buf = pool.acquire(4096);
+  const [a, b] = [pool.acquireTexture(8, 3), pool.acquireTexture(8, 3)];
+  const c = pool.acquireTexture(4, 3);
+  assertEquals([a.width, a.height, a.format], [8, 3, "rgba32float"]);
+  const texBytes = (8 * 3 * 2 + 4 * 3) * 16;
+  assertEquals(pool.stats().inUseBytes, 4096 + texBytes);
+  assertEquals(pool.stats().liveBuffers, 4);
+  pool.releaseTexture(b);
+  pool.releaseTexture(a);
+  pool.releaseTexture(c);
+  assert(pool.acquireTexture(8, 3) === a); // the older of the two
+  assert(pool.acquireTexture(4, 3) === c); // exact sizes only
+  assert(pool.acquireTexture(8, 4) !== b);
+  assertEquals(pool.stats().peakAllocatedBytes, 4096 + texBytes + 8 * 4 * 16);
+  pool.release(buf);
+  for (const t of [a, c]) pool.releaseTexture(t);
+  pool.trim();
+  // The 8x4 texture is still handed out: only it remains.
+  assertEquals(pool.stats().allocatedBytes, 8 * 4 * 16);
+  assertEquals(pool.stats().liveBuffers, 1);
+});

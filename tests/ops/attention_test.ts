@@ -16,6 +16,7 @@ import {
 import { attentionRef } from "../../src/reference/attention.ts";
 import { type Arr, arr } from "../../src/reference/array.ts";
 import { tensor } from "../../src/ops/creation.ts";
+import { cast } from "../../src/ops/cast.ts";
 import { noGrad } from "../../src/autograd/tape.ts";
 import { tidy } from "../../src/autograd/scope.ts";
 import type { Tensor } from "../../src/autograd/tensor.ts";
@@ -117,6 +118,12 @@ const LAYOUTS: Layout[] = [
     uniform: { wg: 2, rows: 3, chunk: 2 },
     label: " with the uniform forward, 2 threads x 3 rows, chunks of 2",
   },
+  { variant: "texture", label: " with the texture forward" },
+  {
+    variant: "texture",
+    uniform: { wg: 2, rows: 3, chunk: 2 },
+    label: " with the texture forward, 2 threads x 3 rows, chunks of 2",
+  },
 ];
 
 /** The kernel choice of a layout, as the op takes it. */
@@ -128,7 +135,10 @@ for (const l of LAYOUTS) {
   for (const c of CASES) {
     Deno.test(`attention() ${label(c)}${l.label} matches float64 and FD`, async () => {
       const kernel = kernelOf(l);
-      if (l.variant !== "auto" && attentionVariant(c.d, kernel) !== l.variant) {
+      const ran = attentionVariant(c.d, kernel);
+      // texture reads vec4 texels: D % 4 != 0 runs its storage twin, uniform.
+      const fallback = l.variant === "texture" && c.d % 4 !== 0 && ran === "uniform";
+      if (l.variant !== "auto" && ran !== l.variant && !fallback) {
         throw new Error(`The ${l.variant} kernels cannot run D=${c.d} on this adapter`);
       }
       await checkCase(c, kernel);
@@ -206,14 +216,19 @@ Deno.test("attention() rejects mismatched shapes, heads, masks and empty key set
   });
 });
 
-Deno.test("attentionVariant() picks uniform (from 256 queries) or rows on CPU adapters and tiled on GPUs; tiled falls back to rows when its tile cannot fit", () => {
+Deno.test("attentionVariant() picks texture (uniform for D % 4 != 0; from 256 queries) or rows on CPU adapters and tiled on GPUs; tiled falls back to rows when its tile cannot fit", () => {
   assertEquals(attentionVariant(8), rt.info.isSoftware ? "rows" : "tiled");
-  const cpu = (nq: number) => (nq >= UNIFORM_MIN_QUERIES ? "uniform" : "rows");
-  for (const nq of [1, 96, 255, 256, 729, 2560]) {
-    assertEquals(attentionVariant(72, {}, nq), rt.info.isSoftware ? cpu(nq) : "tiled");
+  const cpu = (d: number, nq: number) =>
+    nq >= UNIFORM_MIN_QUERIES ? (d % 4 === 0 ? "texture" : "uniform") : "rows";
+  for (const d of [72, 5]) {
+    for (const nq of [1, 96, 255, 256, 729, 2560]) {
+      assertEquals(attentionVariant(d, {}, nq), rt.info.isSoftware ? cpu(d, nq) : "tiled");
+    }
   }
   assertEquals(attentionVariant(72, { variant: "rows" }, 2560), "rows");
   assertEquals(attentionVariant(72, { variant: "uniform" }, 1), "uniform");
+  assertEquals(attentionVariant(72, { variant: "texture" }, 1), "texture");
+  assertEquals(attentionVariant(5, { variant: "texture" }, 2560), "uniform");
   assertEquals(attentionVariant(8, { variant: "tiled" }), "tiled");
   assertEquals(attentionVariant(8, { variant: "tiled", tiles: { tile: 1 << 20 } }), "rows");
 });
@@ -272,7 +287,7 @@ for (const variant of ATTENTION_VARIANTS) {
         };
         const accepts = (n: number) => tidy(() => run(n) !== null);
         // The uniform forward walks keys in chunks: its loops run a quarter as many trips.
-        const perTrip = variant === "uniform" ? uniformShape().chunk : 1;
+        const perTrip = variant === "uniform" || variant === "texture" ? uniformShape().chunk : 1;
         let lo = 1, hi = perTrip * (rt.info.maxLoopTrips + 1);
         if (!accepts(lo) || accepts(hi)) {
           throw new Error(`The loop guard should accept 1 key and refuse ${hi}`);
@@ -322,4 +337,61 @@ Deno.test("attention() forward at one high-res block's size (Nq=Nk=2560, Nc=729,
   const want = attentionRef(qs, k, v, { heads: c.heads, cache: { k: ck, v: cv } });
   // Outputs average 3289 values |v| <= 1; measured worst |error| 1e-7 (f32 running sums).
   assertClose(got, want.data, { atol: 5e-7, rtol: 2e-6, label: "sampled rows" });
+});
+
+// The texture forward does the uniform forward's sums in the same order: equal bits, with a
+// cache, masks, f16 storage, no own keys, and a batch past the largest texture (uniform then).
+for (
+  const c of [
+    { b: 2, nq: 300, nk: 40, nc: 24, heads: 2, d: 8, mask: true, label: "cache and mask" },
+    { b: 2, nq: 260, nk: 0, nc: 24, heads: 3, d: 12, mask: false, label: "cache only" },
+    { b: 3, nq: 257, nk: 33, nc: 0, heads: 1, d: 72, mask: false, label: "own keys only" },
+  ]
+) {
+  for (const dtype of ["f32", "f16"] as const) {
+    Deno.test(`attention() texture forward equals uniform bit for bit: ${c.label}, ${dtype}`, async () => {
+      if (dtype === "f16" && !rt.info.hasF16) return;
+      const w = c.heads * c.d;
+      const rand = (n: number, shape: number[]) =>
+        cast(tensor(Float32Array.from(randArr([n], rng).data), shape), dtype);
+      const q = rand(c.b * c.nq * w, [c.b, c.nq, w]);
+      const k = rand(c.b * c.nk * w, [c.b, c.nk, w]), v = rand(c.b * c.nk * w, [c.b, c.nk, w]);
+      const cache = c.nc > 0
+        ? { k: rand(c.b * c.nc * w, [c.b, c.nc, w]), v: rand(c.b * c.nc * w, [c.b, c.nc, w]) }
+        : undefined;
+      const keyMask = c.mask
+        ? tensor(
+          Float32Array.from({ length: c.b * (c.nc + c.nk) }, (_, i) => (i % 7 === 3 ? 0 : 1)),
+          [c.b, c.nc + c.nk],
+        )
+        : undefined;
+      const [x, y] = await Promise.all(
+        (["uniform", "texture"] as const).map((variant) =>
+          cast(
+            noGrad(() =>
+              attention(q, k, v, { heads: c.heads, cache, keyMask, kernel: { variant } })
+            ),
+            "f32",
+          ).read()
+        ),
+      );
+      assertEquals(new Uint32Array(y!.buffer), new Uint32Array(x!.buffer));
+    });
+  }
+}
+
+Deno.test("attention() texture forward runs the uniform kernel when the batch's keys pass the largest texture", () => {
+  const side = rt.info.maxTextureSide, heads = 1, d = 4;
+  const nk = Math.floor(side / 2) + 1; // two samples' keys stacked pass it
+  const q = tensor(new Float32Array(2 * 256 * d), [2, 256, d]);
+  const k = tensor(new Float32Array(2 * nk * d), [2, nk, d]);
+  const names: string[] = [];
+  rt.observe({ dispatch: (r) => void names.push(r.kernel.spec.name) });
+  try {
+    tidy(() => noGrad(() => void attention(q, k, k, { heads, kernel: { variant: "texture" } })));
+  } finally {
+    rt.observe(null);
+  }
+  assertEquals(names.some((n) => n.startsWith("attention_texture")), false);
+  assertEquals(names.some((n) => n.startsWith("attention_uniform")), true);
 });

@@ -6,8 +6,10 @@ import {
   type MatmulTiles,
   type MatmulVariant,
   matmulVariant,
+  TEXTURE_MIN_SIDE,
 } from "../../src/ops/matmul.ts";
 import { tensor } from "../../src/ops/creation.ts";
+import { cast } from "../../src/ops/cast.ts";
 import { matmulRef } from "../../src/reference/matmul.ts";
 
 const rng = new Rng(3);
@@ -79,6 +81,8 @@ const TILINGS: { variant: MatmulVariant; tiles?: Partial<MatmulTiles>; label: st
   { variant: "scalar", label: "scalar" },
   { variant: "vec4", label: "vec4" },
   { variant: "vec4", tiles: { vec4: { tm: 4, tn: 8 } }, label: "vec4 4x8" },
+  { variant: "texture", label: "texture" },
+  { variant: "texture", tiles: { vec4: { tm: 4, tn: 8 } }, label: "texture 4x8" },
   { variant: "tiled", label: "tiled" },
   { variant: "tiled", tiles: { tiled: { bm: 32, bn: 16, bk: 4 } }, label: "tiled 32x16x4" },
 ];
@@ -161,6 +165,7 @@ Deno.test("matmul() tiled-f16 kernel equals the f32 sum of f16-rounded operands"
 for (
   const [v, k, n] of [
     [{ variant: "vec4" as const }, 140000, 4],
+    [{ variant: "texture" as const }, 140000, 4],
     [{ variant: "tiled" as const, tiles: { tiled: { bm: 16, bn: 16, bk: 8 } } }, 270000, 3],
   ] as const
 ) {
@@ -171,12 +176,90 @@ for (
   });
 }
 
-Deno.test("matmulVariant() picks vec4 on CPU adapters when N is a multiple of 4", () => {
+Deno.test("matmulVariant() picks texture on CPU adapters for large matmuls with N a multiple of 4, vec4 for small ones and past the largest texture", () => {
   const picks = [20, 21, 4, 3].map((n) => matmulVariant({ m: 13, n, k: 27 }));
+  const t = TEXTURE_MIN_SIDE;
+  const large = [[t, t, t], [t - 1, t, t], [t, t - 4, t], [t, t, t - 1], [t, t + 1, t]];
+  picks.push(...large.map(([m, n, k]) => matmulVariant({ m: m!, n: n!, k: k! })));
   assertEquals(
     picks,
     rt.info.isSoftware
-      ? ["vec4", "scalar", "vec4", "scalar"]
-      : ["tiled", "tiled", "tiled", "tiled"],
+      ? ["vec4", "scalar", "vec4", "scalar", "texture", "vec4", "vec4", "vec4", "scalar"]
+      : new Array(9).fill("tiled"),
   );
+  const side = rt.info.maxTextureSide;
+  const over = [
+    { m: side + 1, n: 8, k: 4 }, // A taller than a texture
+    { m: 2, n: 8, k: 4, batch: Math.floor(side / 2) + 1 }, // A's batch entries stacked
+    { m: 2, n: 8, k: 4, batch: side, sharedB: false }, // B's batch entries stacked
+    { m: 2, n: 8, k: 4 * side + 4 }, // rows of A wider than a texture
+  ];
+  const fits = [{ m: side, n: 8, k: 4 * side }, { m: 1, n: 8, k: 4, batch: side }];
+  assertEquals(
+    [...over, ...fits].map((d) => matmulVariant(d, "texture")),
+    [...over.map(() => "vec4"), ...fits.map(() => "texture")],
+  );
+});
+
+// The texture family runs the vec4 kernel's sums in the same order: equal bits, in every
+// layout, with f16 operands, epilogues, K not a multiple of 4 and K split over dispatches.
+const SAME_BITS: { a: number[]; b: number[]; transA?: boolean; transB?: boolean; label: string }[] =
+  [
+    { a: [37, 24], b: [20, 24], transB: true, label: "A B^T" },
+    { a: [37, 22], b: [22, 20], label: "A B, K % 4 = 2" },
+    { a: [24, 37], b: [24, 20], transA: true, label: "A^T B" },
+    { a: [23, 37], b: [20, 23], transA: true, transB: true, label: "A^T B^T, K % 4 = 3" },
+    { a: [3, 17, 12], b: [3, 12, 8], label: "batched" },
+    { a: [3, 12, 17], b: [12, 8], transA: true, label: "batched A^T, shared B" },
+  ];
+for (const c of SAME_BITS) {
+  for (const dtype of ["f32", "f16"] as const) {
+    Deno.test(`matmul() texture equals vec4 bit for bit: ${c.label}, ${dtype} operands, bias + GELU and residual`, async () => {
+      if (dtype === "f16" && !rt.info.hasF16) return;
+      const rand = (shape: number[]) => tensor(Float32Array.from(randArr(shape, rng).data), shape);
+      const at = cast(rand(c.a), dtype), bt = cast(rand(c.b), dtype);
+      const run = (variant: MatmulVariant, opts: Parameters<typeof matmul>[2]) =>
+        matmul(at, bt, { transA: c.transA, transB: c.transB, kernel: { variant }, ...opts });
+      const plain = [run("vec4", {}), run("texture", {})];
+      const n = plain[0]!.shape.at(-1)!;
+      const bias = rand([n]);
+      const residual = cast(rand([...plain[0]!.shape]), dtype);
+      const pairs = [
+        plain,
+        [run("vec4", { bias, activation: "gelu" }), run("texture", { bias, activation: "gelu" })],
+        [run("vec4", { bias, residual }), run("texture", { bias, residual })],
+      ];
+      for (const [v, t] of pairs) {
+        const [x, y] = [await cast(v!, "f32").read(), await cast(t!, "f32").read()];
+        assertEquals(new Uint32Array(y.buffer), new Uint32Array(x.buffer));
+      }
+    });
+  }
+}
+
+Deno.test("matmul() texture equals vec4 bit for bit with K summed over several dispatches", async () => {
+  const k = 140004; // past llvmpipe's loop limit: three K ranges
+  const rand = (shape: number[]) => tensor(Float32Array.from(randArr(shape, rng).data), shape);
+  const a = rand([2, k]), b = rand([8, k]);
+  const [x, y] = await Promise.all(
+    (["vec4", "texture"] as const).map((variant) =>
+      matmul(a, b, { transB: true, kernel: { variant } }).read()
+    ),
+  );
+  assertEquals(new Uint32Array(y!.buffer), new Uint32Array(x!.buffer));
+});
+
+Deno.test("matmul() texture returns its operand textures to the pool and reuses them", async () => {
+  const a = tensor(new Float32Array(40 * 24).fill(1), [40, 24]);
+  const b = tensor(new Float32Array(24 * 16).fill(1), [24, 16]);
+  matmul(a, b, { kernel: { variant: "texture" } }).dispose();
+  await rt.sync();
+  const before = rt.memory();
+  const y = matmul(a, b, { kernel: { variant: "texture" } });
+  await rt.sync();
+  const after = rt.memory();
+  // Only the result is new: both textures came back and were taken again.
+  assertEquals(after.allocatedBytes, before.allocatedBytes);
+  assertEquals(after.liveBuffers, before.liveBuffers + 1);
+  y.dispose();
 });

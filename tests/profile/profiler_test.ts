@@ -15,6 +15,7 @@ import { randn } from "../../src/ops/creation.ts";
 import { attention, type AttentionVariant } from "../../src/ops/attention.ts";
 import { backward } from "../../src/autograd/tape.ts";
 import { profileStep } from "../../src/profile/profiler.ts";
+import { matmul } from "../../src/ops/matmul.ts";
 import { formatProfile, kernelRows, kernelTotalMs, profileJson } from "../../src/profile/report.ts";
 import { chromeTrace, GPU_TRACK, HOST_TRACK } from "../../src/profile/trace.ts";
 import { takeProfileFlag } from "../../src/profile/output.ts";
@@ -55,7 +56,7 @@ Deno.test("profileStep() counts the dispatches of a known op sequence", async ()
         fillInto(a, 1);
         fillInto(b, 2);
         tidy(() => void add(a, b));
-      }));
+      }), "timestamps");
   const p = await sequence();
   assertEquals(p.counts.dispatches, 3);
   assertEquals(p.dispatches.length, 3);
@@ -77,7 +78,12 @@ Deno.test("profileStep() counts the dispatches of a known op sequence", async ()
 
 Deno.test("chromeTrace() is valid JSON whose kernel events sum to the table's total", async () => {
   const y = zeros([4096]);
-  const p = await profileStep(rt, "spins", (pr) => pr.phase("record", () => spins(rt, y)));
+  const p = await profileStep(
+    rt,
+    "spins",
+    (pr) => pr.phase("record", () => spins(rt, y)),
+    "timestamps",
+  );
   const trace = JSON.parse(JSON.stringify(chromeTrace(p))) as ReturnType<typeof chromeTrace>;
   assert(Array.isArray(trace.traceEvents));
   for (const e of trace.traceEvents) {
@@ -100,12 +106,24 @@ Deno.test("chromeTrace() is valid JSON whose kernel events sum to the table's to
 
 Deno.test("profileStep() times kernels with GPU timestamps: 100x the work takes longer", async () => {
   const y = zeros([4096]);
-  const p = await profileStep(rt, "spins", () => spins(rt, y));
+  const p = await profileStep(rt, "spins", () => spins(rt, y), "timestamps");
   assertEquals(p.source, "timestamps");
   const [light, heavy, light2] = p.dispatches.map((d) => d.gpuMs) as [number, number, number];
   assert(light > 0 && light2 > 0, `light kernels ${light}, ${light2} ms`);
   assert(heavy > 5 * Math.max(light, light2), `heavy ${heavy} ms, light ${light}, ${light2}`);
   assert(p.dispatches[1]!.gpuStartMs >= p.dispatches[0]!.gpuStartMs);
+  y.dispose();
+});
+
+Deno.test("by default the profiler uses timestamps only where the device's are trusted (not on lavapipe)", async () => {
+  const y = zeros([4096]);
+  const sources: string[] = [];
+  for (const trustTimestamps of [true, false]) {
+    const r = new Runtime(rt.device, { ...rt.info, trustTimestamps });
+    sources.push((await profileStep(r, "spins", () => spins(r, y))).source);
+  }
+  assertEquals(sources, ["timestamps", "isolated"]);
+  assertEquals(rt.info.trustTimestamps, !/llvmpipe|lavapipe/i.test(rt.info.description));
   y.dispose();
 });
 
@@ -168,4 +186,25 @@ Deno.test("takeProfileFlag() takes --profile and --profile=<dir> out of the argu
   assertEquals(takeProfileFlag(["a.yaml", "--x=1"]), { args: ["a.yaml", "--x=1"], dir: null });
   assertEquals(takeProfileFlag(["--profile", "a.yaml"]), { args: ["a.yaml"], dir: "profile" });
   assertEquals(takeProfileFlag(["a.yaml", "--profile=out/p"]), { args: ["a.yaml"], dir: "out/p" });
+});
+
+Deno.test("isolated timing replays texture-reading kernels on textures of the same sizes (texture matmul)", async () => {
+  const a = randn([40, 24], 1), b = randn([24, 16], 2);
+  const p = await profileStep(
+    rt,
+    "matmul",
+    () => tidy(() => void matmul(a, b, { kernel: { variant: "texture" } })),
+    "isolated",
+  );
+  assertEquals(p.source, "isolated");
+  assertEquals(p.dispatches.map((d) => d.name), [
+    "texture_pack",
+    "texture_pack_transposed",
+    "matmul_texture_12x16",
+  ]);
+  for (const d of p.dispatches) assert(d.gpuMs > 0, `${d.name}: ${d.gpuMs} ms`);
+  // The operand textures count as bytes moved: 40 x 6 and 16 x 6 texels of 16 bytes.
+  assertEquals(p.dispatches[2]!.bytes, (40 * 6 + 16 * 6) * 16 + 40 * 24 * 4 + 40 * 16 * 4);
+  a.dispose();
+  b.dispose();
 });
