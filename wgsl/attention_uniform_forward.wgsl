@@ -17,14 +17,16 @@
 // indices count vec4s and DU = D/4), else f32 (DU = D). KV declares K, V, KC, VC: storage
 // arrays of ROW, or (family `texture`, D % 4 == 0) rgba32float textures of the same rows
 // (texel (x, b * N + j) = floats 4x..4x+3 of key row j: src/ops/texture.ts fills them),
-// which llvmpipe fetches for all lanes at once instead of lane by lane; same sums, same bits. The per-row code is unrolled by
-// src/ops/attention_uniform.ts (SETUP, CHUNK_C, CHUNK, STORE: q rows in registers q{r}x*,
-// running max m{r}, sum l{r}, accumulators a{r}x*); only the loops over key chunks remain
+// which llvmpipe fetches for all lanes at once instead of lane by lane; same sums, same
+// bits. The per-row code is unrolled by src/ops/attention_uniform.ts (SETUP, CHUNK_C, CHUNK,
+// STORE: q rows in registers q{r}x*, running max m{r}, sum l{r}, accumulators a{r}x*); only
+// the loops over key chunks remain
 // (ceil(Nc/C) + ceil(Nk/C) trips). A row whose keys are all masked gets O = 0 and lse = 0.
 // Params: groups = B*H*ceil(Nq/(WG*R)), nq, heads, nc, nk, scale.
 // Dispatch: grid(groups, 1); workgroup w -> (b, h, block) with w = (b*H + h)*blocks + block.
-// Bindings: 0 Q, 1 K, 2 V, 3 KC, 4 VC (read, or textures), 5 keyMask (read; any buffer or
-// texture when unused: nc = 0, or HAS_MASK false), 6 O (write), 7 lse (write), 8 params.
+// Bindings: 0 Q, 1 K, 2 V, 3 KC, 4 VC (read, or textures; KC and VC any of their kind when
+// nc = 0), 5 keyMask (read; any buffer when HAS_MASK is false), 6 O (write), 7 lse (write),
+// 8 params.
 @group(0) @binding(0) var<storage, read> Q: array<{{ROW}}>;
 {{KV}}
 @group(0) @binding(5) var<storage, read> keyMask: array<f32>;

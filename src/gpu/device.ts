@@ -171,6 +171,7 @@ async function create(options: AcquireOptions): Promise<{ device: GPUDevice; inf
   });
   const ai = adapter.info;
   const description = ai.description || ai.device || "unknown adapter";
+  const lavapipe = /llvmpipe|lavapipe/i.test(description);
   const info: DeviceInfo = {
     description,
     vendor: ai.vendor,
@@ -178,14 +179,13 @@ async function create(options: AcquireOptions): Promise<{ device: GPUDevice; inf
     isSoftware: ai.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/i.test(description),
     hasF16: wantF16,
     hasTimestamps: features.includes("timestamp-query"),
-    trustTimestamps: features.includes("timestamp-query") &&
-      !/llvmpipe|lavapipe/i.test(description),
+    trustTimestamps: features.includes("timestamp-query") && !lavapipe,
     maxBindingBytes: Math.min(device.limits.maxStorageBufferBindingSize, bindingCap),
     maxBufferBytes: Math.min(device.limits.maxBufferSize, bufferCap),
     bindingOffsetAlignment: device.limits.minStorageBufferOffsetAlignment,
     maxWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
     maxTextureSide: device.limits.maxTextureDimension2D,
-    maxLoopTrips: /llvmpipe|lavapipe/i.test(description) ? 65535 : Infinity,
+    maxLoopTrips: lavapipe ? 65535 : Infinity,
   };
   return { device, info };
 }

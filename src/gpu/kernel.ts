@@ -2,8 +2,8 @@
  * Kernels declared as data: a WGSL source, its storage bindings, its uniform parameters.
  *
  * Binding convention shared by every file in `wgsl/`: group 0 holds the storage buffers (and
- * textures) at bindings 0..n-1 in the order of {@linkcode KernelSpec.bindings}, then (when the kernel has
- * parameters) `var<uniform> params: Params` at binding n. `Params` is a struct of 4-byte
+ * textures) at bindings 0..n-1 in the order of {@linkcode KernelSpec.bindings}, then (when the
+ * kernel has parameters) `var<uniform> params: Params` at binding n. `Params` is a struct of 4-byte
  * scalars whose fields are named, in order, by {@linkcode KernelSpec.params}. Sources may
  * contain `{{NAME}}` placeholders filled from {@linkcode KernelSpec.defines} (for things WGSL
  * override constants cannot express: element types, unrolled code). Pipelines are compiled

@@ -1,14 +1,15 @@
 /**
  * Matrix multiplication: batched, with transposes, fused epilogues (bias, then a residual add
- * or a GELU) and accumulation, for any sizes (tiles need not divide them). Three kernel
+ * or a GELU) and accumulation, for any sizes (tiles need not divide them). Four kernel
  * families, chosen per adapter and shape:
  *
  * - `texture` (CPU adapters such as llvmpipe): the `vec4` kernel reading both operands from
  *   rgba32float textures, which one pass per operand fills from any layout (a transpose, K
  *   padded to 4). llvmpipe fetches a texel for all SIMD lanes at once, where a storage load
- *   is a loop over the lanes with a branch each: the same loop runs 1.5-1.7x faster on the
- *   model's shapes and gives the same bits as `vec4`. Operands taller or wider than the
- *   device's largest texture run as `vec4`.
+ *   is a loop over the lanes with a branch each: measured with the packing included, 1.3-2.1x
+ *   `vec4`'s speed at the model's shapes, with the same bits. Picked from M, N, K >= 256
+ *   ({@linkcode TEXTURE_MIN_SIDE}); operands taller or wider than the device's largest
+ *   texture run as `vec4`.
  * - `vec4`: a large register tile per thread, every load and store a vec4, no workgroup
  *   memory. llvmpipe executes a memory access lane by lane, so the
  *   cost of a load hardly depends on its width: the kernel reads both operands along K four
@@ -195,13 +196,13 @@ export function matmulVariant(
   const v = wanted === "auto" ? (info.isSoftware ? cpu : "tiled") : wanted;
   // The vec4 and texture kernels store C as vec4 rows.
   if ((v === "vec4" || v === "texture") && dims.n % 4 !== 0) return "scalar";
-  if (v === "texture" && !texturesFit(dims)) return "vec4";
+  if (v === "texture" && !operandsFitTextures(dims)) return "vec4";
   if (v === "tiled-f16" && !info.hasF16) return "tiled";
   return v;
 }
 
 /** Whether both operands of a `texture` matmul fit the device's largest texture. */
-function texturesFit(
+function operandsFitTextures(
   dims: Pick<MatmulDims, "m" | "n" | "k"> & Partial<Pick<MatmulDims, "batch" | "sharedB">>,
 ): boolean {
   const batch = dims.batch ?? 1;
@@ -960,6 +961,7 @@ function matmulDispatch(
   }
   step = Math.min(K, step) || 1;
   const { residual, activation, preActivation } = opts;
+  const operands: Binding[] = textures.length > 0 ? textures : [A, B];
   // Texels are f32 whatever the operands' storage.
   const types: MatmulTypes = {
     a: textures.length > 0 ? "f32" : A.dtype as FloatDType,
@@ -978,10 +980,9 @@ function matmulDispatch(
       saveZ: last && !!preActivation,
     };
     const extra = [...(e.residual ? [residual!] : []), ...(e.saveZ ? [preActivation!] : [])];
-    const [opA, opB]: Binding[] = textures.length > 0 ? textures : [A, B];
     rt.dispatch(
       make(e),
-      [opA!, opB!, bias ?? A, out, ...extra],
+      [...operands, bias ?? A, out, ...extra],
       {
         M: m,
         N: n,

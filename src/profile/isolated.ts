@@ -1,7 +1,8 @@
 /**
  * Kernel times without GPU timestamps: each distinct dispatch of a step (same kernel,
- * parameters, workgroups and binding sizes) is replayed on its own on zero-filled buffers (and
- * textures) of the same sizes, repeated until the host clock resolves it, and its time per call kept.
+ * parameters, workgroups and binding sizes) is replayed on its own on zero-filled buffers
+ * (and textures) of the same sizes, repeated until the host clock resolves it, and its time
+ * per call kept.
  * Zero inputs can shorten data-dependent kernels (top-k, gathers); the figure is an estimate
  * of the kernel's cost at these shapes, not of this step's exact run.
  *
